@@ -1,0 +1,123 @@
+"""The ``sentiment`` command line: every command is a thin call into one library function."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from sentiment_hf.errors import SentimentError
+
+app = typer.Typer(
+    name="sentiment",
+    help="Fine-tune, sweep, evaluate, export, serve and ship transformer sentiment classifiers.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+Overrides = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help="Dotted KEY=VALUE overrides typed by the recipe schema, e.g. "
+        "training.learning_rate=3e-5 data.max_train_samples=500 data.source=../shared/data/rt-polarity",
+        show_default=False,
+    ),
+]
+
+
+@app.command()
+def train(
+    recipe: Annotated[Path, typer.Argument(help="YAML recipe, e.g. recipes/base.yaml.")],
+    overrides: Overrides = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue from the last checkpoint in the run directory.")
+    ] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing run directory's run.")
+    ] = False,
+) -> None:
+    """Fine-tune a classifier as RECIPE says; writes model, metrics.json and manifest.json to
+    training.output_dir.
+
+    The recipe sections are model, data, training (any transformers.TrainingArguments field),
+    early_stopping and tracking; see README.md for the reference.
+    """
+    from sentiment_hf.recipe import load_recipe
+    from sentiment_hf.train import train as run_train
+
+    result = run_train(load_recipe(recipe, overrides or []), resume=resume, overwrite=overwrite)
+    keys = ("eval_accuracy", "eval_f1", "test_accuracy", "test_f1")
+    summary = ", ".join(f"{k}={result.metrics[k]:.4f}" for k in keys if k in result.metrics)
+    typer.echo(f"run saved to {result.run_dir}: {summary}")
+
+
+@app.command("eval")
+def eval_(
+    model_dir: Annotated[Path, typer.Argument(help="A run directory written by `sentiment train`.")],
+    split: Annotated[str, typer.Option(help="train, validation or test.")] = "test",
+    data: Annotated[
+        str | None, typer.Option(help="Evaluate on this data source instead of the recipe's.")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option(help="Report folder (default MODEL_DIR/eval).")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Inference batch size.")] = 64,
+) -> None:
+    """Evaluate a trained model: metrics JSON, confusion-matrix PNG and misclassified CSV."""
+    from sentiment_hf.evaluation import evaluate_model
+
+    report = evaluate_model(model_dir, split=split, data=data, output_dir=output, batch_size=batch_size)
+    typer.echo(json.dumps(report.metrics, indent=2))
+    typer.echo(f"reports: {report.metrics_path.parent}", err=True)
+
+
+@app.command()
+def predict(
+    model_dir: Annotated[Path, typer.Argument(help="A run directory written by `sentiment train`.")],
+    texts: Annotated[
+        list[str] | None, typer.Argument(help="Texts to classify; none reads --file or stdin.", show_default=False)
+    ] = None,
+    file: Annotated[
+        Path | None, typer.Option("--file", "-f", help="Read one text per line from this file.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+    backend: Annotated[str, typer.Option(help="Inference backend: torch or onnx.")] = "torch",
+    batch_size: Annotated[int, typer.Option(min=1, help="Inference batch size.")] = 32,
+) -> None:
+    """Print the label and probability of each input text."""
+    from sentiment_hf.predict import Predictor
+
+    inputs = list(texts or [])
+    if file is not None:
+        if not file.is_file():
+            raise SentimentError(f"--file {str(file)!r} not found")
+        inputs += [line for line in file.read_text(encoding="utf-8").split("\n") if line.strip()]
+    if not inputs and not sys.stdin.isatty():
+        inputs = [line for line in sys.stdin.read().split("\n") if line.strip()]
+    if not inputs:
+        raise SentimentError("no input texts; pass TEXT arguments, --file FILE or pipe lines on stdin")
+    predictor = Predictor(model_dir, backend=backend, batch_size=batch_size)
+    for pred in predictor.predict(inputs):
+        if as_json:
+            typer.echo(json.dumps(pred.to_dict(), ensure_ascii=False))
+        else:
+            typer.echo(f"{pred.label}\t{pred.score:.4f}\t{pred.text}")
+
+
+def main() -> None:
+    """Console-script entry point: one-line errors with exit code 2 for bad input."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app()
+    except SentimentError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,284 @@
+"""Load, validate and tokenize the train / validation / test splits.
+
+``data.source`` is a hub dataset id, a directory of the raw Cornell ``rt-polarity.pos`` /
+``rt-polarity.neg`` files, a directory of ``{split}.csv|jsonl|parquet`` files, or one such file
+(then cut into stratified splits). Every split ends with a ``text`` and an integer ``label``
+column; the label names travel with it into ``model.config.id2label``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+
+from sentiment_hf.errors import SentimentError
+from sentiment_hf.recipe import DataConfig
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "validation", "test")
+RT_FILES = {"pos": "rt-polarity.pos", "neg": "rt-polarity.neg"}
+RT_LABEL_NAMES = ["neg", "pos"]
+FILE_FORMATS = {".csv": "csv", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
+
+
+@dataclass
+class SentimentData:
+    """Validated splits (``text``, ``label``), the label names and a content fingerprint."""
+
+    splits: DatasetDict
+    label_names: list[str]
+    fingerprint: str
+    source: str
+
+
+def read_rt_polarity(directory: str | Path) -> DatasetDict:
+    """Read the raw Cornell files exactly as the hub builder does (8,530 / 1,066 / 1,066).
+
+    Lines are decoded as latin-1 and split on ``\\n`` only (cp1252 byte 0x85 would otherwise
+    become a NEL line break); each class is cut into contiguous 80/10/10 blocks, positives first.
+    """
+    directory = Path(directory)
+    lines = {}
+    for name, filename in RT_FILES.items():
+        with open(directory / filename, encoding="latin-1") as handle:
+            lines[name] = [line.strip() for line in handle.readlines()]
+    features = Features({"text": Value("string"), "label": ClassLabel(names=RT_LABEL_NAMES)})
+    out = {}
+    n = len(lines["pos"])
+    i1, i2 = int(n * 0.8 + 0.5), int(n * 0.9 + 0.5)
+    for split, (lo, hi) in zip(SPLITS, [(0, i1), (i1, i2), (i2, None)], strict=True):
+        pos, neg = lines["pos"][lo:hi], lines["neg"][lo:hi]
+        out[split] = Dataset.from_dict(
+            {"text": pos + neg, "label": [1] * len(pos) + [0] * len(neg)}, features=features
+        )
+    return DatasetDict(out)
+
+
+def _is_local(source: str) -> bool:
+    path = Path(source).expanduser()
+    if path.exists():
+        return True
+    looks_like_path = source.startswith((".", "/", "~")) or Path(source).suffix in FILE_FORMATS
+    if looks_like_path:
+        raise SentimentError(
+            f"data.source path {source!r} does not exist; point it at the rt-polarity directory, "
+            "a folder of train/validation/test files, or one CSV/JSONL/parquet file"
+        )
+    return False
+
+
+def _load_file(path: Path) -> Dataset:
+    fmt = FILE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise SentimentError(
+            f"data file {str(path)!r} has an unsupported type; use .csv, .jsonl or .parquet"
+        )
+    from datasets import load_dataset
+
+    try:
+        return load_dataset(fmt, data_files=str(path), split="train")
+    except Exception as exc:  # datasets raises many types for unreadable files
+        raise SentimentError(f"could not read {str(path)!r} as {fmt}: {exc}".splitlines()[0]) from exc
+
+
+def _load_local(path: Path, cfg: DataConfig, seed: int) -> DatasetDict:
+    if path.is_dir():
+        if all((path / f).is_file() for f in RT_FILES.values()):
+            return read_rt_polarity(path)
+        found = {}
+        wanted = {
+            "train": cfg.train_split,
+            "validation": cfg.validation_split,
+            "test": cfg.test_split,
+        }
+        for split, name in wanted.items():
+            for suffix in FILE_FORMATS:
+                candidate = path / f"{name}{suffix}"
+                if candidate.is_file():
+                    found[split] = _load_file(candidate)
+                    break
+        if not found:
+            raise SentimentError(
+                f"data.source directory {str(path)!r} has neither rt-polarity.pos/.neg nor "
+                f"{cfg.train_split}.csv|jsonl|parquet files"
+            )
+        return DatasetDict(found)
+    return DatasetDict({"train": _load_file(path)})
+
+
+def _load_hub(cfg: DataConfig) -> DatasetDict:
+    from datasets import load_dataset
+
+    try:
+        raw = load_dataset(cfg.source)
+    except Exception as exc:  # network, offline mode or unknown id
+        raise SentimentError(
+            f"could not load dataset {cfg.source!r} from the Hugging Face hub "
+            f"({type(exc).__name__}); offline, pass a local copy instead, e.g. "
+            "data.source=../shared/data/rt-polarity"
+        ) from exc
+    rename = {cfg.train_split: "train", cfg.validation_split: "validation", cfg.test_split: "test"}
+    return DatasetDict({rename[k]: v for k, v in raw.items() if k in rename})
+
+
+def _carve_missing_splits(dd: DatasetDict, cfg: DataConfig, seed: int) -> DatasetDict:
+    """Cut validation/test out of train when a source only has train."""
+    if "train" not in dd:
+        raise SentimentError(f"data source {cfg.source!r} has no {cfg.train_split!r} split")
+    out = dict(dd)
+    for split, size in (("test", cfg.test_size), ("validation", cfg.validation_size)):
+        if split in out:
+            continue
+        if not 0 < size < 1:
+            raise SentimentError(f"data.{split}_size must be between 0 and 1, got {size}")
+        cut = out["train"].train_test_split(test_size=size, seed=seed)
+        out["train"], out[split] = cut["train"], cut["test"]
+    return DatasetDict(out)
+
+
+def _label_names_of(ds: Dataset, label_column: str) -> list[str] | None:
+    feature = ds.features.get(label_column)
+    return list(feature.names) if isinstance(feature, ClassLabel) else None
+
+
+def _normalize(
+    ds: Dataset, split: str, cfg: DataConfig, label_names: list[str]
+) -> Dataset:
+    """Return ``ds`` with exactly a string ``text`` and an int ``label`` column, validated."""
+    for column, key in ((cfg.text_column, "text_column"), (cfg.label_column, "label_column")):
+        if column not in ds.column_names:
+            raise SentimentError(
+                f"{split} split has no column {column!r} (columns: {', '.join(ds.column_names)}); "
+                f"set data.{key}"
+            )
+    if len(ds) == 0:
+        raise SentimentError(f"the {split} split is empty; check data.source and its files")
+    texts = ds[cfg.text_column]
+    labels = ds[cfg.label_column]
+    index = {name: i for i, name in enumerate(label_names)}
+    out_labels = []
+    for row, (text, label) in enumerate(zip(texts, labels, strict=True)):
+        if not isinstance(text, str):
+            raise SentimentError(
+                f"{split} row {row}: text is {type(text).__name__}, not a string; clean the data"
+            )
+        if isinstance(label, str) and label in index:
+            out_labels.append(index[label])
+        elif isinstance(label, int) and not isinstance(label, bool) and 0 <= label < len(label_names):
+            out_labels.append(label)
+        else:
+            raise SentimentError(
+                f"{split} row {row}: label {label!r} is outside the declared set {label_names}; "
+                "fix the data or set data.label_names"
+            )
+    features = Features({"text": Value("string"), "label": ClassLabel(names=label_names)})
+    return Dataset.from_dict({"text": texts, "label": out_labels}, features=features)
+
+
+def _infer_label_names(dd: DatasetDict, cfg: DataConfig) -> list[str]:
+    if cfg.label_names:
+        if len(set(cfg.label_names)) != len(cfg.label_names) or len(cfg.label_names) < 2:
+            raise SentimentError("data.label_names must list at least two distinct names")
+        return list(cfg.label_names)
+    for ds in dd.values():
+        if cfg.label_column in ds.column_names:
+            names = _label_names_of(ds, cfg.label_column)
+            if names:
+                return names
+    values = set()
+    for ds in dd.values():
+        if cfg.label_column in ds.column_names:
+            values.update(v for v in ds[cfg.label_column] if v is not None)
+    if not values:
+        raise SentimentError(f"no labels found in column {cfg.label_column!r}; set data.label_column")
+    if all(isinstance(v, str) for v in values):
+        return sorted(values)
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        if min(values) < 0:
+            raise SentimentError(f"labels must be 0..N-1, found {min(values)}; set data.label_names")
+        return [str(i) for i in range(max(max(values) + 1, 2))]
+    raise SentimentError(
+        f"labels in {cfg.label_column!r} mix types; use all strings or all integers 0..N-1"
+    )
+
+
+def fingerprint(dd: DatasetDict) -> str:
+    """SHA-256 over every split's texts and labels (order-sensitive)."""
+    digest = hashlib.sha256()
+    for split in sorted(dd):
+        digest.update(split.encode())
+        for text, label in zip(dd[split]["text"], dd[split]["label"], strict=True):
+            digest.update(text.encode("utf-8", "surrogatepass"))
+            digest.update(b"\x00%d\n" % label)
+    return digest.hexdigest()
+
+
+def load_splits(cfg: DataConfig, seed: int = 42, splits: tuple[str, ...] = SPLITS) -> SentimentData:
+    """Load the splits a recipe names, validate them and apply the sample limits."""
+    source = cfg.source
+    if _is_local(source):
+        raw = _load_local(Path(source).expanduser(), cfg, seed)
+    else:
+        raw = _load_hub(cfg)
+    raw = _carve_missing_splits(raw, cfg, seed)
+    label_names = _infer_label_names(raw, cfg)
+    limits = {
+        "train": cfg.max_train_samples,
+        "validation": cfg.max_eval_samples,
+        "test": cfg.max_test_samples,
+    }
+    out = {}
+    for split in splits:
+        if split not in raw:
+            raise SentimentError(f"data source {source!r} has no {split} split")
+        ds = _normalize(raw[split], split, cfg, label_names)
+        limit = limits[split]
+        if limit is not None:
+            if limit < 1:
+                raise SentimentError(f"data.max_{split}_samples must be >= 1, got {limit}")
+            if limit < len(ds):
+                # Shuffle before cutting: the raw rt-polarity splits are ordered by class.
+                ds = ds.shuffle(seed=seed).select(range(limit))
+        out[split] = ds
+    dd = DatasetDict(out)
+    return SentimentData(dd, label_names, fingerprint(dd), source)
+
+
+def tokenize_splits(
+    data: SentimentData,
+    tokenizer: Any,
+    max_length: int,
+    main_process_first: Any = None,
+    cache_dir: str | Path | None = None,
+) -> DatasetDict:
+    """Tokenize every split with ``datasets.map`` (batched, cached by content), no padding.
+
+    Padding happens per batch in the collator (dynamic padding). ``main_process_first`` is the
+    TrainingArguments context manager, so under torchrun rank 0 builds the cache first.
+    """
+    def encode(batch: dict[str, list]) -> dict[str, list]:
+        return tokenizer(batch["text"], truncation=True, max_length=max_length)
+
+    key = hashlib.sha256(
+        f"{data.fingerprint}|{tokenizer.name_or_path}|{len(tokenizer)}|{max_length}".encode()
+    ).hexdigest()[:16]
+    cache = Path(cache_dir or Path.home() / ".cache" / "sentiment_hf" / "tokenized") / key
+    cache.mkdir(parents=True, exist_ok=True)
+    out = {}
+    with main_process_first or nullcontext():
+        for split, ds in data.splits.items():
+            out[split] = ds.map(
+                encode,
+                batched=True,
+                remove_columns=["text"],
+                cache_file_name=str(cache / f"{split}.arrow"),
+                desc=f"tokenize {split}",
+            )
+    return DatasetDict(out)

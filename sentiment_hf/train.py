@@ -1,0 +1,205 @@
+"""Fine-tune with the HF Trainer and write the run directory.
+
+The skeleton follows transformers' ``run_classification.py``: seed, find the last checkpoint,
+tokenize under ``main_process_first``, Trainer, save model + metrics + state; files are written
+on the main process only.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sentiment_hf.data import SentimentData, load_splits, tokenize_splits
+from sentiment_hf.errors import SentimentError
+from sentiment_hf.manifest import build_manifest, write_json
+from sentiment_hf.metrics import make_compute_metrics
+from sentiment_hf.modeling import build_model, build_tokenizer, resolve_backbone
+from sentiment_hf.recipe import Recipe, save_recipe
+from sentiment_hf.tracking import configure_tracking
+
+log = logging.getLogger(__name__)
+
+RECIPE_FILE = "recipe.yaml"
+METRICS_FILE = "metrics.json"
+MANIFEST_FILE = "manifest.json"
+
+
+@dataclass
+class Prepared:
+    """Everything a Trainer needs that does not depend on hyperparameters."""
+
+    recipe: Recipe
+    data: SentimentData
+    tokenized: Any
+    tokenizer: Any
+    backbone_path: str
+
+    @property
+    def label_names(self) -> list[str]:
+        return self.data.label_names
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` produced."""
+
+    run_dir: Path
+    metrics: dict[str, float]
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+
+def build_training_args(recipe: Recipe, **overrides: Any) -> Any:
+    """TrainingArguments from the recipe's ``training`` section (plus tracking)."""
+    from transformers import TrainingArguments
+
+    kwargs = dict(recipe.training)
+    report_to = configure_tracking(recipe.tracking, run_name=recipe.name)
+    if report_to:
+        kwargs["report_to"] = report_to
+        kwargs.setdefault("run_name", recipe.name)
+    kwargs.update(overrides)
+    import torch
+
+    if not torch.cuda.is_available():
+        kwargs["dataloader_pin_memory"] = False  # pinning needs an accelerator
+    try:
+        return TrainingArguments(**kwargs)
+    except (ValueError, TypeError) as exc:
+        raise SentimentError(f"invalid training settings: {exc}".splitlines()[0]) from exc
+
+
+def prepare(recipe: Recipe, args: Any) -> Prepared:
+    """Load data, resolve the backbone and tokenize (rank 0 first under torchrun)."""
+    data = load_splits(recipe.data, seed=recipe.training.get("seed", 42))
+    backbone = resolve_backbone(recipe.model.backbone, recipe.model.revision, recipe.model.cache_dir)
+    tokenizer = build_tokenizer(backbone, recipe.model)
+    tokenized = tokenize_splits(
+        data,
+        tokenizer,
+        recipe.model.max_length,
+        main_process_first=args.main_process_first(desc="tokenize"),
+    )
+    return Prepared(recipe, data, tokenized, tokenizer, backbone)
+
+
+def build_trainer(
+    prepared: Prepared,
+    args: Any,
+    model_init: Any = None,
+    callbacks: list[Any] | None = None,
+) -> Any:
+    """A Trainer with dynamic padding, local metrics and early stopping from the recipe."""
+    from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer
+
+    recipe = prepared.recipe
+    callbacks = list(callbacks or [])
+    patience = recipe.early_stopping.patience
+    if patience and args.load_best_model_at_end and args.eval_strategy != "no":
+        callbacks.append(
+            EarlyStoppingCallback(
+                early_stopping_patience=patience,
+                early_stopping_threshold=recipe.early_stopping.threshold,
+            )
+        )
+    model_kwargs: dict[str, Any] = {"model_init": model_init}
+    if model_init is None:
+        model_kwargs = {"model": build_model(prepared.backbone_path, prepared.label_names, recipe.model)}
+    return Trainer(
+        args=args,
+        train_dataset=prepared.tokenized["train"],
+        eval_dataset=prepared.tokenized["validation"],
+        processing_class=prepared.tokenizer,
+        data_collator=DataCollatorWithPadding(
+            prepared.tokenizer, pad_to_multiple_of=recipe.data.pad_to_multiple_of
+        ),
+        compute_metrics=make_compute_metrics(len(prepared.label_names)),
+        callbacks=callbacks,
+        **model_kwargs,
+    )
+
+
+def _check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> str | None:
+    """Return the checkpoint to resume from; refuse to clobber a finished or started run."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    if not run_dir.is_dir():
+        if resume:
+            log.warning("--resume: %s does not exist yet, starting a new run", run_dir)
+        return None
+    last = get_last_checkpoint(str(run_dir))
+    if resume:
+        if last is None:
+            log.warning("--resume: no checkpoint in %s, starting from scratch", run_dir)
+        return last
+    started = last is not None or (run_dir / "config.json").exists()
+    if started and not overwrite:
+        raise SentimentError(
+            f"run directory {str(run_dir)!r} already holds a run; pass --resume to continue it, "
+            "--overwrite to replace it, or set training.output_dir=NEW_DIR"
+        )
+    return None
+
+
+def finish_run(trainer: Any, prepared: Prepared, started: float, extra: dict[str, Any] | None = None) -> TrainResult:
+    """Evaluate on validation and test, save model, recipe, metrics and manifest."""
+    from transformers import EarlyStoppingCallback
+
+    recipe = prepared.recipe
+    run_dir = Path(trainer.args.output_dir)
+    trainer.remove_callback(EarlyStoppingCallback)  # it only judges validation during training
+    metrics = {k: float(v) for k, v in trainer.evaluate().items() if isinstance(v, (int, float))}
+    test = trainer.evaluate(prepared.tokenized["test"], metric_key_prefix="test")
+    metrics.update({k: float(v) for k, v in test.items() if isinstance(v, (int, float))})
+    metrics["train_global_step"] = float(trainer.state.global_step)
+    manifest: dict[str, Any] = {}
+    trainer.save_model(str(run_dir))  # collective under FSDP; writes on the main process only
+    trainer.save_state()
+    if trainer.is_world_process_zero():
+        save_recipe(recipe, run_dir / RECIPE_FILE)
+        write_json(run_dir / METRICS_FILE, metrics)
+        manifest = build_manifest(
+            prepared.data.fingerprint,
+            started,
+            time.time(),
+            world_size=trainer.args.world_size,
+            backbone=recipe.model.backbone,
+            backbone_path=prepared.backbone_path,
+            data_source=prepared.data.source,
+            label_names=prepared.label_names,
+            split_sizes={k: len(v) for k, v in prepared.data.splits.items()},
+            **(extra or {}),
+        )
+        write_json(run_dir / MANIFEST_FILE, manifest)
+    return TrainResult(run_dir, metrics, manifest)
+
+
+def train(
+    recipe: Recipe,
+    resume: bool = False,
+    overwrite: bool = False,
+    callbacks: list[Any] | None = None,
+) -> TrainResult:
+    """Fine-tune the recipe's backbone and write the run directory; returns its metrics."""
+    from transformers import set_seed
+
+    started = time.time()
+    run_dir = recipe.output_dir
+    checkpoint = _check_run_dir(run_dir, resume, overwrite)
+    args = build_training_args(recipe)
+    set_seed(args.seed)
+    prepared = prepare(recipe, args)
+    trainer = build_trainer(prepared, args, callbacks=callbacks)
+    if trainer.is_world_process_zero():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_recipe(recipe, run_dir / RECIPE_FILE)
+    train_output = trainer.train(resume_from_checkpoint=checkpoint)
+    extra = {
+        "resumed_from": checkpoint,
+        "train_runtime_s": train_output.metrics.get("train_runtime"),
+        "train_samples_per_second": train_output.metrics.get("train_samples_per_second"),
+    }
+    return finish_run(trainer, prepared, started, extra)
