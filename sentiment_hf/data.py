@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -269,7 +270,8 @@ def tokenize_splits(
     key = hashlib.sha256(
         f"{data.fingerprint}|{tokenizer.name_or_path}|{len(tokenizer)}|{max_length}".encode()
     ).hexdigest()[:16]
-    cache = Path(cache_dir or Path.home() / ".cache" / "sentiment_hf" / "tokenized") / key
+    root = cache_dir or Path(os.environ.get("SENTIMENT_HF_CACHE", Path.home() / ".cache" / "sentiment_hf"))
+    cache = Path(root) / "tokenized" / key
     cache.mkdir(parents=True, exist_ok=True)
     out = {}
     with main_process_first or nullcontext():

