@@ -109,6 +109,50 @@ def predict(
             typer.echo(f"{pred.label}\t{pred.score:.4f}\t{pred.text}")
 
 
+@app.command("export")
+def export_(
+    model_dir: Annotated[
+        Path, typer.Argument(help="A run directory written by `sentiment train`.")
+    ],
+    quantize: Annotated[
+        str | None, typer.Option(help="Also write an int8 model: --quantize int8.")
+    ] = None,
+    parity: Annotated[
+        bool, typer.Option(help="Check the exported files against PyTorch on the test split.")
+    ] = True,
+    data: Annotated[
+        str | None, typer.Option(help="Parity data source instead of the recipe's.")
+    ] = None,
+    max_samples: Annotated[
+        int | None, typer.Option(min=1, help="Check parity on this many test samples only.")
+    ] = None,
+    per_channel: Annotated[
+        bool, typer.Option(help="Quantize weights per output channel.")
+    ] = False,
+    reduce_range: Annotated[
+        bool, typer.Option(help="Quantize weights to 7 bits (for CPUs without VNNI).")
+    ] = False,
+) -> None:
+    """Export MODEL_DIR to model.onnx (and model.int8.onnx) with a parity check on real data."""
+    from sentiment_hf.export import export_onnx
+
+    result = export_onnx(
+        model_dir,
+        quantize=quantize,
+        parity=parity,
+        data=data,
+        max_samples=max_samples,
+        per_channel=per_channel,
+        reduce_range=reduce_range,
+    )
+    for path in (result.onnx_path, result.int8_path):
+        if path is not None:
+            typer.echo(f"wrote {path}", err=True)
+    if result.parity_path is not None:
+        typer.echo(json.dumps(result.parity, indent=2))
+        typer.echo(f"parity report: {result.parity_path}", err=True)
+
+
 def main() -> None:
     """Console-script entry point: one-line errors with exit code 2 for bad input."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

@@ -86,8 +86,24 @@ class TorchBackend:
             return self.model(**inputs).logits.float().cpu().numpy()
 
 
-#: Backend name → factory(model_dir, device) ; the ONNX backend registers itself here.
-BACKENDS: dict[str, Callable[..., Any]] = {"torch": TorchBackend}
+def _onnx_fp32(model_dir: Path, device: str | None = None) -> Any:
+    from sentiment_hf.onnx_backend import onnx_fp32
+
+    return onnx_fp32(model_dir, device=device)
+
+
+def _onnx_int8(model_dir: Path, device: str | None = None) -> Any:
+    from sentiment_hf.onnx_backend import onnx_int8
+
+    return onnx_int8(model_dir, device=device)
+
+
+#: Backend name → factory(model_dir, device). "onnx" / "onnx-int8" need `sentiment export` first.
+BACKENDS: dict[str, Callable[..., Any]] = {
+    "torch": TorchBackend,
+    "onnx": _onnx_fp32,
+    "onnx-int8": _onnx_int8,
+}
 
 
 class Predictor:
@@ -150,6 +166,10 @@ class Predictor:
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Probabilities, shape (len(texts), num_labels), in input order."""
+        return _softmax(self.predict_logits(texts))
+
+    def predict_logits(self, texts: Sequence[str]) -> np.ndarray:
+        """Raw logits, shape (len(texts), num_labels), in input order."""
         texts = list(texts)
         if not texts:
             raise SentimentError("no input texts; give at least one text")
@@ -160,7 +180,7 @@ class Predictor:
                 raise SentimentError(f"input {i} has {len(text)} characters; the cap is {MAX_TEXT_CHARS}")
         rows = self._encode(texts)
         order = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]))
-        probs = np.zeros((len(rows), len(self.labels)), dtype=np.float32)
+        logits = np.zeros((len(rows), len(self.labels)), dtype=np.float32)
         pad_id = self.tokenizer.pad_token_id or 0
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
@@ -172,8 +192,8 @@ class Predictor:
                 for j, i in enumerate(idx):
                     arr[j, : len(rows[i][key])] = rows[i][key]
                 batch[key] = arr
-            probs[idx] = _softmax(self.backend(batch))
-        return probs
+            logits[idx] = self.backend(batch)
+        return logits
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         """Label, score and per-label probabilities for each text, in input order."""

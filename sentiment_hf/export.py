@@ -1,0 +1,214 @@
+"""Export a trained model directory to ONNX (fp32, optionally int8) and check parity on real data.
+
+``model.onnx`` (and ``model.int8.onnx``) land beside the tokenizer and config, with dynamic batch
+and sequence axes, so ``Predictor(model_dir, backend="onnx")`` can run them. The parity check
+runs the PyTorch model and every exported file over the recipe's test split and writes
+``export_parity.json``: max |logit difference|, argmax agreement and accuracy of each.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sentiment_hf.errors import SentimentError
+from sentiment_hf.manifest import write_json
+from sentiment_hf.onnx_backend import INT8_FILE, ONNX_FILE
+from sentiment_hf.predict import Predictor, check_model_dir
+
+log = logging.getLogger(__name__)
+
+PARITY_FILE = "export_parity.json"
+QUANTIZE_CHOICES = ("int8",)
+OPSET = 18
+
+
+@dataclass
+class ExportResult:
+    """Files written by :func:`export_onnx` and the parity report (empty when skipped)."""
+
+    onnx_path: Path
+    int8_path: Path | None = None
+    parity_path: Path | None = None
+    parity: dict[str, Any] = field(default_factory=dict)
+
+
+def model_input_names(model: Any, tokenizer: Any) -> list[str]:
+    """Inputs the tokenizer produces that the model's forward accepts, in forward order.
+
+    BERT-style models get ``token_type_ids``; DistilBERT-style ones do not.
+    """
+    params = list(inspect.signature(model.forward).parameters)
+    produced = set(tokenizer.model_input_names)
+    names = [
+        p
+        for p in params
+        if p in produced and p in {"input_ids", "attention_mask", "token_type_ids"}
+    ]
+    if "input_ids" not in names:
+        raise SentimentError(
+            "the model does not take input_ids; only text classifiers can be exported"
+        )
+    return names
+
+
+def _load_for_export(model_dir: Path) -> tuple[Any, Any]:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    # eager attention traces to plain MatMul/Softmax, which onnxruntime fuses and quantizes well
+    model = AutoModelForSequenceClassification.from_pretrained(
+        model_dir, use_safetensors=True, attn_implementation="eager"
+    )
+    model.eval()
+    return model, tokenizer
+
+
+def export_fp32(model_dir: Path, out: Path, opset: int = OPSET) -> list[str]:
+    """Trace the classifier to ``out`` with dynamic batch/sequence axes; returns its input names."""
+    import torch
+
+    model, tokenizer = _load_for_export(model_dir)
+    names = model_input_names(model, tokenizer)
+
+    class LogitsOnly(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
+            return self.model(**dict(zip(names, tensors, strict=True))).logits
+
+    sample = tokenizer(
+        ["a sample sentence to trace the graph with", "short one"],
+        padding=True,
+        return_tensors="pt",
+    )
+    args = tuple(sample[n] for n in names)
+    axes = {n: {0: "batch", 1: "sequence"} for n in names}
+    axes["logits"] = {0: "batch"}
+    tmp = out.with_name(out.name + ".tmp")
+    with torch.no_grad():
+        torch.onnx.export(
+            LogitsOnly(),
+            args,
+            str(tmp),
+            input_names=names,
+            output_names=["logits"],
+            dynamic_axes=axes,
+            opset_version=opset,
+            do_constant_folding=True,
+            dynamo=False,
+        )
+    import onnx
+
+    onnx.checker.check_model(str(tmp))
+    tmp.replace(out)
+    return names
+
+
+def quantize_int8(
+    fp32: Path, out: Path, per_channel: bool = False, reduce_range: bool = False
+) -> Path:
+    """Dynamic int8 quantization of the MatMul/Gemm weights (activations quantized at run time)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    tmp = out.with_name(out.name + ".tmp")
+    quantize_dynamic(
+        str(fp32),
+        str(tmp),
+        weight_type=QuantType.QInt8,
+        per_channel=per_channel,
+        reduce_range=reduce_range,
+        op_types_to_quantize=["MatMul", "Gemm"],
+    )
+    tmp.replace(out)
+    return out
+
+
+def _test_split(
+    model_dir: Path, data: str | None, labels: list[str], max_samples: int | None
+) -> Any:
+    from sentiment_hf.data import load_splits
+    from sentiment_hf.evaluation import _data_config
+
+    cfg = _data_config(model_dir, data)
+    cfg.label_names = labels
+    # load_splits shuffles (seeded) before cutting to max_samples: the split is class-ordered
+    cfg.max_test_samples = max_samples
+    return load_splits(cfg, splits=("test",)).splits["test"], cfg.source
+
+
+def parity_report(
+    model_dir: Path,
+    backends: list[str],
+    data: str | None = None,
+    max_samples: int | None = None,
+    batch_size: int = 32,
+) -> dict[str, Any]:
+    """Compare each ONNX backend's logits with PyTorch's on the test split of the run's data."""
+    torch_pred = Predictor(model_dir, backend="torch", batch_size=batch_size)
+    dataset, source = _test_split(model_dir, data, torch_pred.labels, max_samples)
+    texts, labels = dataset["text"], np.asarray(dataset["label"])
+    reference = torch_pred.predict_logits(texts)
+    ref_pred = reference.argmax(-1)
+    report: dict[str, Any] = {
+        "split": "test",
+        "data_source": source,
+        "samples": len(texts),
+        "torch": {"accuracy": float((ref_pred == labels).mean())},
+    }
+    for name in backends:
+        logits = Predictor(model_dir, backend=name, batch_size=batch_size).predict_logits(texts)
+        pred = logits.argmax(-1)
+        report[name] = {
+            "file": INT8_FILE if name == "onnx-int8" else ONNX_FILE,
+            "max_abs_logit_diff": float(np.abs(logits - reference).max()),
+            "mean_abs_logit_diff": float(np.abs(logits - reference).mean()),
+            "argmax_agreement_pct": float((pred == ref_pred).mean() * 100),
+            "accuracy": float((pred == labels).mean()),
+        }
+    return report
+
+
+def export_onnx(
+    model_dir: str | Path,
+    quantize: str | None = None,
+    parity: bool = True,
+    data: str | None = None,
+    max_samples: int | None = None,
+    per_channel: bool = False,
+    reduce_range: bool = False,
+    opset: int = OPSET,
+) -> ExportResult:
+    """Write ``model.onnx`` (and ``model.int8.onnx`` with ``quantize="int8"``) into ``model_dir``.
+
+    With ``parity`` (default) the exported files are checked against PyTorch on the test split
+    of the run's recipe data (or ``data``) and the report is saved as ``export_parity.json``.
+    """
+    path = check_model_dir(model_dir)
+    if quantize is not None and quantize not in QUANTIZE_CHOICES:
+        raise SentimentError(
+            f"unknown --quantize {quantize!r}; choose {', '.join(QUANTIZE_CHOICES)}"
+        )
+    started = time.perf_counter()
+    result = ExportResult(onnx_path=path / ONNX_FILE)
+    export_fp32(path, result.onnx_path, opset=opset)
+    backends = ["onnx"]
+    if quantize == "int8":
+        result.int8_path = quantize_int8(
+            result.onnx_path, path / INT8_FILE, per_channel=per_channel, reduce_range=reduce_range
+        )
+        backends.append("onnx-int8")
+    log.info("exported in %.1fs", time.perf_counter() - started)
+    if parity:
+        result.parity = parity_report(path, backends, data=data, max_samples=max_samples)
+        result.parity["quantization"] = {"per_channel": per_channel, "reduce_range": reduce_range}
+        result.parity_path = write_json(path / PARITY_FILE, result.parity)
+    return result

@@ -1,0 +1,198 @@
+"""ONNX export, int8 quantization, the parity check on the real RT test split, the ONNX Predictor.
+
+Everything here runs for real: torch.onnx export, onnxruntime sessions, the raw rt-polarity files.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sentiment_hf import Predictor, SentimentError
+from sentiment_hf.export import PARITY_FILE, export_onnx
+
+RT_TEST_SIZE = 1066
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the tiny run with model.onnx, model.int8.onnx and export_parity.json."""
+    out = tmp_path_factory.mktemp("exported") / "run"
+    shutil.copytree(tiny_run, out, ignore=shutil.ignore_patterns("checkpoint-*"))
+    export_onnx(out, quantize="int8")
+    return out
+
+
+def _run_cli(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
+    from sentiment_hf.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["sentiment", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    return exit_info.value.code or 0
+
+
+def test_export_writes_onnx_files_with_dynamic_axes(exported: Path) -> None:
+    import onnx
+
+    for name in ("model.onnx", "model.int8.onnx"):
+        graph = onnx.load(str(exported / name), load_external_data=False).graph
+        inputs = {i.name: i for i in graph.input}
+        # the tiny backbone is BERT: its token_type_ids input is kept
+        assert set(inputs) == {"input_ids", "attention_mask", "token_type_ids"}
+        for tensor in inputs.values():
+            dims = tensor.type.tensor_type.shape.dim
+            assert [d.dim_param for d in dims] == ["batch", "sequence"], name
+        assert [o.name for o in graph.output] == ["logits"]
+    # int8 weights make the file smaller than the fp32 one
+    assert (exported / "model.int8.onnx").stat().st_size < (exported / "model.onnx").stat().st_size
+
+
+def test_parity_on_the_real_test_split_is_saved_and_tight(exported: Path) -> None:
+    report = json.loads((exported / PARITY_FILE).read_text())
+    assert report["split"] == "test"
+    assert report["samples"] == RT_TEST_SIZE  # the whole real RT test split, not the tiny slice
+    fp32 = report["onnx"]
+    assert fp32["max_abs_logit_diff"] < 1e-4
+    assert fp32["argmax_agreement_pct"] == 100.0
+    assert fp32["accuracy"] == report["torch"]["accuracy"]
+    int8 = report["onnx-int8"]
+    assert int8["max_abs_logit_diff"] < 0.5
+    assert int8["argmax_agreement_pct"] >= 95.0
+    assert abs(int8["accuracy"] - report["torch"]["accuracy"]) <= 0.03
+
+
+def test_onnx_predictor_matches_torch_and_keeps_input_order(exported: Path) -> None:
+    texts = [
+        "a gorgeous, witty, seductive movie .",
+        "x",
+        "the plot is a mess and the acting is worse , a dull , lifeless slog from start to end .",
+        "",
+        "fine .",
+    ]
+    torch_pred = Predictor(exported, backend="torch", batch_size=2)
+    expected = torch_pred.predict_proba(texts)
+    for backend, tol in (("onnx", 1e-5), ("onnx-int8", 0.1)):
+        predictor = Predictor(exported, backend=backend, batch_size=2)
+        probs = predictor.predict_proba(texts)
+        np.testing.assert_allclose(probs, expected, atol=tol)
+        reversed_probs = predictor.predict_proba(texts[::-1])
+        np.testing.assert_allclose(reversed_probs[::-1], probs, atol=1e-6)
+        preds = predictor.predict(texts)
+        assert [p.text for p in preds] == texts
+        assert {p.label for p in preds} <= {"neg", "pos"}
+        assert all(abs(sum(p.probabilities.values()) - 1) < 1e-5 for p in preds)
+
+
+def test_onnx_predictor_truncates_long_input_and_says_so_once(
+    exported: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    predictor = Predictor(exported, backend="onnx")
+    long_text = "a wonderful film . " * 400
+    with caplog.at_level("WARNING"):
+        first = predictor.predict_proba([long_text, "ok"])
+        predictor.predict_proba([long_text])
+    warnings = [r for r in caplog.records if "truncated" in r.getMessage()]
+    assert len(warnings) == 1
+    np.testing.assert_allclose(
+        first[:1], Predictor(exported, backend="torch").predict_proba([long_text]), atol=1e-5
+    )
+
+
+def test_onnx_backend_without_export_names_the_fix(tiny_run: Path) -> None:
+    with pytest.raises(SentimentError, match=r"no model\.onnx .*`sentiment export "):
+        Predictor(tiny_run, backend="onnx")
+    with pytest.raises(SentimentError, match=r"--quantize int8`"):
+        Predictor(tiny_run, backend="onnx-int8")
+
+
+def test_onnx_predictor_rejects_empty_input(exported: Path) -> None:
+    with pytest.raises(SentimentError, match="no input texts"):
+        Predictor(exported, backend="onnx").predict([])
+
+
+def test_export_rejects_a_directory_that_is_not_a_model(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("not a model")
+    with pytest.raises(SentimentError, match="not a trained model directory"):
+        export_onnx(tmp_path)
+    with pytest.raises(SentimentError, match="does not exist"):
+        export_onnx(tmp_path / "missing")
+
+
+def test_export_rejects_unknown_quantization(tiny_run: Path) -> None:
+    with pytest.raises(SentimentError, match="unknown --quantize 'int4'"):
+        export_onnx(tiny_run, quantize="int4")
+
+
+def test_model_without_token_type_ids_exports_two_inputs(
+    tmp_path: Path, tiny_backbone: Path, rt_dir: Path
+) -> None:
+    """A DistilBERT-style classifier has no token_type_ids; the ONNX graph must not ask for it."""
+    import onnx
+    import torch
+    from transformers import (
+        AutoTokenizer,
+        DistilBertConfig,
+        DistilBertForSequenceClassification,
+    )
+
+    torch.manual_seed(0)
+    config = DistilBertConfig(
+        vocab_size=30522, dim=32, n_layers=2, n_heads=2, hidden_dim=64,
+        max_position_embeddings=128, id2label={0: "neg", 1: "pos"}, label2id={"neg": 0, "pos": 1},
+    )  # fmt: skip
+    DistilBertForSequenceClassification(config).save_pretrained(tmp_path)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_backbone)
+    tokenizer.model_input_names = ["input_ids", "attention_mask"]  # as distilbert's tokenizer
+    tokenizer.save_pretrained(tmp_path)
+
+    export_onnx(tmp_path, data=str(rt_dir), max_samples=64)
+    graph = onnx.load(str(tmp_path / "model.onnx")).graph
+    assert [i.name for i in graph.input] == ["input_ids", "attention_mask"]
+    report = json.loads((tmp_path / PARITY_FILE).read_text())
+    assert report["samples"] == 64
+    assert report["onnx"]["max_abs_logit_diff"] < 1e-4
+    predictor = Predictor(tmp_path, backend="onnx")
+    assert predictor.backend.input_names == ["input_ids", "attention_mask"]
+    assert predictor.predict(["fine ."])[0].label in {"neg", "pos"}
+
+
+def test_cli_export_and_predict_with_onnx(
+    exported: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = _run_cli(
+        monkeypatch, "predict", str(exported), "--backend", "onnx", "--json", "good", "bad"
+    )
+    assert code == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["text"] for line in lines] == ["good", "bad"]
+
+
+def test_cli_export_bad_input_is_one_line_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _run_cli(monkeypatch, "export", str(tmp_path / "nope")) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "does not exist" in err
+    assert "Traceback" not in err
+
+
+def test_cli_export_prints_and_saves_parity(
+    tiny_run: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("checkpoint-*"))
+    assert _run_cli(monkeypatch, "export", str(run), "--max-samples", "48") == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == json.loads((run / PARITY_FILE).read_text())
+    assert printed["samples"] == 48
+    assert printed["onnx"]["argmax_agreement_pct"] == 100.0
+    assert (run / "model.onnx").is_file() and not (run / "model.int8.onnx").exists()
