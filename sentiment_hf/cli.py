@@ -56,6 +56,38 @@ def train(
     typer.echo(f"run saved to {result.run_dir}: {summary}")
 
 
+@app.command()
+def sweep(
+    recipe: Annotated[
+        str | None,
+        typer.Argument(
+            help="YAML recipe with a sweep: section (default recipes/sweep.yaml).", show_default=False
+        ),
+    ] = None,
+    overrides: Overrides = None,
+    retrain_best: Annotated[
+        bool,
+        typer.Option("--retrain-best", help="Then train best.yaml to <sweep dir>/best with test metrics."),
+    ] = False,
+) -> None:
+    """Optuna hyperparameter search through the Trainer, as the recipe's sweep: section says.
+
+    Rerun the same command to continue the study up to sweep.n_trials finished trials; start it
+    several times (same storage) to run workers in parallel. Writes trials.csv, best.yaml and
+    plots to training.output_dir.
+    """
+    from sentiment_hf.recipe import load_recipe
+    from sentiment_hf.sweep import DEFAULT_SWEEP_RECIPE, format_trials
+    from sentiment_hf.sweep import sweep as run_sweep
+
+    items = list(overrides or [])
+    if recipe is None or ("=" in recipe and not Path(recipe).is_file()):
+        items = ([recipe] if recipe else []) + items  # `sentiment sweep KEY=VALUE ...`
+        recipe = DEFAULT_SWEEP_RECIPE
+    result = run_sweep(load_recipe(recipe, items), retrain_best=retrain_best)
+    typer.echo(format_trials(result))
+
+
 @app.command("eval")
 def eval_(
     model_dir: Annotated[Path, typer.Argument(help="A run directory written by `sentiment train`.")],
@@ -86,7 +118,7 @@ def predict(
         Path | None, typer.Option("--file", "-f", help="Read one text per line from this file.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
-    backend: Annotated[str, typer.Option(help="Inference backend: torch or onnx.")] = "torch",
+    backend: Annotated[str, typer.Option(help="Inference backend: torch, onnx or onnx-int8.")] = "torch",
     batch_size: Annotated[int, typer.Option(min=1, help="Inference batch size.")] = 32,
 ) -> None:
     """Print the label and probability of each input text."""
@@ -151,6 +183,50 @@ def export_(
     if result.parity_path is not None:
         typer.echo(json.dumps(result.parity, indent=2))
         typer.echo(f"parity report: {result.parity_path}", err=True)
+
+
+@app.command("push-to-hub")
+def push_to_hub_(
+    model_dir: Annotated[
+        Path, typer.Argument(help="A run directory written by `sentiment train`.")
+    ],
+    repo_id: Annotated[str, typer.Option(help="Target model repository, ORG/NAME.")],
+    private: Annotated[bool, typer.Option("--private", help="Create the repo as private.")] = False,
+    revision: Annotated[
+        str | None, typer.Option(help="Branch to upload to (created when missing).")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Stage and list the files; no network.")
+    ] = False,
+    stage_dir: Annotated[
+        Path | None, typer.Option(help="Stage into this new or empty folder (default: temp dir).")
+    ] = None,
+    license: Annotated[
+        str, typer.Option(help="License for the model card metadata.")
+    ] = "apache-2.0",
+) -> None:
+    """Stage MODEL_DIR (safetensors, tokenizer, config, recipe, model card) and upload it.
+
+    The token comes from HF_TOKEN or a saved `hf auth login` and is never printed.
+    """
+    from sentiment_hf.hub import push_to_hub
+
+    result = push_to_hub(
+        model_dir,
+        repo_id,
+        private=private,
+        revision=revision,
+        dry_run=dry_run,
+        stage_dir=stage_dir,
+        license=license,
+    )
+    typer.echo(f"staged {result.staged.path}:")
+    for name, size in result.staged.sizes.items():
+        typer.echo(f"  {name}\t{size}")
+    if result.uploaded:
+        typer.echo(f"uploaded to {result.url}")
+    else:
+        typer.echo(f"dry run: nothing uploaded to {repo_id}")
 
 
 def main() -> None:
