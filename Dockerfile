@@ -56,8 +56,10 @@ VOLUME ["/app/runs", "/app/data"]
 CMD ["train", "recipes/base.yaml"]
 
 # ---- serve: the FastAPI app on :8080 over the model mounted at /models/model ----
+# (`--backend onnx` needs model.onnx in that folder: run `sentiment export MODEL` first.)
 FROM runtime AS serve
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/health', timeout=4)"]
-CMD ["serve", "/models/model", "--backend", "onnx", "--host", "0.0.0.0", "--port", "8080"]
+CMD ["serve", "/models/model", "--backend", "onnx", "--host", "0.0.0.0", "--port", "8080", \
+     "--request-log", "/app/runs/requests.db"]

@@ -6,6 +6,7 @@ SHELL := bash
 MAKEFLAGS += --no-print-directory
 
 RECIPE  ?= recipes/base.yaml
+SWEEP_RECIPE ?= recipes/sweep.yaml
 ARGS    ?=
 MODEL   ?= runs/base
 BACKEND ?= onnx
@@ -32,8 +33,8 @@ setup: ## Install the locked environment (dev tools included) and the git hooks
 train: ## Fine-tune: uv run sentiment train $(RECIPE) $(ARGS)
 	uv run sentiment train $(RECIPE) $(ARGS)
 
-sweep: ## Hyperparameter search with Optuna: uv run sentiment sweep $(RECIPE) $(ARGS)
-	uv run sentiment sweep $(RECIPE) $(ARGS)
+sweep: ## Hyperparameter search with Optuna: uv run sentiment sweep $(SWEEP_RECIPE) $(ARGS)
+	uv run sentiment sweep $(SWEEP_RECIPE) $(ARGS)
 
 eval: ## Evaluate a run directory: MODEL=runs/base SPLIT=test
 	uv run sentiment eval $(MODEL) --split $(SPLIT)
