@@ -229,6 +229,142 @@ def push_to_hub_(
         typer.echo(f"dry run: nothing uploaded to {repo_id}")
 
 
+@app.command()
+def serve(
+    model_dir: Annotated[
+        Path, typer.Argument(help="A run directory written by `sentiment train`.")
+    ],
+    backend: Annotated[
+        str, typer.Option(help="torch, onnx or onnx-int8 (onnx needs `sentiment export`).")
+    ] = "torch",
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Server processes (each loads the model).")
+    ] = 1,
+    runner: Annotated[
+        str, typer.Option(help="batch (micro-batching queue) or threadpool.")
+    ] = "batch",
+    request_log: Annotated[
+        Path | None, typer.Option(help="SQLite file that receives every prediction.")
+    ] = Path("requests.db"),
+    no_request_log: Annotated[bool, typer.Option("--no-request-log", help="Log nothing.")] = False,
+    retention_days: Annotated[
+        float | None, typer.Option(help="Delete logged rows older than this (default 30).")
+    ] = 30.0,
+    log_mirror: Annotated[
+        str | None,
+        typer.Option(help="Also copy logged rows to this fsspec URL, e.g. gs://bucket/requests."),
+    ] = None,
+    mirror_option: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="fsspec option KEY=VALUE for --log-mirror (repeatable), e.g. endpoint_url=...."
+        ),
+    ] = None,
+    max_text_chars: Annotated[
+        int, typer.Option(min=1, help="Longest text accepted (422 beyond).")
+    ] = 5000,
+    max_batch: Annotated[
+        int, typer.Option(min=1, help="Most texts per request (422 beyond).")
+    ] = 64,
+    max_body_bytes: Annotated[
+        int, typer.Option(min=1, help="Largest body accepted (413 beyond).")
+    ] = 1_000_000,
+    drift_report: Annotated[
+        Path | None,
+        typer.Option(help="drift.json whose flag /metrics exposes as sentiment_drift_detected."),
+    ] = None,
+    access_log: Annotated[
+        bool, typer.Option("--access-log", help="Log every HTTP request.")
+    ] = False,
+) -> None:
+    """Serve MODEL_DIR over HTTP: POST /predict, GET /health /ready /metrics, the page at /."""
+    from sentiment_hf.serve.config import ServeConfig, parse_options
+    from sentiment_hf.serve.server import serve as run_server
+
+    config = ServeConfig(
+        model_dir=model_dir,
+        backend=backend,
+        runner=runner,
+        request_log=None if no_request_log else request_log,
+        log_retention_days=retention_days,
+        log_mirror=log_mirror,
+        log_mirror_options=parse_options(mirror_option or []),
+        max_text_chars=max_text_chars,
+        max_batch_items=max_batch,
+        max_body_bytes=max_body_bytes,
+        drift_report=drift_report,
+    )
+    run_server(config, host=host, port=port, workers=workers, access_log=access_log)
+
+
+@app.command()
+def drift(
+    model_dir: Annotated[
+        Path, typer.Argument(help="The run directory whose model served the requests.")
+    ],
+    requests: Annotated[
+        Path, typer.Option(help="The SQLite request log written by `sentiment serve`.")
+    ],
+    since: Annotated[
+        str | None, typer.Option(help="Only requests newer than this: 24h, 7d or an ISO date-time.")
+    ] = None,
+    data: Annotated[
+        str | None, typer.Option(help="Training data source instead of the recipe's.")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option(help="Report folder (default MODEL_DIR/drift).")
+    ] = None,
+    alpha: Annotated[float, typer.Option(help="Significance level of every test.")] = 0.01,
+    min_ks: Annotated[
+        float, typer.Option(help="Smallest KS statistic that counts as drift.")
+    ] = 0.1,
+    oov_delta: Annotated[
+        float, typer.Option(help="Smallest out-of-vocabulary rate increase.")
+    ] = 0.05,
+    label_shift: Annotated[
+        float, typer.Option(help="Smallest change of a predicted-label share.")
+    ] = 0.1,
+    reference_size: Annotated[
+        int, typer.Option(min=2, help="Training texts sampled as reference.")
+    ] = 1000,
+    max_requests: Annotated[int, typer.Option(min=2, help="Most recent requests compared.")] = 2000,
+    min_requests: Annotated[
+        int, typer.Option(min=2, help="Refuse to test on fewer requests.")
+    ] = 30,
+    permutations: Annotated[int, typer.Option(min=1, help="Permutations of the MMD test.")] = 500,
+) -> None:
+    """Compare logged requests with the training data; exit code 1 when drift is flagged."""
+    from sentiment_hf.monitoring.drift import DriftThresholds, detect_drift
+
+    report = detect_drift(
+        model_dir,
+        requests,
+        since=since,
+        data=data,
+        output_dir=output,
+        thresholds=DriftThresholds(
+            alpha=alpha, min_ks=min_ks, oov_delta=oov_delta, label_shift=label_shift
+        ),
+        reference_size=reference_size,
+        max_requests=max_requests,
+        min_requests=min_requests,
+        permutations=permutations,
+    )
+    for check in report.checks:
+        status = "DRIFT" if check.drifted else "ok"
+        typer.echo(
+            f"{status:5}  {check.name:14} reference={check.reference:.4g} "
+            f"current={check.current:.4g} p={check.p_value:.3g}"
+        )
+    verdict = "drift detected" if report.drift_detected else "no drift"
+    typer.echo(f"{verdict} ({report.n_requests} requests vs {report.n_reference} training texts)")
+    typer.echo(f"report: {report.paths['html']} and {report.paths['json']}", err=True)
+    if report.drift_detected:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     """Console-script entry point: one-line errors with exit code 2 for bad input."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

@@ -1,0 +1,431 @@
+"""Drift report: compare logged requests with the data a model was trained on.
+
+Checks (each a two-sample test with a p-value *and* an effect-size floor, so a huge log does not
+flag trivial differences):
+
+* ``text_length`` — characters per text, Kolmogorov-Smirnov.
+* ``oov_rate`` — share of words never seen in the training split, against the same share on the
+  validation split (chi-square on in/out counts + an absolute increase floor).
+* ``label_mix`` — predicted-label shares, chi-square + a share-change floor.
+* ``confidence`` — probability of the predicted label, Kolmogorov-Smirnov.
+* ``embedding_mmd`` — MMD² between mean-pooled backbone embeddings, permutation test.
+
+Both sides are scored by the same torch model in one pass, so the label/confidence checks compare
+like with like whatever backend served the requests. Writes ``drift.json``, a self-contained
+``drift.html`` and ``drift.prom`` (Prometheus textfile format).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sentiment_hf.errors import SentimentError
+from sentiment_hf.manifest import write_json
+from sentiment_hf.monitoring.stats import chi2_test, ks_test, mmd_permutation_test
+
+WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+@dataclass
+class DriftThresholds:
+    """When a check counts as drift: ``p < alpha`` and the effect is at least the floor."""
+
+    alpha: float = 0.01
+    min_ks: float = 0.1
+    oov_delta: float = 0.05
+    label_shift: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not 0 < self.alpha < 1:
+            raise SentimentError(f"alpha must be between 0 and 1, got {self.alpha}")
+        for name in ("min_ks", "oov_delta", "label_shift"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise SentimentError(f"{name} must be between 0 and 1, got {getattr(self, name)}")
+
+
+@dataclass
+class DriftCheck:
+    """One comparison: the reference and current summary, the test, and the verdict."""
+
+    name: str
+    description: str
+    reference: float
+    current: float
+    statistic: float
+    p_value: float
+    rule: str
+    drifted: bool
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DriftReport:
+    """All checks, the overall flag and the files written."""
+
+    drift_detected: bool
+    checks: list[DriftCheck]
+    n_reference: int
+    n_requests: int
+    model_dir: str
+    requests: str
+    since: str | None
+    created_at: str
+    thresholds: DriftThresholds
+    served: dict[str, Any]
+    paths: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return asdict(self)
+
+
+def parse_since(value: str | None, now: float | None = None) -> float | None:
+    """``24h`` / ``7d`` / ``30m`` (ago) or an ISO date-time (UTC when no zone) → epoch seconds."""
+    if value is None:
+        return None
+    text = value.strip()
+    match = _DURATION.match(text)
+    if match:
+        return (now or time.time()) - float(match.group(1)) * _UNIT_S[match.group(2)]
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise SentimentError(
+            f"--since {value!r} is neither a duration (30m, 24h, 7d) nor an ISO date-time "
+            "(2025-01-31 or 2025-01-31T12:00)"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased word tokens used for the vocabulary check."""
+    return WORD.findall(text.lower())
+
+
+def oov_counts(texts: list[str], vocab: set[str]) -> tuple[int, int]:
+    """(words not in ``vocab``, all words) over ``texts``."""
+    out = total = 0
+    for text in texts:
+        for word in words(text):
+            total += 1
+            out += word not in vocab
+    return out, total
+
+
+class EmbeddingScorer:
+    """Probabilities and mean-pooled last-layer embeddings from a run's torch model."""
+
+    def __init__(self, model_dir: Path, max_length: int = 128, batch_size: int = 64) -> None:
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        self.torch = torch
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        self.model = AutoModelForSequenceClassification.from_pretrained(
+            model_dir, use_safetensors=True
+        )
+        self.model.eval()
+        self.labels = [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
+        self.max_length = max_length
+        self.batch_size = batch_size
+
+    def __call__(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        torch = self.torch
+        probs, embs = [], []
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            enc = self.tokenizer(
+                [texts[i] for i in idx],
+                truncation=True,
+                max_length=self.max_length,
+                padding=True,
+                return_tensors="pt",
+            )
+            with torch.inference_mode():
+                out = self.model(**enc, output_hidden_states=True)
+            mask = enc["attention_mask"].unsqueeze(-1).float()
+            pooled = (out.hidden_states[-1] * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+            probs.append(torch.softmax(out.logits.float(), -1).numpy())
+            embs.append(pooled.float().numpy())
+        inverse = np.argsort(order)
+        return np.concatenate(probs)[inverse], np.concatenate(embs)[inverse]
+
+
+def _reference_data(
+    model_dir: Path, data: str | None, seed: int
+) -> tuple[list[str], list[str], list[str]]:
+    """(train texts, validation texts, label names) of the data the run was trained on."""
+    from sentiment_hf.data import load_splits
+    from sentiment_hf.recipe import DataConfig, read_recipe_file, recipe_from_dict
+
+    recipe_path = model_dir / "recipe.yaml"
+    if recipe_path.is_file():
+        cfg = recipe_from_dict(read_recipe_file(recipe_path)).data
+    elif data is None:
+        raise SentimentError(
+            f"{str(model_dir)!r} has no recipe.yaml to say which data it was trained on; "
+            "pass --data PATH"
+        )
+    else:
+        cfg = DataConfig()
+    if data is not None:
+        cfg.source = data
+    cfg.max_train_samples = cfg.max_eval_samples = cfg.max_test_samples = None
+    loaded = load_splits(cfg, seed=seed, splits=("train", "validation"))
+    return (
+        list(loaded.splits["train"]["text"]),
+        list(loaded.splits["validation"]["text"]),
+        loaded.label_names,
+    )
+
+
+def _ks_check(
+    name: str, description: str, ref: np.ndarray, cur: np.ndarray, th: DriftThresholds
+) -> DriftCheck:
+    res = ks_test(ref, cur)
+    return DriftCheck(
+        name=name,
+        description=description,
+        reference=float(np.mean(ref)),
+        current=float(np.mean(cur)),
+        statistic=res.statistic,
+        p_value=res.p_value,
+        rule=f"KS p < {th.alpha:g} and KS statistic >= {th.min_ks:g}",
+        drifted=res.p_value < th.alpha and res.statistic >= th.min_ks,
+        details={
+            "reference_median": float(np.median(ref)),
+            "current_median": float(np.median(cur)),
+        },
+    )
+
+
+def run_checks(
+    ref_texts: list[str],
+    cur_texts: list[str],
+    vocab: set[str],
+    heldout_texts: list[str],
+    scorer: Any,
+    labels: list[str],
+    thresholds: DriftThresholds,
+    embedding_sample: int = 300,
+    permutations: int = 500,
+    seed: int = 0,
+) -> tuple[list[DriftCheck], dict[str, np.ndarray]]:
+    """Every drift check on two text samples; also returns the arrays the HTML plots."""
+    th = thresholds
+    checks = []
+    ref_len = np.array([len(t) for t in ref_texts], float)
+    cur_len = np.array([len(t) for t in cur_texts], float)
+    checks.append(_ks_check("text_length", "characters per text", ref_len, cur_len, th))
+
+    ref_oov, ref_words = oov_counts(heldout_texts, vocab)
+    cur_oov, cur_words = oov_counts(cur_texts, vocab)
+    ref_rate = ref_oov / max(ref_words, 1)
+    cur_rate = cur_oov / max(cur_words, 1)
+    res = chi2_test(
+        np.array([ref_oov, ref_words - ref_oov]), np.array([cur_oov, cur_words - cur_oov])
+    )
+    checks.append(
+        DriftCheck(
+            name="oov_rate",
+            description="share of words never seen in the training split "
+            "(reference: the validation split)",
+            reference=ref_rate,
+            current=cur_rate,
+            statistic=res.statistic,
+            p_value=res.p_value,
+            rule=f"chi-square p < {th.alpha:g} and rate increase >= {th.oov_delta:g}",
+            drifted=res.p_value < th.alpha and cur_rate - ref_rate >= th.oov_delta,
+            details={"vocabulary_size": len(vocab), "current_words": cur_words},
+        )
+    )
+
+    ref_probs, ref_emb = scorer(ref_texts)
+    cur_probs, cur_emb = scorer(cur_texts)
+    k = len(labels)
+    ref_counts = np.bincount(ref_probs.argmax(1), minlength=k)
+    cur_counts = np.bincount(cur_probs.argmax(1), minlength=k)
+    ref_share = ref_counts / ref_counts.sum()
+    cur_share = cur_counts / cur_counts.sum()
+    moved = int(np.abs(cur_share - ref_share).argmax())
+    shift = float(abs(cur_share[moved] - ref_share[moved]))
+    res = chi2_test(ref_counts, cur_counts)
+    checks.append(
+        DriftCheck(
+            name="label_mix",
+            description=f"share of predicted label {labels[moved]!r} (the one that moved most)",
+            reference=float(ref_share[moved]),
+            current=float(cur_share[moved]),
+            statistic=res.statistic,
+            p_value=res.p_value,
+            rule=f"chi-square p < {th.alpha:g} and a label share moves by >= {th.label_shift:g}",
+            drifted=res.p_value < th.alpha and shift >= th.label_shift,
+            details={
+                "reference_shares": dict(zip(labels, ref_share.round(4).tolist(), strict=True)),
+                "current_shares": dict(zip(labels, cur_share.round(4).tolist(), strict=True)),
+            },
+        )
+    )
+    ref_conf, cur_conf = ref_probs.max(1), cur_probs.max(1)
+    checks.append(
+        _ks_check("confidence", "probability of the predicted label", ref_conf, cur_conf, th)
+    )
+
+    rng = np.random.default_rng(seed)
+    ri = rng.choice(len(ref_emb), min(embedding_sample, len(ref_emb)), replace=False)
+    ci = rng.choice(len(cur_emb), min(embedding_sample, len(cur_emb)), replace=False)
+    res = mmd_permutation_test(ref_emb[ri], cur_emb[ci], permutations=permutations, seed=seed)
+    checks.append(
+        DriftCheck(
+            name="embedding_mmd",
+            description="MMD² between mean-pooled backbone embeddings (Gaussian kernel)",
+            reference=0.0,
+            current=res.statistic,
+            statistic=res.statistic,
+            p_value=res.p_value,
+            rule=f"permutation p < {th.alpha:g} ({permutations} permutations)",
+            drifted=res.p_value < th.alpha,
+            details={"reference_n": len(ri), "current_n": len(ci)},
+        )
+    )
+    arrays = {"ref_len": ref_len, "cur_len": cur_len, "ref_conf": ref_conf, "cur_conf": cur_conf}
+    return checks, arrays
+
+
+def detect_drift(
+    model_dir: str | Path,
+    requests: str | Path,
+    since: str | None = None,
+    data: str | None = None,
+    output_dir: str | Path | None = None,
+    thresholds: DriftThresholds | None = None,
+    reference_size: int = 1000,
+    max_requests: int = 2000,
+    min_requests: int = 30,
+    embedding_sample: int = 300,
+    permutations: int = 500,
+    seed: int = 0,
+) -> DriftReport:
+    """Compare the logged requests of ``requests`` (SQLite) with ``model_dir``'s training data.
+
+    Writes drift.json, drift.html and drift.prom to ``output_dir`` (default MODEL_DIR/drift).
+    """
+    from sentiment_hf.monitoring.html import render_html
+    from sentiment_hf.predict import check_model_dir
+    from sentiment_hf.serve.requestlog import read_requests
+
+    model_dir = check_model_dir(model_dir)
+    thresholds = thresholds or DriftThresholds()
+    if reference_size < 2 or max_requests < 2 or embedding_sample < 2 or permutations < 1:
+        raise SentimentError("reference_size, max_requests and embedding_sample must be >= 2")
+    start = parse_since(since)
+    rows = read_requests(requests, since=start, limit=max_requests)
+    if len(rows) < max(min_requests, 2):
+        window = f" since {since}" if since else ""
+        raise SentimentError(
+            f"only {len(rows)} logged request(s){window} in {str(requests)!r}; a drift test "
+            f"needs at least {min_requests} (wait for more traffic, widen --since or lower "
+            "--min-requests)"
+        )
+    train_texts, heldout_texts, _ = _reference_data(model_dir, data, seed)
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(len(train_texts), min(reference_size, len(train_texts)), replace=False)
+    ref_texts = [train_texts[i] for i in sorted(pick)]
+    cur_texts = [row.text for row in rows]
+    vocab = {w for text in train_texts for w in words(text)}
+    scorer = EmbeddingScorer(model_dir, max_length=_max_length(model_dir))
+    checks, arrays = run_checks(
+        ref_texts,
+        cur_texts,
+        vocab,
+        heldout_texts,
+        scorer,
+        scorer.labels,
+        thresholds,
+        embedding_sample=embedding_sample,
+        permutations=permutations,
+        seed=seed,
+    )
+    served_labels: dict[str, int] = {}
+    for row in rows:
+        served_labels[row.label] = served_labels.get(row.label, 0) + 1
+    served = {
+        "label_counts": served_labels,
+        "mean_confidence": float(np.mean([row.score for row in rows])),
+        "mean_latency_ms": float(np.mean([row.latency_ms for row in rows])),
+        "backends": sorted({row.backend for row in rows}),
+        "model_versions": sorted({row.model_version for row in rows}),
+        "first": datetime.fromtimestamp(rows[0].ts, UTC).isoformat(),
+        "last": datetime.fromtimestamp(rows[-1].ts, UTC).isoformat(),
+    }
+    report = DriftReport(
+        drift_detected=any(c.drifted for c in checks),
+        checks=checks,
+        n_reference=len(ref_texts),
+        n_requests=len(cur_texts),
+        model_dir=str(model_dir),
+        requests=str(requests),
+        since=since,
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        thresholds=thresholds,
+        served=served,
+    )
+    out = Path(output_dir) if output_dir is not None else model_dir / "drift"
+    out.mkdir(parents=True, exist_ok=True)
+    report.paths = {
+        "json": str(out / "drift.json"),
+        "html": str(out / "drift.html"),
+        "prom": str(out / "drift.prom"),
+    }
+    write_json(out / "drift.json", report.to_dict())
+    (out / "drift.html").write_text(render_html(report, arrays), encoding="utf-8")
+    write_prometheus_textfile(report, out / "drift.prom")
+    return report
+
+
+def _max_length(model_dir: Path) -> int:
+    import yaml
+
+    recipe = model_dir / "recipe.yaml"
+    if recipe.is_file():
+        raw = yaml.safe_load(recipe.read_text()) or {}
+        value = (raw.get("model") or {}).get("max_length")
+        if isinstance(value, int) and value > 0:
+            return value
+    return 128
+
+
+def write_prometheus_textfile(report: DriftReport, path: Path) -> Path:
+    """``sentiment_drift_detected`` and per-check gauges in node-exporter textfile format."""
+    from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
+
+    reg = CollectorRegistry()
+    Gauge("sentiment_drift_detected", "1 when drift was flagged", registry=reg).set(
+        int(report.drift_detected)
+    )
+    per_check = Gauge(
+        "sentiment_drift_check_drifted", "1 when this drift check flagged", ["check"], registry=reg
+    )
+    p_values = Gauge(
+        "sentiment_drift_check_p_value", "p-value of the drift check", ["check"], registry=reg
+    )
+    for check in report.checks:
+        per_check.labels(check.name).set(int(check.drifted))
+        p_values.labels(check.name).set(check.p_value)
+    Gauge("sentiment_drift_report_timestamp_seconds", "when the report was made", registry=reg).set(
+        time.time()
+    )
+    write_to_textfile(str(path), reg)
+    return path

@@ -1,0 +1,266 @@
+"""The FastAPI inference app: ``create_app(model_dir, backend=...)``.
+
+Endpoints: ``POST /predict``, ``GET /health``, ``GET /ready``, ``GET /metrics``, ``GET /`` (the
+page) and the OpenAPI docs at ``/docs``. Every 4xx/5xx answer is JSON with a one-line ``detail``.
+"""
+
+import hashlib
+import logging
+import os
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from sentiment_hf.errors import SentimentError
+from sentiment_hf.serve.config import CONFIG_ENV, ServeConfig
+from sentiment_hf.serve.metrics import ServeMetrics
+from sentiment_hf.serve.middleware import BodyLimitMiddleware, MetricsMiddleware
+from sentiment_hf.serve.requestlog import LoggedPrediction, RequestLog, RequestLogConfig
+from sentiment_hf.serve.runner import build_runner
+from sentiment_hf.serve.schemas import ErrorBody, LabelScore, PredictResponse, predict_request_model
+
+log = logging.getLogger(__name__)
+
+PAGE_CSP = (
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+    "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'self'"
+)
+
+
+@cache
+def page_html() -> str:
+    """The one-file web page shipped in the package (inline CSS and JS, no external assets)."""
+    return resources.files("sentiment_hf.serve").joinpath("static/index.html").read_text("utf-8")
+
+
+def model_version(model_dir: Path) -> str:
+    """``<run name>-<first 12 hex of the weights' SHA-256>``: changes whenever the weights do."""
+    digest = hashlib.sha256()
+    for weights in sorted(model_dir.glob("model*.safetensors")):
+        with open(weights, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+    return f"{model_dir.resolve().name}-{digest.hexdigest()[:12]}"
+
+
+def _error(status: int, detail: str, errors: list[dict[str, Any]] | None = None) -> JSONResponse:
+    body = ErrorBody(detail=detail, errors=errors).model_dump(exclude_none=True)
+    return JSONResponse(body, status_code=status)
+
+
+def _validation_summary(errors: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
+    clean = []
+    for err in errors:
+        kind = str(err.get("type", ""))
+        loc = [str(part) for part in err.get("loc", ()) if part != "body"]
+        msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+        if kind == "json_invalid":
+            reason = (err.get("ctx") or {}).get("error", "malformed JSON")
+            where = f" at character {loc[0]}" if loc else ""
+            loc, msg = [], f"the body is not valid JSON ({reason}{where})"
+        elif kind == "model_attributes_type" and not loc:
+            msg = (
+                'the body must be a JSON object such as {"text": "..."} or '
+                '{"texts": ["...", ...]}, sent with content-type application/json'
+            )
+        clean.append({"loc": loc, "msg": msg, "type": kind})
+    first = clean[0] if clean else {"loc": [], "msg": "invalid request"}
+    where = f" at {'.'.join(first['loc'])}" if first["loc"] else ""
+    more = f" (and {len(clean) - 1} more)" if len(clean) > 1 else ""
+    return f"invalid request{where}: {first['msg']}{more}", clean
+
+
+def create_app(
+    model_dir: str | Path | None = None, *, config: ServeConfig | None = None, **options: Any
+) -> FastAPI:
+    """Build the app: loads the model now (errors are :class:`SentimentError`), serves on startup.
+
+    Pass either ``model_dir`` plus any :class:`ServeConfig` field as keyword
+    (``backend="onnx-int8"``, ``request_log=None``, ...), or a ready ``config``.
+    """
+    from sentiment_hf.predict import Predictor
+
+    if config is None:
+        if model_dir is None:
+            raise SentimentError("create_app needs a model directory (or a ServeConfig)")
+        config = ServeConfig(model_dir=Path(model_dir), **options)
+    predictor = Predictor(
+        config.model_dir, backend=config.backend, batch_size=config.predictor_batch_size
+    )
+    version = model_version(config.model_dir)
+    metrics = ServeMetrics(config.drift_report)
+    metrics.model_info.labels(version, config.backend, str(config.model_dir)).set(1)
+    request_model = predict_request_model(config.max_text_chars, config.max_batch_items)
+
+    def on_batch(n: int, seconds: float) -> None:
+        metrics.inference_batch.observe(n)
+        metrics.inference_latency.observe(seconds)
+
+    runner = build_runner(
+        config.runner,
+        predictor.predict_proba,
+        threads=config.threads,
+        max_batch=config.max_batch_items,
+        max_wait_ms=config.max_wait_ms,
+        on_batch=on_batch,
+    )
+    state: dict[str, Any] = {"ready": False, "log": None}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if config.request_log is not None:
+            state["log"] = RequestLog(
+                RequestLogConfig(
+                    path=config.request_log,
+                    flush_interval_s=config.log_flush_interval_s,
+                    retention_days=config.log_retention_days,
+                    max_rows=config.log_max_rows,
+                    mirror=config.log_mirror,
+                    mirror_interval_s=config.log_mirror_interval_s,
+                    mirror_options=dict(config.log_mirror_options),
+                )
+            )
+        await runner.start()
+        await runner.run(["warm-up"])
+        state["ready"] = True
+        metrics.ready.set(1)
+        try:
+            yield
+        finally:
+            state["ready"] = False
+            metrics.ready.set(0)
+            await runner.stop()
+            if state["log"] is not None:
+                state["log"].close()
+
+    app = FastAPI(
+        title="sentiment_hf inference API",
+        version=version,
+        description=f"Sentiment classifier `{config.model_dir.name}` ({config.backend} backend).",
+        lifespan=lifespan,
+    )
+    app.state.config = config
+    app.state.metrics = metrics
+    app.state.predictor = predictor
+    app.state.runner = runner
+    app.state.model_version = version
+    app.state.serve_state = state
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=config.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+
+    @app.exception_handler(RequestValidationError)
+    async def _on_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        detail, errors = _validation_summary(list(exc.errors()))
+        return _error(422, detail, errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = str(exc.detail)
+        if detail == "There was an error parsing the body":  # e.g. JSON nested too deeply
+            detail = "the body could not be parsed as JSON (malformed or nested too deeply)"
+        response = _error(exc.status_code, detail)
+        if exc.headers:
+            response.headers.update(exc.headers)
+        return response
+
+    @app.exception_handler(SentimentError)
+    async def _on_sentiment_error(request: Request, exc: SentimentError) -> JSONResponse:
+        return _error(422, str(exc))
+
+    @app.exception_handler(Exception)
+    async def _on_crash(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return _error(500, "internal server error; see the server log")
+
+    errors_doc = {
+        413: {"model": ErrorBody, "description": "Body larger than max_body_bytes."},
+        422: {"model": ErrorBody, "description": "Invalid body: types, empty text, limits."},
+    }
+
+    @app.post("/predict", response_model=PredictResponse, responses=errors_doc)
+    async def predict(body: request_model) -> PredictResponse:  # type: ignore[valid-type]
+        """Label, score and all probabilities for one text (`text`) or several (`texts`)."""
+        texts = body.items()
+        started = time.perf_counter()
+        probs = await runner.run(texts)
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        labels = predictor.labels
+        preds = []
+        for row in probs.tolist():
+            best = max(range(len(row)), key=row.__getitem__)
+            preds.append(
+                LabelScore(
+                    label=labels[best],
+                    score=row[best],
+                    probabilities=dict(zip(labels, row, strict=True)),
+                )
+            )
+            metrics.predictions.labels(labels[best]).inc()
+        metrics.request_batch.observe(len(texts))
+        request_log: RequestLog | None = state["log"]
+        if request_log is not None:
+            now = time.time()
+            dropped = request_log.append(
+                [
+                    LoggedPrediction(
+                        now,
+                        text,
+                        p.label,
+                        p.score,
+                        p.probabilities,
+                        latency_ms,
+                        version,
+                        config.backend,
+                    )
+                    for text, p in zip(texts, preds, strict=True)
+                ]
+            )
+            if dropped:
+                metrics.log_dropped.inc(dropped)
+        return PredictResponse(model_version=version, backend=config.backend, predictions=preds)
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/ready", responses={503: {"model": ErrorBody}}, response_model=None)
+    async def ready() -> dict[str, Any] | JSONResponse:
+        """Readiness: the model is loaded and warmed up and the request log is running."""
+        if not state["ready"]:
+            return _error(503, "model not ready (starting up or shutting down)")
+        return {
+            "status": "ready",
+            "model_version": version,
+            "backend": config.backend,
+            "labels": predictor.labels,
+            "request_log": str(config.request_log) if config.request_log else None,
+        }
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def page() -> HTMLResponse:
+        return HTMLResponse(page_html(), headers={"Content-Security-Policy": PAGE_CSP})
+
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory`` worker processes: the config comes from the environment."""
+    raw = os.environ.get(CONFIG_ENV)
+    if not raw:
+        raise SentimentError(f"{CONFIG_ENV} is not set; start the server with `sentiment serve`")
+    return create_app(config=ServeConfig.from_json(raw))

@@ -1,0 +1,86 @@
+"""Settings of the inference server (limits, runner, request log, drift report)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sentiment_hf.errors import SentimentError
+
+#: Environment variable that carries a JSON ServeConfig to uvicorn worker processes.
+CONFIG_ENV = "SENTIMENT_SERVE_CONFIG"
+
+
+@dataclass
+class ServeConfig:
+    """Everything ``create_app`` needs; only ``model_dir`` is required.
+
+    ``runner`` is "batch" (micro-batching queue, default) or "threadpool". ``request_log`` is
+    the SQLite file (None disables logging); ``log_mirror`` an fsspec URL such as
+    ``gs://bucket/requests`` with ``log_mirror_options`` for fsspec (e.g. ``endpoint_url``).
+    """
+
+    model_dir: Path
+    backend: str = "torch"
+    runner: str = "batch"
+    threads: int = 1
+    max_wait_ms: float = 0.0
+    predictor_batch_size: int = 64
+    max_text_chars: int = 5000
+    max_batch_items: int = 64
+    max_body_bytes: int = 1_000_000
+    request_log: Path | None = Path("requests.db")
+    log_retention_days: float | None = 30.0
+    log_max_rows: int | None = None
+    log_flush_interval_s: float = 0.5
+    log_mirror: str | None = None
+    log_mirror_interval_s: float = 60.0
+    log_mirror_options: dict[str, Any] = field(default_factory=dict)
+    drift_report: Path | None = None
+
+    def __post_init__(self) -> None:
+        self.model_dir = Path(self.model_dir)
+        for name in ("request_log", "drift_report"):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, Path(value))
+        positive = (
+            "threads",
+            "predictor_batch_size",
+            "max_text_chars",
+            "max_batch_items",
+            "max_body_bytes",
+        )
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise SentimentError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_wait_ms < 0:
+            raise SentimentError(f"max_wait_ms must be >= 0, got {self.max_wait_ms}")
+        if self.log_mirror is not None and self.request_log is None:
+            raise SentimentError("log_mirror needs a request log; set request_log to a SQLite path")
+
+    def to_json(self) -> str:
+        """JSON for :data:`CONFIG_ENV` (paths as strings)."""
+        return json.dumps(dataclasses.asdict(self), default=str)
+
+    @classmethod
+    def from_json(cls, text: str) -> ServeConfig:
+        """Inverse of :meth:`to_json`."""
+        return cls(**json.loads(text))
+
+
+def parse_options(pairs: list[str]) -> dict[str, Any]:
+    """``["endpoint_url=http://127.0.0.1:9023", "token=anon"]`` → a dict (YAML-typed values)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise SentimentError(f"option {pair!r} is not KEY=VALUE")
+        parsed = yaml.safe_load(value) if value else ""
+        out[key.strip()] = value if isinstance(parsed, (dict, list)) or parsed is None else parsed
+    return out

@@ -1,0 +1,310 @@
+"""Request log: every prediction appended to SQLite by a background writer, optionally mirrored.
+
+Requests only put a row on an in-memory queue (never blocked by disk); one writer thread drains
+the queue in batches (one transaction per batch), applies the retention policy, and — when a
+mirror URL such as ``gs://bucket/prefix`` is configured — a second thread copies new rows there
+as JSON-lines part files through fsspec. The database uses WAL so ``sentiment drift`` can read
+it while the server writes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sentiment_hf.errors import SentimentError
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS requests (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts REAL NOT NULL,
+    text TEXT NOT NULL,
+    label TEXT NOT NULL,
+    score REAL NOT NULL,
+    probabilities TEXT NOT NULL,
+    latency_ms REAL NOT NULL,
+    model_version TEXT NOT NULL,
+    backend TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS requests_ts ON requests (ts);
+CREATE TABLE IF NOT EXISTS mirror_state (url TEXT PRIMARY KEY, last_id INTEGER NOT NULL);
+"""
+COLUMNS = (
+    "ts",
+    "text",
+    "label",
+    "score",
+    "probabilities",
+    "latency_ms",
+    "model_version",
+    "backend",
+)
+
+
+@dataclass
+class LoggedPrediction:
+    """One row of the request log."""
+
+    ts: float
+    text: str
+    label: str
+    score: float
+    probabilities: dict[str, float]
+    latency_ms: float
+    model_version: str
+    backend: str
+    id: int | None = None
+
+    def as_row(self) -> tuple[Any, ...]:
+        return (
+            self.ts,
+            self.text,
+            self.label,
+            self.score,
+            json.dumps(self.probabilities, sort_keys=True),
+            self.latency_ms,
+            self.model_version,
+            self.backend,
+        )
+
+
+@dataclass
+class RequestLogConfig:
+    """Where and how predictions are logged.
+
+    ``retention_days`` / ``max_rows`` bound the table (None keeps everything); ``mirror`` is an
+    fsspec URL (``gs://bucket/prefix``) that receives new rows every ``mirror_interval_s``.
+    """
+
+    path: Path
+    flush_interval_s: float = 0.5
+    flush_max_rows: int = 512
+    max_pending: int = 100_000
+    retention_days: float | None = 30.0
+    max_rows: int | None = None
+    retention_every_s: float = 60.0
+    mirror: str | None = None
+    mirror_interval_s: float = 60.0
+    mirror_options: dict[str, Any] = field(default_factory=dict)
+
+
+def connect(path: str | Path, readonly: bool = False) -> sqlite3.Connection:
+    """Open the request database (WAL, busy timeout); ``readonly`` refuses a missing file."""
+    path = Path(path)
+    if readonly:
+        if not path.is_file():
+            raise SentimentError(
+                f"request log {str(path)!r} not found; pass the --request-log file that "
+                "`sentiment serve` wrote"
+            )
+        uri = f"file:{path.resolve()}?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, timeout=30, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.executescript(SCHEMA)
+    try:
+        conn.execute("SELECT 1 FROM requests LIMIT 1").fetchall()
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise SentimentError(f"{str(path)!r} is not a request log database ({exc})") from exc
+    return conn
+
+
+def read_requests(
+    path: str | Path, since: float | None = None, limit: int | None = None
+) -> list[LoggedPrediction]:
+    """Rows of a request log (oldest first), optionally only those at or after ``since``."""
+    conn = connect(path, readonly=True)
+    try:
+        sql = f"SELECT id, {', '.join(COLUMNS)} FROM requests"
+        args: list[Any] = []
+        if since is not None:
+            sql += " WHERE ts >= ?"
+            args.append(since)
+        sql += " ORDER BY id DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        rows = conn.execute(sql, args).fetchall()
+    finally:
+        conn.close()
+    return [_row_to_prediction(row) for row in reversed(rows)]
+
+
+def _row_to_prediction(row: Sequence[Any]) -> LoggedPrediction:
+    rid, ts, text, label, score, probs, latency, version, backend = row
+    return LoggedPrediction(
+        ts, text, label, score, json.loads(probs), latency, version, backend, rid
+    )
+
+
+class RequestLog:
+    """Append predictions from any thread; a daemon thread writes them in batches."""
+
+    def __init__(self, config: RequestLogConfig) -> None:
+        self.config = config
+        self._queue: queue.Queue[LoggedPrediction] = queue.Queue(maxsize=config.max_pending)
+        self._stop = threading.Event()
+        self.dropped = 0
+        self.written = 0
+        self.mirrored = 0
+        self.errors = 0
+        self._conn = connect(config.path)
+        self._db_lock = threading.Lock()
+        self._last_retention = 0.0
+        self._writer = threading.Thread(target=self._write_loop, name="request-log", daemon=True)
+        self._mirror_thread: threading.Thread | None = None
+        self._mirror_lock = threading.Lock()
+        self._writer.start()
+        if config.mirror:
+            self._mirror_thread = threading.Thread(
+                target=self._mirror_loop, name="request-log-mirror", daemon=True
+            )
+            self._mirror_thread.start()
+
+    @property
+    def pending(self) -> int:
+        """Rows waiting to be written."""
+        return self._queue.qsize()
+
+    def append(self, rows: Sequence[LoggedPrediction]) -> int:
+        """Queue rows for writing; never blocks. Returns how many were dropped (queue full)."""
+        dropped = 0
+        for row in rows:
+            try:
+                self._queue.put_nowait(row)
+            except queue.Full:
+                dropped += 1
+        self.dropped += dropped
+        return dropped
+
+    def _drain(self) -> list[LoggedPrediction]:
+        batch: list[LoggedPrediction] = []
+        while len(batch) < self.config.flush_max_rows:
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def _write(self, batch: list[LoggedPrediction]) -> None:
+        sql = (
+            f"INSERT INTO requests ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+        )
+        try:
+            with self._db_lock, self._conn:
+                self._conn.executemany(sql, [row.as_row() for row in batch])
+            self.written += len(batch)
+        except sqlite3.Error:
+            self.errors += 1
+            log.exception(
+                "request log: could not write %d rows to %s", len(batch), self.config.path
+            )
+
+    def flush(self) -> None:
+        """Write everything queued so far (the writer thread does this every flush interval)."""
+        while batch := self._drain():
+            self._write(batch)
+
+    def _write_loop(self) -> None:
+        while not self._stop.is_set():
+            self._stop.wait(self.config.flush_interval_s)
+            self.flush()
+            now = time.monotonic()
+            if now - self._last_retention >= self.config.retention_every_s:
+                self._last_retention = now
+                self.apply_retention()
+        self.flush()
+
+    def apply_retention(self, now: float | None = None) -> int:
+        """Delete rows older than ``retention_days`` and beyond ``max_rows``; returns the count."""
+        deleted = 0
+        try:
+            with self._db_lock, self._conn:
+                if self.config.retention_days is not None:
+                    cutoff = (now or time.time()) - self.config.retention_days * 86400
+                    deleted += self._conn.execute(
+                        "DELETE FROM requests WHERE ts < ?", (cutoff,)
+                    ).rowcount
+                if self.config.max_rows is not None:
+                    deleted += self._conn.execute(
+                        "DELETE FROM requests WHERE id <= "
+                        "(SELECT id FROM requests ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                        (self.config.max_rows,),
+                    ).rowcount
+        except sqlite3.Error:
+            self.errors += 1
+            log.exception("request log: retention failed on %s", self.config.path)
+        return deleted
+
+    def _mirror_loop(self) -> None:
+        while not self._stop.wait(self.config.mirror_interval_s):
+            self.mirror_now()
+
+    def mirror_now(self) -> int:
+        """Copy rows not yet mirrored to ``config.mirror`` as one JSON-lines part; returns rows."""
+        url = self.config.mirror
+        if not url:
+            return 0
+        with self._mirror_lock:
+            try:
+                return self._mirror_once(url)
+            except Exception:  # a flaky remote must never take the server down
+                self.errors += 1
+                log.exception("request log: mirroring to %s failed; will retry", url)
+                return 0
+
+    def _mirror_once(self, url: str) -> int:
+        import fsspec
+
+        conn = connect(self.config.path)
+        try:
+            row = conn.execute("SELECT last_id FROM mirror_state WHERE url = ?", (url,)).fetchone()
+            last_id = row[0] if row else 0
+            rows = conn.execute(
+                f"SELECT id, {', '.join(COLUMNS)} FROM requests WHERE id > ? ORDER BY id",
+                (last_id,),
+            ).fetchall()
+            if not rows:
+                return 0
+            preds = [_row_to_prediction(r) for r in rows]
+            stamp = datetime.fromtimestamp(preds[-1].ts, UTC).strftime("%Y%m%dT%H%M%S")
+            part = (
+                f"{url.rstrip('/')}/requests-{stamp}-{preds[0].id:012d}-{preds[-1].id:012d}.jsonl"
+            )
+            payload = "".join(json.dumps(p.__dict__, ensure_ascii=False) + "\n" for p in preds)
+            with fsspec.open(part, "w", encoding="utf-8", **self.config.mirror_options) as handle:
+                handle.write(payload)
+            with conn:
+                conn.execute(
+                    "INSERT INTO mirror_state (url, last_id) VALUES (?, ?) "
+                    "ON CONFLICT(url) DO UPDATE SET last_id = excluded.last_id",
+                    (url, preds[-1].id),
+                )
+            self.mirrored += len(preds)
+            return len(preds)
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        """Stop the threads, write what is queued, mirror the rest once, close the database."""
+        self._stop.set()
+        self._writer.join(timeout=30)
+        if self._mirror_thread is not None:
+            self._mirror_thread.join(timeout=30)
+            self.mirror_now()
+        self._conn.close()

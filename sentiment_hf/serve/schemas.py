@@ -1,0 +1,100 @@
+"""Request and response bodies of the inference API (limits come from the server's settings)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
+
+
+def _check_text(text: str) -> str:
+    if not text.strip():
+        raise ValueError("text is empty or whitespace-only; send at least one non-space character")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(
+            "text is not valid Unicode (lone surrogate escape); send UTF-8 text"
+        ) from None
+    return text
+
+
+class _PredictBase(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"text": "a gorgeous, witty film"}, {"texts": ["great film", "awful"]}]
+        },
+    )
+
+    @field_validator("text", check_fields=False)
+    @classmethod
+    def _text_ok(cls, value: str | None) -> str | None:
+        return None if value is None else _check_text(value)
+
+    @field_validator("texts", check_fields=False)
+    @classmethod
+    def _texts_ok(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        for i, text in enumerate(value):
+            try:
+                _check_text(text)
+            except ValueError as exc:
+                raise ValueError(f"texts[{i}]: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> _PredictBase:
+        if (self.text is None) == (self.texts is None):  # type: ignore[attr-defined]
+            raise ValueError('send exactly one of "text" (a string) or "texts" (a list of strings)')
+        return self
+
+    def items(self) -> list[str]:
+        """The texts to classify, in order."""
+        return [self.text] if self.text is not None else list(self.texts)  # type: ignore[attr-defined]
+
+
+def predict_request_model(max_text_chars: int, max_items: int) -> type[_PredictBase]:
+    """The ``POST /predict`` body schema with this server's limits built in (they show in /docs)."""
+    text_type = Annotated[str, Field(max_length=max_text_chars)]
+    return create_model(
+        "PredictRequest",
+        __base__=_PredictBase,
+        text=(
+            text_type | None,
+            Field(None, description=f"One text (at most {max_text_chars} characters)."),
+        ),
+        texts=(
+            Annotated[list[text_type], Field(min_length=1, max_length=max_items)] | None,
+            Field(
+                None,
+                description=f"Up to {max_items} texts, each at most {max_text_chars} characters.",
+            ),
+        ),
+    )
+
+
+class LabelScore(BaseModel):
+    """The prediction for one text."""
+
+    label: str
+    score: float = Field(description="Probability of the predicted label.")
+    probabilities: dict[str, float] = Field(description="Probability of every label.")
+
+
+class PredictResponse(BaseModel):
+    """Predictions in input order, with the model that made them."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    model_version: str
+    backend: str
+    predictions: list[LabelScore]
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx/5xx answer: one readable line, plus field errors for validation failures."""
+
+    detail: str
+    errors: list[dict[str, Any]] | None = None

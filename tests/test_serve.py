@@ -1,0 +1,344 @@
+"""The inference app in-process (TestClient): predictions, limits, bad payloads, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from sentiment_hf.errors import SentimentError
+from sentiment_hf.predict import Predictor
+from sentiment_hf.serve import create_app, read_requests
+from sentiment_hf.serve.runner import MicroBatchRunner, ThreadPoolRunner
+
+TEXTS = [
+    "a gorgeous, witty, seductive movie.",
+    "the plot is nothing but boilerplate clichés from start to finish,",
+    "effective but too-tepid biopic",
+    "great film",
+]
+
+
+@pytest.fixture(scope="module")
+def served(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A running app (lifespan entered) with a small request log and tight limits."""
+    db = tmp_path_factory.mktemp("serve") / "requests.db"
+    app = create_app(
+        tiny_run,
+        request_log=db,
+        log_flush_interval_s=0.05,
+        max_text_chars=2000,
+        max_batch_items=16,
+        max_body_bytes=100_000,
+    )
+    with TestClient(app) as client:
+        yield client, app, db
+
+
+def test_predict_matches_predictor_in_order(served, tiny_run: Path) -> None:
+    client, app, _ = served
+    expected = Predictor(tiny_run).predict_proba(TEXTS)
+    resp = client.post("/predict", json={"texts": TEXTS})
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["backend"] == "torch"
+    assert body["model_version"] == app.state.model_version
+    assert body["model_version"].startswith("tiny-")
+    assert len(body["predictions"]) == len(TEXTS)
+    for pred, probs in zip(body["predictions"], expected, strict=True):
+        assert set(pred["probabilities"]) == {"neg", "pos"}
+        assert pred["label"] == ["neg", "pos"][int(probs.argmax())]
+        assert pred["score"] == pytest.approx(float(probs.max()), abs=1e-5)
+        assert sum(pred["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+    single = client.post("/predict", json={"text": TEXTS[1]}).json()
+    assert single["predictions"][0]["probabilities"]["pos"] == pytest.approx(
+        float(expected[1][1]), abs=1e-5
+    )
+
+
+def _chunks(data: bytes, size: int = 4096):
+    for i in range(0, len(data), size):
+        yield data[i : i + size]
+
+
+J = {"content-type": "application/json"}
+BAD_PAYLOADS = [
+    # (name, raw body, headers, expected status)
+    ("empty body", b"", J, 422),
+    ("empty object", b"{}", J, 422),
+    ("invalid json", b'{"text": "unterminated', J, 422),
+    ("trailing garbage", b'{"text": "ok"} extra', J, 422),
+    ("non-utf8 bytes", b'{"text": "\xff\xfe\xfa"}', J, 400),
+    ("lone surrogate", b'{"text": "\\ud800 half a pair"}', J, 422),
+    ("null text", b'{"text": null}', J, 422),
+    ("null texts", b'{"texts": null}', J, 422),
+    ("null item", b'{"texts": ["ok", null]}', J, 422),
+    ("empty string", b'{"text": ""}', J, 422),
+    ("whitespace only", b'{"text": " \\n\\t  "}', J, 422),
+    ("whitespace item", b'{"texts": ["fine", "   "]}', J, 422),
+    ("empty list", b'{"texts": []}', J, 422),
+    ("number text", b'{"text": 42}', J, 422),
+    ("bool text", b'{"text": true}', J, 422),
+    ("NaN text", b'{"text": NaN}', J, 422),
+    ("object text", b'{"text": {"a": 1}}', J, 422),
+    ("string texts", b'{"texts": "not a list"}', J, 422),
+    ("numbers in texts", b'{"texts": [1, 2, 3]}', J, 422),
+    ("nested lists", b'{"texts": [["nested"]]}', J, 422),
+    ("both fields", b'{"text": "a", "texts": ["b"]}', J, 422),
+    ("unknown field", b'{"text": "a", "temperature": 0.5}', J, 422),
+    ("top-level list", b'["great film"]', J, 422),
+    ("top-level string", b'"great film"', J, 422),
+    ("top-level number", b"123", J, 422),
+    ("text too long", json.dumps({"text": "x" * 2001}).encode(), J, 422),
+    ("too many items", json.dumps({"texts": ["ok"] * 17}).encode(), J, 422),
+    ("10,000 items", json.dumps({"texts": ["a"] * 10_000}).encode(), J, 422),
+    ("1 MB text", json.dumps({"text": "a" * 1_000_000}).encode(), J, 413),
+    ("deep nesting", b"[" * 100_000, J, 400),
+    ("plain text content type", b'{"text": "hi"}', {"content-type": "text/plain"}, 422),
+    ("form content type", b"text=hi", {"content-type": "application/x-www-form-urlencoded"}, 422),
+    ("no content type", b'{"text": "hi"}', {}, 422),
+    ("bad content length", b'{"text": "hi"}', {**J, "content-length": "abc"}, 400),
+]
+
+
+@pytest.mark.parametrize(
+    ("raw", "headers", "status"),
+    [pytest.param(raw, h, s, id=name) for name, raw, h, s in BAD_PAYLOADS],
+)
+def test_bad_payloads_are_4xx_with_a_message(served, raw: bytes, headers, status: int) -> None:
+    client, _, _ = served
+    resp = client.post("/predict", content=raw, headers=headers)
+    assert resp.status_code == status, resp.text
+    detail = resp.json()["detail"]
+    assert isinstance(detail, str) and detail and "\n" not in detail
+
+
+def test_limits_are_named_in_the_message(served) -> None:
+    client, _, _ = served
+    too_many = client.post("/predict", json={"texts": ["ok"] * 17}).json()["detail"]
+    assert "texts" in too_many and "16" in too_many
+    too_long = client.post("/predict", json={"text": "x" * 2001}).json()["detail"]
+    assert "2000" in too_long
+    huge = client.post("/predict", json={"text": "a" * 200_000})
+    assert huge.status_code == 413 and "100000 bytes" in huge.json()["detail"]
+
+
+def test_chunked_body_over_the_limit_is_413(served) -> None:
+    client, _, _ = served
+    body = json.dumps({"text": "b" * 150_000}).encode()
+    resp = client.post("/predict", content=_chunks(body), headers=J)  # no Content-Length
+    assert resp.status_code == 413
+    ok = client.post("/predict", content=_chunks(b'{"text": "chunked but small"}'), headers=J)
+    assert ok.status_code == 200
+
+
+def test_wrong_method_and_unknown_path(served) -> None:
+    client, _, _ = served
+    assert client.get("/predict").status_code == 405
+    assert client.get("/nope").status_code == 404
+
+
+def test_health_ready_and_openapi_limits(served) -> None:
+    client, _, _ = served
+    assert client.get("/health").json() == {"status": "ok"}
+    ready = client.get("/ready").json()
+    assert ready["status"] == "ready" and ready["labels"] == ["neg", "pos"]
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["PredictRequest"]
+    texts = schema["properties"]["texts"]["anyOf"][0]
+    assert texts["maxItems"] == 16 and texts["items"]["maxLength"] == 2000
+
+
+def test_metrics_count_statuses_labels_and_model(served) -> None:
+    client, app, _ = served
+    client.post("/predict", json={"texts": TEXTS[:3]})
+    client.post("/predict", json={"text": ""})
+    text = client.get("/metrics").text
+    version = app.state.model_version
+    assert 'sentiment_model_info{backend="torch",model_dir="' in text
+    assert f'model_version="{version}"' in text
+    assert 'sentiment_requests_total{endpoint="/predict",method="POST",status="200"}' in text
+    assert 'sentiment_requests_total{endpoint="/predict",method="POST",status="422"}' in text
+    assert 'sentiment_request_latency_seconds_bucket{endpoint="/predict",le="0.05"}' in text
+    assert "sentiment_request_batch_size_bucket" in text
+    assert "sentiment_predictions_total{label=" in text
+    assert "sentiment_model_ready 1.0" in text
+
+
+def test_page_is_self_contained(served) -> None:
+    client, _, _ = served
+    resp = client.get("/")
+    assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/html")
+    html = resp.text
+    assert 'id="text"' in html and 'id="bar-fill"' in html
+    for external in ("http://", "https://", "//cdn", "<link", "src="):
+        assert external not in html
+    assert "default-src 'none'" in resp.headers["content-security-policy"]
+
+
+def test_predictions_reach_the_request_log(served) -> None:
+    client, app, db = served
+    marker = "request-log marker: a sincere, touching drama"
+    client.post("/predict", json={"texts": [marker, "second"]})
+    for _ in range(100):
+        rows = [r for r in read_requests(db) if r.text == marker]
+        if rows:
+            break
+        threading.Event().wait(0.05)
+    assert len(rows) == 1
+    row = rows[0]
+    assert row.model_version == app.state.model_version and row.backend == "torch"
+    assert set(row.probabilities) == {"neg", "pos"} and row.latency_ms > 0
+
+
+def test_drift_flag_exposed_on_metrics(tiny_run: Path, tmp_path: Path) -> None:
+    report = tmp_path / "drift.json"
+    app = create_app(tiny_run, request_log=None, drift_report=report)
+    with TestClient(app) as client:
+        assert "sentiment_drift_detected" not in client.get("/metrics").text
+        report.write_text(json.dumps({"drift_detected": True}))
+        assert "sentiment_drift_detected 1.0" in client.get("/metrics").text
+        report.write_text(json.dumps({"drift_detected": False}))
+        assert "sentiment_drift_detected 0.0" in client.get("/metrics").text
+
+
+def test_threadpool_runner_app(tiny_run: Path) -> None:
+    app = create_app(tiny_run, runner="threadpool", threads=2, request_log=None)
+    with TestClient(app) as client:
+        resp = client.post("/predict", json={"texts": TEXTS})
+    assert resp.status_code == 200 and len(resp.json()["predictions"]) == 4
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"backend": "tensorflow"}, "unknown backend"),
+        ({"runner": "celery"}, "unknown runner"),
+        ({"max_batch_items": 0}, "max_batch_items"),
+        ({"log_mirror": "gs://b/p", "request_log": None}, "needs a request log"),
+    ],
+)
+def test_bad_settings_are_sentiment_errors(tiny_run: Path, kwargs, message: str) -> None:
+    with pytest.raises(SentimentError, match=message):
+        create_app(tiny_run, **kwargs)
+
+
+def test_missing_model_dir_is_sentiment_error(tmp_path: Path) -> None:
+    with pytest.raises(SentimentError, match="does not exist"):
+        create_app(tmp_path / "missing")
+
+
+# --- runners: deterministic checks with a model function that blocks until released ---------
+
+
+class GatedModel:
+    """A stand-in for a slow model call: blocks until released and records each call's texts."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.entered = threading.Event()
+        self.calls: list[list[str]] = []
+
+    def __call__(self, texts):
+        self.calls.append(list(texts))
+        self.entered.set()
+        if not self.release.wait(timeout=30):
+            raise TimeoutError("never released")
+        if "boom" in texts:
+            raise ValueError("model failed on 'boom'")
+        return np.array([[len(t), 1.0] for t in texts], dtype=np.float32)
+
+
+async def _wait_for(event: threading.Event) -> None:
+    for _ in range(3000):
+        if event.is_set():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("event never set")
+
+
+@pytest.mark.parametrize("kind", ["batch", "threadpool"])
+def test_inference_never_blocks_the_event_loop(kind: str) -> None:
+    async def scenario() -> None:
+        model = GatedModel()
+        runner = MicroBatchRunner(model) if kind == "batch" else ThreadPoolRunner(model)
+        await runner.start()
+        pending = asyncio.create_task(runner.run(["slow"]))
+        await _wait_for(model.entered)
+        # The model call is blocked in its thread; the loop must still serve other work.
+        ticks = 0
+        for _ in range(5):
+            await asyncio.sleep(0)
+            ticks += 1
+        assert ticks == 5 and not pending.done()
+        model.release.set()
+        out = await asyncio.wait_for(pending, 10)
+        assert out.tolist() == [[4.0, 1.0]]
+        await runner.stop()
+
+    asyncio.run(asyncio.wait_for(scenario(), 30))
+
+
+def test_micro_batcher_joins_waiting_requests_and_splits_results() -> None:
+    async def scenario() -> None:
+        model = GatedModel()
+        runner = MicroBatchRunner(model, max_batch=64)
+        await runner.start()
+        first = asyncio.create_task(runner.run(["a"]))
+        await _wait_for(model.entered)
+        waiting = [
+            asyncio.create_task(runner.run(["bb", "ccc"])),
+            asyncio.create_task(runner.run(["dddd"])),
+        ]
+        await asyncio.sleep(0.05)
+        model.release.set()
+        results = await asyncio.wait_for(asyncio.gather(first, *waiting), 10)
+        assert model.calls == [["a"], ["bb", "ccc", "dddd"]]
+        assert [r[:, 0].tolist() for r in results] == [[1.0], [2.0, 3.0], [4.0]]
+        await runner.stop()
+
+    asyncio.run(asyncio.wait_for(scenario(), 30))
+
+
+def test_micro_batcher_isolates_a_failing_request() -> None:
+    async def scenario() -> None:
+        model = GatedModel()
+        runner = MicroBatchRunner(model)
+        await runner.start()
+        first = asyncio.create_task(runner.run(["warm"]))
+        await _wait_for(model.entered)
+        bad = asyncio.create_task(runner.run(["boom"]))
+        good = asyncio.create_task(runner.run(["fine"]))
+        await asyncio.sleep(0.05)
+        model.release.set()
+        await first
+        assert (await asyncio.wait_for(good, 10)).tolist() == [[4.0, 1.0]]
+        with pytest.raises(ValueError, match="boom"):
+            await asyncio.wait_for(bad, 10)
+        await runner.stop()
+
+    asyncio.run(asyncio.wait_for(scenario(), 30))
+
+
+def test_unhandled_error_is_a_json_500_and_counted(tiny_run: Path) -> None:
+    # A healthy model cannot be made to crash for real, so after warm-up the runner's model
+    # function is swapped for one that raises, as a broken backend would.
+    app = create_app(tiny_run, request_log=None)
+
+    def broken(texts):
+        raise RuntimeError("backend crashed")
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        app.state.runner._call.predict = broken
+        resp = client.post("/predict", json={"text": "fine input"})
+        assert resp.status_code == 500
+        assert resp.json() == {"detail": "internal server error; see the server log"}
+        assert "backend crashed" not in resp.text
+        metrics = client.get("/metrics").text
+        line = 'sentiment_requests_total{endpoint="/predict",method="POST",status="500"} 1.0'
+        assert line in metrics
+        assert client.get("/health").status_code == 200
