@@ -61,13 +61,16 @@ def sweep(
     recipe: Annotated[
         str | None,
         typer.Argument(
-            help="YAML recipe with a sweep: section (default recipes/sweep.yaml).", show_default=False
+            help="YAML recipe with a sweep: section (default recipes/sweep.yaml).",
+            show_default=False,
         ),
     ] = None,
     overrides: Overrides = None,
     retrain_best: Annotated[
         bool,
-        typer.Option("--retrain-best", help="Then train best.yaml to <sweep dir>/best with test metrics."),
+        typer.Option(
+            "--retrain-best", help="Then train best.yaml to <sweep dir>/best with test metrics."
+        ),
     ] = False,
 ) -> None:
     """Optuna hyperparameter search through the Trainer, as the recipe's sweep: section says.
