@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
-
 from sentiment_hf.errors import SentimentError
 from sentiment_hf.recipe import DataConfig
 
@@ -86,10 +85,16 @@ def _load_file(path: Path) -> Dataset:
     try:
         return load_dataset(fmt, data_files=str(path), split="train")
     except Exception as exc:  # datasets raises many types for unreadable files
-        raise SentimentError(f"could not read {str(path)!r} as {fmt}: {exc}".splitlines()[0]) from exc
+        if "corresponds to no data" in str(exc) or "No columns to parse" in str(exc):
+            raise SentimentError(
+                f"data file {str(path)!r} has no rows; every split needs examples"
+            ) from exc
+        raise SentimentError(
+            f"could not read {str(path)!r} as {fmt}: {exc}".splitlines()[0]
+        ) from exc
 
 
-def _load_local(path: Path, cfg: DataConfig, seed: int) -> DatasetDict:
+def _load_local(path: Path, cfg: DataConfig) -> DatasetDict:
     if path.is_dir():
         if all((path / f).is_file() for f in RT_FILES.values()):
             return read_rt_polarity(path)
@@ -149,16 +154,8 @@ def _label_names_of(ds: Dataset, label_column: str) -> list[str] | None:
     return list(feature.names) if isinstance(feature, ClassLabel) else None
 
 
-def _normalize(
-    ds: Dataset, split: str, cfg: DataConfig, label_names: list[str]
-) -> Dataset:
+def _normalize(ds: Dataset, split: str, cfg: DataConfig, label_names: list[str]) -> Dataset:
     """Return ``ds`` with exactly a string ``text`` and an int ``label`` column, validated."""
-    for column, key in ((cfg.text_column, "text_column"), (cfg.label_column, "label_column")):
-        if column not in ds.column_names:
-            raise SentimentError(
-                f"{split} split has no column {column!r} (columns: {', '.join(ds.column_names)}); "
-                f"set data.{key}"
-            )
     if len(ds) == 0:
         raise SentimentError(f"the {split} split is empty; check data.source and its files")
     texts = ds[cfg.text_column]
@@ -172,7 +169,9 @@ def _normalize(
             )
         if isinstance(label, str) and label in index:
             out_labels.append(index[label])
-        elif isinstance(label, int) and not isinstance(label, bool) and 0 <= label < len(label_names):
+        elif (
+            isinstance(label, int) and not isinstance(label, bool) and 0 <= label < len(label_names)
+        ):
             out_labels.append(label)
         else:
             raise SentimentError(
@@ -181,6 +180,15 @@ def _normalize(
             )
     features = Features({"text": Value("string"), "label": ClassLabel(names=label_names)})
     return Dataset.from_dict({"text": texts, "label": out_labels}, features=features)
+
+
+def _check_columns(ds: Dataset, split: str, cfg: DataConfig) -> None:
+    for column, key in ((cfg.text_column, "text_column"), (cfg.label_column, "label_column")):
+        if column not in ds.column_names:
+            raise SentimentError(
+                f"{split} split has no column {column!r} (columns: {', '.join(ds.column_names)}); "
+                f"set data.{key}"
+            )
 
 
 def _infer_label_names(dd: DatasetDict, cfg: DataConfig) -> list[str]:
@@ -198,12 +206,16 @@ def _infer_label_names(dd: DatasetDict, cfg: DataConfig) -> list[str]:
         if cfg.label_column in ds.column_names:
             values.update(v for v in ds[cfg.label_column] if v is not None)
     if not values:
-        raise SentimentError(f"no labels found in column {cfg.label_column!r}; set data.label_column")
+        raise SentimentError(
+            f"no labels found in column {cfg.label_column!r}; set data.label_column"
+        )
     if all(isinstance(v, str) for v in values):
         return sorted(values)
     if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
         if min(values) < 0:
-            raise SentimentError(f"labels must be 0..N-1, found {min(values)}; set data.label_names")
+            raise SentimentError(
+                f"labels must be 0..N-1, found {min(values)}; set data.label_names"
+            )
         return [str(i) for i in range(max(max(values) + 1, 2))]
     raise SentimentError(
         f"labels in {cfg.label_column!r} mix types; use all strings or all integers 0..N-1"
@@ -224,11 +236,11 @@ def fingerprint(dd: DatasetDict) -> str:
 def load_splits(cfg: DataConfig, seed: int = 42, splits: tuple[str, ...] = SPLITS) -> SentimentData:
     """Load the splits a recipe names, validate them and apply the sample limits."""
     source = cfg.source
-    if _is_local(source):
-        raw = _load_local(Path(source).expanduser(), cfg, seed)
-    else:
-        raw = _load_hub(cfg)
+    raw = _load_local(Path(source).expanduser(), cfg) if _is_local(source) else _load_hub(cfg)
     raw = _carve_missing_splits(raw, cfg, seed)
+    for split in splits:
+        if split in raw:
+            _check_columns(raw[split], split, cfg)
     label_names = _infer_label_names(raw, cfg)
     limits = {
         "train": cfg.max_train_samples,
@@ -264,13 +276,16 @@ def tokenize_splits(
     Padding happens per batch in the collator (dynamic padding). ``main_process_first`` is the
     TrainingArguments context manager, so under torchrun rank 0 builds the cache first.
     """
+
     def encode(batch: dict[str, list]) -> dict[str, list]:
         return tokenizer(batch["text"], truncation=True, max_length=max_length)
 
     key = hashlib.sha256(
         f"{data.fingerprint}|{tokenizer.name_or_path}|{len(tokenizer)}|{max_length}".encode()
     ).hexdigest()[:16]
-    root = cache_dir or Path(os.environ.get("SENTIMENT_HF_CACHE", Path.home() / ".cache" / "sentiment_hf"))
+    root = cache_dir or Path(
+        os.environ.get("SENTIMENT_HF_CACHE", Path.home() / ".cache" / "sentiment_hf")
+    )
     cache = Path(root) / "tokenized" / key
     cache.mkdir(parents=True, exist_ok=True)
     out = {}

@@ -14,7 +14,7 @@ from sentiment_hf.errors import SentimentError
 from sentiment_hf.manifest import write_json
 from sentiment_hf.metrics import classification_metrics, confusion
 from sentiment_hf.predict import Predictor, check_model_dir
-from sentiment_hf.recipe import DataConfig, recipe_from_dict, read_recipe_file
+from sentiment_hf.recipe import DataConfig, read_recipe_file, recipe_from_dict
 
 SPLIT_ALIASES = {"val": "validation", "valid": "validation", "dev": "validation"}
 
@@ -36,7 +36,8 @@ def _data_config(model_dir: Path, data: str | None) -> DataConfig:
         cfg = recipe_from_dict(read_recipe_file(recipe_path)).data
     elif data is None:
         raise SentimentError(
-            f"{str(model_dir)!r} has no recipe.yaml to say which data it was trained on; pass --data PATH"
+            f"{str(model_dir)!r} has no recipe.yaml to say which data it was trained on; "
+            "pass --data PATH"
         )
     else:
         cfg = DataConfig()
@@ -103,7 +104,9 @@ def evaluate_model(
     out.mkdir(parents=True, exist_ok=True)
     metrics_path = write_json(out / f"{split}_metrics.json", {**metrics, "data_source": cfg.source})
     confusion_path = plot_confusion(
-        confusion(labels, preds, n), predictor.labels, out / f"{split}_confusion.png",
+        confusion(labels, preds, n),
+        predictor.labels,
+        out / f"{split}_confusion.png",
         f"{model_dir.name}: {split} (acc {metrics[f'{split}_accuracy']:.3f})",
     )
     errors_path = out / f"{split}_misclassified.csv"
@@ -112,6 +115,12 @@ def evaluate_model(
         writer.writerow(["index", "text", "label", "predicted", "score"])
         for i in np.flatnonzero(preds != labels):
             writer.writerow(
-                [int(i), texts[i], predictor.labels[labels[i]], predictor.labels[preds[i]], f"{probs[i, preds[i]]:.4f}"]
+                [
+                    int(i),
+                    texts[i],
+                    predictor.labels[labels[i]],
+                    predictor.labels[preds[i]],
+                    f"{probs[i, preds[i]]:.4f}",
+                ]
             )
     return EvalReport(split, metrics, metrics_path, confusion_path, errors_path)

@@ -11,7 +11,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-PACKAGES = ("sentiment-hf", "torch", "transformers", "datasets", "accelerate", "tokenizers", "numpy")
+PACKAGES = (
+    "sentiment-hf",
+    "torch",
+    "transformers",
+    "datasets",
+    "accelerate",
+    "tokenizers",
+    "numpy",
+)
 
 
 def git_sha(cwd: str | Path | None = None) -> str | None:

@@ -8,7 +8,9 @@ import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
 
-def classification_metrics(labels: np.ndarray, preds: np.ndarray, num_labels: int = 2) -> dict[str, float]:
+def classification_metrics(
+    labels: np.ndarray, preds: np.ndarray, num_labels: int = 2
+) -> dict[str, float]:
     """Accuracy, precision, recall and F1 — binary (positive class 1) when two labels, and macro."""
     labels = np.asarray(labels)
     preds = np.asarray(preds)

@@ -1,4 +1,4 @@
-"""Resolve a backbone (local dir → installed package → hub cache → hub) and build model + tokenizer."""
+"""Resolve a backbone (local dir → package → hub cache → hub); build model and tokenizer."""
 
 from __future__ import annotations
 
@@ -40,9 +40,7 @@ def _from_package(name: str) -> Path | None:
     return path if (path / "config.json").is_file() else None
 
 
-def resolve_backbone(
-    name: str, revision: str | None = None, cache_dir: str | None = None
-) -> str:
+def resolve_backbone(name: str, revision: str | None = None, cache_dir: str | None = None) -> str:
     """Return a local directory for ``name`` if one exists, else the hub id to download.
 
     Order: an existing local directory, an installed package that ships the weights, the hub
@@ -91,10 +89,14 @@ def build_tokenizer(path: str, cfg: ModelConfig) -> Any:
             trust_remote_code=cfg.trust_remote_code,
         )
     except OSError as exc:
-        raise SentimentError(f"could not load the tokenizer of {path!r}: {exc}".splitlines()[0]) from exc
+        raise SentimentError(
+            f"could not load the tokenizer of {path!r}: {exc}".splitlines()[0]
+        ) from exc
 
 
-def build_model(path: str, label_names: list[str], cfg: ModelConfig, **config_overrides: Any) -> Any:
+def build_model(
+    path: str, label_names: list[str], cfg: ModelConfig, **config_overrides: Any
+) -> Any:
     """Load a sequence-classification head on the backbone with the run's label names.
 
     Only safetensors weights are accepted; ``dropout`` (when set) replaces the hidden and
@@ -120,9 +122,16 @@ def build_model(path: str, label_names: list[str], cfg: ModelConfig, **config_ov
             **kwargs,
         )
     except OSError as exc:
-        raise SentimentError(f"could not load the config of {path!r}: {exc}".splitlines()[0]) from exc
+        raise SentimentError(
+            f"could not load the config of {path!r}: {exc}".splitlines()[0]
+        ) from exc
     if dropout is not None:
-        for attr in ("hidden_dropout_prob", "attention_probs_dropout_prob", "dropout", "attention_dropout"):
+        for attr in (
+            "hidden_dropout_prob",
+            "attention_probs_dropout_prob",
+            "dropout",
+            "attention_dropout",
+        ):
             if hasattr(config, attr):
                 setattr(config, attr, float(dropout))
     for key, value in overrides.items():

@@ -37,10 +37,12 @@ class Prediction:
 
 
 def check_model_dir(model_dir: str | Path) -> Path:
-    """Raise a clear error unless ``model_dir`` holds a trained classifier (config + safetensors)."""
+    """Raise a clear error unless ``model_dir`` holds a trained classifier."""
     path = Path(model_dir)
     if not path.is_dir():
-        raise SentimentError(f"model directory {str(path)!r} does not exist; train one with `sentiment train`")
+        raise SentimentError(
+            f"model directory {str(path)!r} does not exist; train one with `sentiment train`"
+        )
     config = path / "config.json"
     weights = list(path.glob("model*.safetensors"))
     if not config.is_file() or not weights:
@@ -125,12 +127,16 @@ class Predictor:
 
         self.model_dir = check_model_dir(model_dir)
         if backend not in BACKENDS:
-            raise SentimentError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+            raise SentimentError(
+                f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}"
+            )
         if batch_size < 1:
             raise SentimentError(f"batch size must be >= 1, got {batch_size}")
         config = json.loads((self.model_dir / "config.json").read_text())
         id2label = config["id2label"]
-        self.labels = [id2label[str(i)] if str(i) in id2label else id2label[i] for i in range(len(id2label))]
+        self.labels = [
+            id2label[str(i)] if str(i) in id2label else id2label[i] for i in range(len(id2label))
+        ]
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
         self.max_length = max_length or self._recipe_max_length() or 512
         self.batch_size = batch_size
@@ -159,7 +165,9 @@ class Predictor:
             rows.append(row)
         if truncated and not self._warned_truncation:
             log.warning(
-                "%d input(s) longer than max_length=%d tokens were truncated", truncated, self.max_length
+                "%d input(s) longer than max_length=%d tokens were truncated",
+                truncated,
+                self.max_length,
             )
             self._warned_truncation = True
         return rows
@@ -177,7 +185,9 @@ class Predictor:
             if not isinstance(text, str):
                 raise SentimentError(f"input {i} is {type(text).__name__}, not a string")
             if len(text) > MAX_TEXT_CHARS:
-                raise SentimentError(f"input {i} has {len(text)} characters; the cap is {MAX_TEXT_CHARS}")
+                raise SentimentError(
+                    f"input {i} has {len(text)} characters; the cap is {MAX_TEXT_CHARS}"
+                )
         rows = self._encode(texts)
         order = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]))
         logits = np.zeros((len(rows), len(self.labels)), dtype=np.float32)
@@ -206,7 +216,9 @@ class Predictor:
                     text=text,
                     label=self.labels[best],
                     score=float(row[best]),
-                    probabilities={name: float(p) for name, p in zip(self.labels, row, strict=True)},
+                    probabilities={
+                        name: float(p) for name, p in zip(self.labels, row, strict=True)
+                    },
                 )
             )
         return out

@@ -195,6 +195,10 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         return value
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
+        enums = [t for t in typing.get_args(tp) if isinstance(t, type) and issubclass(t, enum.Enum)]
+        if enums and isinstance(value, str):
+            # "IntervalStrategy | str" accepts any string in the annotation; only the enum's do.
+            return _coerce(value, enums[0], where)
         errors = []
         for option in typing.get_args(tp):
             try:
@@ -390,7 +394,7 @@ def _build_sweep(data: Any, where: str) -> SweepConfig:
 
 
 def parse_overrides(overrides: list[str] | tuple[str, ...]) -> list[tuple[list[str], Any]]:
-    """Parse ``a.b=value`` strings; values are read as YAML scalars (``3e-5``, ``true``, ``[a]``)."""
+    """Parse ``a.b=value`` strings; values are YAML scalars (``3e-5``, ``true``, ``[a]``)."""
     parsed = []
     for item in overrides:
         key, sep, raw = item.partition("=")

@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 
 
 def wandb_key_configured() -> bool:
-    """True when an API key is in the environment or a saved ``wandb login`` (never reads it out)."""
+    """True when an API key is in the environment or a saved ``wandb login`` (never read out)."""
     if os.environ.get("WANDB_API_KEY"):
         return True
     try:
@@ -37,5 +37,7 @@ def configure_tracking(cfg: TrackingConfig, run_name: str) -> list[str]:
     os.environ.setdefault("WANDB_SILENT", "true")
     if not os.environ.get("WANDB_MODE") and not wandb_key_configured():
         os.environ["WANDB_MODE"] = "offline"
-        log.warning("W&B: no API key configured, logging offline to ./wandb (sync later with `wandb sync`)")
+        log.warning(
+            "W&B: no API key configured, logging offline to ./wandb (sync later with `wandb sync`)"
+        )
     return ["wandb"]

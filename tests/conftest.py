@@ -14,7 +14,7 @@ os.environ["DVC_NO_ANALYTICS"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 os.environ.setdefault("SENTIMENT_HF_CACHE", tempfile.mkdtemp(prefix="sentiment-hf-cache-"))
 
-import pytest  # noqa: E402
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -93,10 +93,12 @@ def tiny_recipe_overrides(backbone: Path, data: Path, output_dir: Path) -> list[
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory, tiny_backbone: Path, rt_dir: Path) -> Path:
-    """A finished run directory (model, recipe.yaml, metrics.json) trained on a slice of rt-polarity."""
+    """A finished run directory (model, recipe.yaml, metrics.json) from a slice of rt-polarity."""
     from sentiment_hf import load_recipe, train
 
     out = tmp_path_factory.mktemp("runs") / "tiny"
-    recipe = load_recipe(REPO / "recipes" / "base.yaml", tiny_recipe_overrides(tiny_backbone, rt_dir, out))
+    recipe = load_recipe(
+        REPO / "recipes" / "base.yaml", tiny_recipe_overrides(tiny_backbone, rt_dir, out)
+    )
     train(recipe)
     return out

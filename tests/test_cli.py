@@ -1,0 +1,156 @@
+"""The `sentiment` CLI end to end (real subprocesses): train → eval → predict, and bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO, tiny_recipe_overrides
+
+BASE = str(REPO / "recipes" / "base.yaml")
+
+
+def sentiment(
+    *args: str, stdin: str | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
+    """Run the CLI in a fresh interpreter, as a user would."""
+    return subprocess.run(
+        [sys.executable, "-m", "sentiment_hf.cli", *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        cwd=cwd or REPO,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        timeout=600,
+    )
+
+
+def test_console_script_is_installed() -> None:
+    script = shutil.which("sentiment", path=str(Path(sys.executable).parent))
+    assert script is not None
+    out = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0
+    for command in ("train", "eval", "predict"):
+        assert command in out.stdout
+
+
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory: pytest.TempPathFactory, tiny_backbone: Path, rt_dir: Path) -> Path:
+    run_dir = tmp_path_factory.mktemp("cli") / "run"
+    result = sentiment("train", BASE, *tiny_recipe_overrides(tiny_backbone, rt_dir, run_dir))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"run saved to {run_dir}" in result.stdout
+    return run_dir
+
+
+def test_train_writes_the_run_directory(cli_run: Path) -> None:
+    metrics = json.loads((cli_run / "metrics.json").read_text())
+    for key in ("eval_accuracy", "test_accuracy", "test_f1", "test_f1_macro"):
+        assert 0.0 <= metrics[key] <= 1.0, key
+    manifest = json.loads((cli_run / "manifest.json").read_text())
+    assert len(manifest["data_fingerprint"]) == 64
+    assert manifest["packages"]["transformers"]
+    assert manifest["device"]["cpu_count"] >= 1
+    assert manifest["wall_time_s"] > 0
+    assert manifest["split_sizes"] == {"train": 256, "validation": 64, "test": 64}
+    assert list(cli_run.glob("checkpoint-*")), "checkpoints are kept in checkpoint-N/"
+
+
+def test_eval_writes_reports(cli_run: Path, tmp_path: Path) -> None:
+    result = sentiment("eval", str(cli_run), "--split", "test", "--output", str(tmp_path))
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.loads(result.stdout)
+    assert metrics["test_samples"] == 1066  # eval uses the whole split, not the training slice
+    saved = json.loads((tmp_path / "test_metrics.json").read_text())
+    assert saved["test_accuracy"] == metrics["test_accuracy"]
+    png = (tmp_path / "test_confusion.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = (tmp_path / "test_misclassified.csv").read_text().splitlines()
+    wrong = round((1 - metrics["test_accuracy"]) * 1066)
+    assert len(rows) == wrong + 1
+    assert rows[0] == "index,text,label,predicted,score"
+
+
+def test_eval_on_other_data(cli_run: Path, tmp_path: Path) -> None:
+    data = tmp_path / "mini"
+    data.mkdir()
+    (data / "test.csv").write_text("text,label\na masterpiece,pos\na disaster,neg\nfine,pos\n")
+    (data / "train.csv").write_text("text,label\nx,pos\ny,neg\n")
+    (data / "validation.csv").write_text("text,label\nx,pos\ny,neg\n")
+    result = sentiment("eval", str(cli_run), "--data", str(data), "--output", str(tmp_path / "r"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout)["test_samples"] == 3
+
+
+def test_predict_texts_json_file_and_stdin(cli_run: Path, tmp_path: Path) -> None:
+    texts = ["a gorgeous, witty, seductive movie.", "dull and overlong"]
+    plain = sentiment("predict", str(cli_run), *texts)
+    assert plain.returncode == 0, plain.stderr[-2000:]
+    lines = plain.stdout.strip().splitlines()
+    assert [line.split("\t")[2] for line in lines] == texts
+    assert all(line.split("\t")[0] in {"neg", "pos"} for line in lines)
+
+    as_json = sentiment("predict", str(cli_run), "--json", *texts)
+    rows = [json.loads(line) for line in as_json.stdout.strip().splitlines()]
+    assert [r["text"] for r in rows] == texts
+    for row in rows:
+        assert sum(row["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+        assert row["score"] == max(row["probabilities"].values())
+
+    listing = tmp_path / "in.txt"
+    listing.write_text("\n".join(texts) + "\n")
+    from_file = sentiment("predict", str(cli_run), "--file", str(listing), "--json")
+    assert [json.loads(x)["label"] for x in from_file.stdout.strip().splitlines()] == [
+        r["label"] for r in rows
+    ]
+    from_stdin = sentiment("predict", str(cli_run), "--json", stdin="\n".join(texts))
+    assert [json.loads(x)["label"] for x in from_stdin.stdout.strip().splitlines()] == [
+        r["label"] for r in rows
+    ]
+
+
+def test_existing_run_is_not_clobbered(cli_run: Path, tiny_backbone: Path, rt_dir: Path) -> None:
+    before = (cli_run / "metrics.json").read_bytes()
+    result = sentiment("train", BASE, *tiny_recipe_overrides(tiny_backbone, rt_dir, cli_run))
+    assert result.returncode == 2
+    assert "already holds a run" in result.stderr and "--resume" in result.stderr
+    assert (cli_run / "metrics.json").read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["train", "no-such-recipe.yaml"], "recipe file 'no-such-recipe.yaml' not found"),
+        (["train", BASE, "training.learning_rate"], "has no '='"),
+        (["train", BASE, "model.colour=blue"], "unknown key 'colour'"),
+        (["train", BASE, "model.max_length=long"], "expected int"),
+        (
+            ["train", BASE, "data.source=./missing-dir"],
+            "data.source path './missing-dir' does not exist",
+        ),
+        (
+            ["train", BASE, "model.backbone=acme/not-cached", "data.source=__RT__"],
+            "not found offline",
+        ),
+        (["eval", "__TMP__"], "is not a trained model directory"),
+        (["predict", "__TMP__", "hello"], "is not a trained model directory"),
+        (["predict", "__RUN__"], "no input texts"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    args: list[str], needle: str, tmp_path: Path, rt_dir: Path, cli_run: Path
+) -> None:
+    subs = {"__TMP__": str(tmp_path), "__RUN__": str(cli_run), "__RT__": str(rt_dir)}
+    args = [a.replace("__RT__", str(rt_dir)) for a in args]
+    args = [subs.get(a, a) for a in args]
+    result = sentiment(*args, stdin="", cwd=tmp_path)  # cwd: nothing lands in the repo
+    assert result.returncode == 2, (result.stdout, result.stderr[-2000:])
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(error_lines) == 1 and needle in error_lines[0], result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "runs").exists()

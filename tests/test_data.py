@@ -1,0 +1,140 @@
+"""Data sources: the raw Cornell files, local tables, validation errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from sentiment_hf.data import load_splits, read_rt_polarity
+from sentiment_hf.errors import SentimentError
+from sentiment_hf.recipe import DataConfig
+
+
+def test_raw_loader_reproduces_the_hub_splits(rt_dir: Path) -> None:
+    splits = read_rt_polarity(rt_dir)
+    assert {k: len(v) for k, v in splits.items()} == {
+        "train": 8530,
+        "validation": 1066,
+        "test": 1066,
+    }
+    assert splits["train"].features["label"].names == ["neg", "pos"]
+    for name, ds in splits.items():
+        labels = ds["label"]
+        half = len(ds) // 2
+        # The hub builder orders each split positives first, then negatives (contiguous blocks).
+        assert labels[:half] == [1] * half and labels[half:] == [0] * half, name
+    train = splits["train"]
+    assert train[0]["text"].startswith("the rock is destined to be the 21st century's new")
+    # latin-1 decoding keeps cp1252 byte 0x85 as U+0085 (NEL) inside a line, as the hub does.
+    all_text = [t for ds in splits.values() for t in ds["text"]]
+    assert len(all_text) == 10662
+    assert any("\x85" in t for t in all_text)
+    assert all(t == t.strip() and t for t in all_text)
+
+
+def test_load_splits_limits_shuffle_across_classes(rt_dir: Path) -> None:
+    data = load_splits(DataConfig(source=str(rt_dir), max_train_samples=200, max_test_samples=50))
+    assert len(data.splits["train"]) == 200
+    assert len(data.splits["test"]) == 50
+    assert len(data.splits["validation"]) == 1066
+    assert 60 < sum(data.splits["train"]["label"]) < 140  # both classes, not the first block
+    again = load_splits(DataConfig(source=str(rt_dir), max_train_samples=200, max_test_samples=50))
+    assert again.fingerprint == data.fingerprint
+    other = load_splits(DataConfig(source=str(rt_dir), max_train_samples=201, max_test_samples=50))
+    assert other.fingerprint != data.fingerprint
+
+
+def _write_tables(folder: Path, fmt: str, rows: dict[str, list[dict]]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, items in rows.items():
+        frame = pd.DataFrame(items)
+        if fmt == "csv":
+            frame.to_csv(folder / f"{split}.csv", index=False)
+        elif fmt == "jsonl":
+            (folder / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in items))
+        else:
+            frame.to_parquet(folder / f"{split}.parquet")
+
+
+ROWS = {
+    "train": [{"review": f"good {i}", "sentiment": "positive"} for i in range(6)]
+    + [{"review": f"bad {i}", "sentiment": "negative"} for i in range(6)],
+    "validation": [
+        {"review": "fine", "sentiment": "positive"},
+        {"review": "meh", "sentiment": "negative"},
+    ],
+    "test": [
+        {"review": "great", "sentiment": "positive"},
+        {"review": "awful", "sentiment": "negative"},
+    ],
+}
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
+def test_local_tables_with_custom_columns_and_string_labels(tmp_path: Path, fmt: str) -> None:
+    _write_tables(tmp_path / fmt, fmt, ROWS)
+    cfg = DataConfig(source=str(tmp_path / fmt), text_column="review", label_column="sentiment")
+    data = load_splits(cfg)
+    assert data.label_names == ["negative", "positive"]
+    assert data.splits["train"].column_names == ["text", "label"]
+    assert data.splits["test"]["label"] == [1, 0]
+    assert data.splits["validation"]["text"] == ["fine", "meh"]
+
+
+def test_single_file_is_cut_into_stratified_splits(tmp_path: Path) -> None:
+    rows = [{"text": f"t{i}", "label": i % 2} for i in range(100)]
+    path = tmp_path / "all.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    data = load_splits(DataConfig(source=str(path), label_names=["neg", "pos"]))
+    sizes = {k: len(v) for k, v in data.splits.items()}
+    assert sizes == {"train": 81, "validation": 9, "test": 10}
+    seen = set().union(*(set(v["text"]) for v in data.splits.values()))
+    assert len(seen) == 100
+
+
+@pytest.mark.parametrize(
+    ("rows", "cfg", "needle"),
+    [
+        ({"train": [{"text": "a"}]}, {}, "no column 'label'"),
+        (
+            {"train": [{"text": "a", "label": 5}, {"text": "b", "label": 0}]},
+            {"label_names": ["neg", "pos"]},
+            "outside the declared set",
+        ),
+        (
+            {"train": [{"text": "a", "label": "meh"}]},
+            {"label_names": ["neg", "pos"]},
+            "label 'meh' is outside",
+        ),
+    ],
+)
+def test_bad_tables_are_rejected(tmp_path: Path, rows: dict, cfg: dict, needle: str) -> None:
+    full = {**rows, "validation": rows["train"], "test": rows["train"]}
+    _write_tables(tmp_path / "d", "csv", full)
+    with pytest.raises(SentimentError) as info:
+        load_splits(DataConfig(source=str(tmp_path / "d"), **cfg))
+    assert needle in str(info.value)
+
+
+def test_empty_split_and_missing_paths(tmp_path: Path) -> None:
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    (folder / "train.csv").write_text("text,label\na,0\nb,1\n")
+    (folder / "validation.csv").write_text("text,label\na,0\n")
+    (folder / "test.csv").write_text("text,label\n")
+    with pytest.raises(SentimentError, match="has no rows"):
+        load_splits(DataConfig(source=str(folder)))
+    with pytest.raises(SentimentError, match="does not exist"):
+        load_splits(DataConfig(source=str(tmp_path / "missing")))
+    with pytest.raises(SentimentError, match="does not exist"):
+        load_splits(DataConfig(source="./data/nothing.csv"))
+    with pytest.raises(SentimentError, match="neither rt-polarity"):
+        load_splits(DataConfig(source=str(tmp_path)))
+
+
+def test_hub_source_offline_names_the_local_fix() -> None:
+    with pytest.raises(SentimentError, match=r"data.source=\.\./shared/data/rt-polarity"):
+        load_splits(DataConfig(source="cornell-movie-review-data/rotten_tomatoes"))

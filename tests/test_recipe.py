@@ -1,0 +1,107 @@
+"""Recipe schema: YAML → dataclasses, typed dotted overrides, one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sentiment_hf.errors import SentimentError
+from sentiment_hf.recipe import (
+    DEFAULT_BACKBONE,
+    TRAINING_DEFAULTS,
+    load_recipe,
+    recipe_from_dict,
+    save_recipe,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+BASE = REPO / "recipes" / "base.yaml"
+
+
+def test_base_recipe_is_the_default_task() -> None:
+    recipe = load_recipe(BASE)
+    assert recipe.model.backbone == DEFAULT_BACKBONE
+    assert recipe.data.source == "cornell-movie-review-data/rotten_tomatoes"
+    assert recipe.training["output_dir"] == "runs/base"
+    assert recipe.training["eval_strategy"] == "epoch"
+    assert recipe.training["average_tokens_across_devices"] is False
+
+
+def test_distilbert_recipe_loads() -> None:
+    recipe = load_recipe(REPO / "recipes" / "distilbert.yaml")
+    assert recipe.model.backbone == "distilbert-base-uncased"
+    assert recipe.tracking.wandb is True
+
+
+def test_overrides_are_typed_by_the_schema() -> None:
+    recipe = load_recipe(
+        BASE,
+        [
+            "training.learning_rate=3e-5",
+            "data.max_train_samples=500",
+            "training.num_train_epochs=1",
+            "model.trust_remote_code=false",
+            "data.label_names=[neg, pos]",
+            "training.bf16=true",
+        ],
+    )
+    assert recipe.training["learning_rate"] == pytest.approx(3e-5)
+    assert isinstance(recipe.training["learning_rate"], float)
+    assert recipe.data.max_train_samples == 500
+    assert recipe.training["num_train_epochs"] == 1.0
+    assert recipe.data.label_names == ["neg", "pos"]
+    assert recipe.training["bf16"] is True
+
+
+def test_defaults_fill_a_sparse_recipe() -> None:
+    recipe = recipe_from_dict({"training": {"learning_rate": 1e-4}})
+    assert recipe.training["learning_rate"] == 1e-4
+    assert recipe.training["metric_for_best_model"] == TRAINING_DEFAULTS["metric_for_best_model"]
+    assert recipe.model.max_length == 64
+
+
+def test_resolved_recipe_round_trips(tmp_path: Path) -> None:
+    recipe = load_recipe(BASE, ["training.learning_rate=2e-5", "data.max_eval_samples=10"])
+    path = save_recipe(recipe, tmp_path / "recipe.yaml")
+    assert load_recipe(path) == recipe
+
+
+@pytest.mark.parametrize(
+    ("raw", "overrides", "needle"),
+    [
+        ({"modle": {}}, [], "unknown key 'modle'"),
+        ({"model": {"max_len": 3}}, [], "model: unknown key 'max_len'"),
+        ({"training": {"learning_rat": 1.0}}, [], "not a transformers.TrainingArguments field"),
+        ({"model": {"max_length": "long"}}, [], "model.max_length: expected int"),
+        (
+            {"training": {"num_train_epochs": "two"}},
+            [],
+            "training.num_train_epochs: expected float",
+        ),
+        ({"model": {"trust_remote_code": "yes"}}, [], "expected bool"),
+        ({"training": {"eval_strategy": "sometimes"}}, [], "training.eval_strategy"),
+        ({"data": []}, [], "data: expected a mapping"),
+        ({}, ["training.learning_rate"], "has no '='"),
+        ({}, ["model.max_length=abc"], "model.max_length: expected int"),
+        ({"model": {"max_length": 3}}, ["model.max_length.x=1"], "is not a section"),
+    ],
+)
+def test_bad_recipes_name_the_problem(raw: dict, overrides: list[str], needle: str) -> None:
+    with pytest.raises(SentimentError, match=None) as info:
+        recipe_from_dict(raw, overrides)
+    assert needle in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_and_invalid_files(tmp_path: Path) -> None:
+    with pytest.raises(SentimentError, match="not found"):
+        load_recipe(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model:\n  backbone: [unclosed\n")
+    with pytest.raises(SentimentError, match="not valid YAML at line"):
+        load_recipe(bad)
+    scalar = tmp_path / "scalar.yaml"
+    scalar.write_text("just a string\n")
+    with pytest.raises(SentimentError, match="must be a YAML mapping"):
+        load_recipe(scalar)
