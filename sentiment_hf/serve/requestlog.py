@@ -165,7 +165,8 @@ class RequestLog:
         self.errors = 0
         self._conn = connect(config.path)
         self._db_lock = threading.Lock()
-        self._last_retention = 0.0
+        self.apply_retention()  # clean up at start; then every retention_every_s
+        self._last_retention = time.monotonic()
         self._writer = threading.Thread(target=self._write_loop, name="request-log", daemon=True)
         self._mirror_thread: threading.Thread | None = None
         self._mirror_lock = threading.Lock()
@@ -269,32 +270,50 @@ class RequestLog:
                 return 0
 
     def _mirror_once(self, url: str) -> int:
+        """Claim the unmirrored id range in one write transaction, upload it, or give it back.
+
+        Claiming first means several server workers sharing one database never upload a row twice.
+        """
         import fsspec
 
         conn = connect(self.config.path)
+        conn.isolation_level = None  # explicit transactions below
         try:
+            conn.execute("BEGIN IMMEDIATE")
             row = conn.execute("SELECT last_id FROM mirror_state WHERE url = ?", (url,)).fetchone()
             last_id = row[0] if row else 0
-            rows = conn.execute(
-                f"SELECT id, {', '.join(COLUMNS)} FROM requests WHERE id > ? ORDER BY id",
-                (last_id,),
-            ).fetchall()
-            if not rows:
+            top = conn.execute("SELECT max(id) FROM requests").fetchone()[0] or 0
+            if top <= last_id:
+                conn.execute("COMMIT")
                 return 0
-            preds = [_row_to_prediction(r) for r in rows]
-            stamp = datetime.fromtimestamp(preds[-1].ts, UTC).strftime("%Y%m%dT%H%M%S")
-            part = (
-                f"{url.rstrip('/')}/requests-{stamp}-{preds[0].id:012d}-{preds[-1].id:012d}.jsonl"
+            conn.execute(
+                "INSERT INTO mirror_state (url, last_id) VALUES (?, ?) "
+                "ON CONFLICT(url) DO UPDATE SET last_id = excluded.last_id",
+                (url, top),
             )
-            payload = "".join(json.dumps(p.__dict__, ensure_ascii=False) + "\n" for p in preds)
-            with fsspec.open(part, "w", encoding="utf-8", **self.config.mirror_options) as handle:
-                handle.write(payload)
-            with conn:
-                conn.execute(
-                    "INSERT INTO mirror_state (url, last_id) VALUES (?, ?) "
-                    "ON CONFLICT(url) DO UPDATE SET last_id = excluded.last_id",
-                    (url, preds[-1].id),
+            conn.execute("COMMIT")
+            try:
+                rows = conn.execute(
+                    f"SELECT id, {', '.join(COLUMNS)} FROM requests WHERE id > ? AND id <= ? "
+                    "ORDER BY id",
+                    (last_id, top),
+                ).fetchall()
+                preds = [_row_to_prediction(r) for r in rows]
+                if not preds:  # the range was deleted by retention meanwhile
+                    return 0
+                stamp = datetime.fromtimestamp(preds[-1].ts, UTC).strftime("%Y%m%dT%H%M%S")
+                name = f"requests-{stamp}-{preds[0].id:012d}-{preds[-1].id:012d}.jsonl"
+                payload = "".join(json.dumps(p.__dict__, ensure_ascii=False) + "\n" for p in preds)
+                with fsspec.open(
+                    f"{url.rstrip('/')}/{name}", "w", encoding="utf-8", **self.config.mirror_options
+                ) as handle:
+                    handle.write(payload)
+            except BaseException:
+                conn.execute(  # give the claim back so the next try uploads these rows
+                    "UPDATE mirror_state SET last_id = ? WHERE url = ? AND last_id = ?",
+                    (last_id, url, top),
                 )
+                raise
             self.mirrored += len(preds)
             return len(preds)
         finally:

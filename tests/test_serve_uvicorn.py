@@ -1,0 +1,168 @@
+"""`sentiment serve` as a real uvicorn process on 127.0.0.1, and the page in headless Chromium."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from sentiment_hf.serve import read_requests
+
+CHROMIUM = "/usr/bin/chromium"
+RUNNING = re.compile(r"Uvicorn running on (http://127\.0\.0\.1:\d+)")
+
+
+class Server:
+    """A `sentiment serve` subprocess on port 0 (the bound port is read from its log)."""
+
+    def __init__(self, model_dir: Path, db: Path, *extra: str) -> None:
+        cmd = [sys.executable, "-m", "sentiment_hf.cli", "serve", str(model_dir), "--port", "0"]
+        cmd += ["--request-log", str(db), *extra]
+        self.db = db
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        self.lines: list[str] = []
+        found = threading.Event()
+        self.url = ""
+
+        def pump() -> None:
+            assert self.proc.stdout is not None
+            for line in self.proc.stdout:
+                self.lines.append(line)
+                match = RUNNING.search(line)
+                if match and not found.is_set():
+                    self.url = match.group(1)
+                    found.set()
+
+        threading.Thread(target=pump, daemon=True).start()
+        if not found.wait(timeout=120):
+            self.proc.kill()
+            pytest.fail("server did not start:\n" + "".join(self.lines[-30:]))
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGINT)
+        return self.proc.wait(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def server(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory):
+    db = tmp_path_factory.mktemp("uvicorn") / "requests.db"
+    srv = Server(tiny_run, db)
+    yield srv
+    if srv.proc.poll() is None:
+        srv.stop()
+
+
+def test_ready_and_predict_over_http(server: Server) -> None:
+    ready = httpx.get(f"{server.url}/ready", timeout=10)
+    assert ready.status_code == 200 and ready.json()["backend"] == "torch"
+    resp = httpx.post(f"{server.url}/predict", json={"texts": ["great film", "awful"]}, timeout=10)
+    assert resp.status_code == 200
+    assert [p["label"] in ("neg", "pos") for p in resp.json()["predictions"]] == [True, True]
+
+
+def test_concurrent_requests_all_succeed(server: Server) -> None:
+    def one(i: int) -> int:
+        body = {"text": f"request number {i}: a witty and moving film"}
+        return httpx.post(f"{server.url}/predict", json=body, timeout=30).status_code
+
+    with ThreadPoolExecutor(16) as pool:
+        assert set(pool.map(one, range(64))) == {200}
+    metrics = httpx.get(f"{server.url}/metrics", timeout=10).text
+    assert 'sentiment_requests_total{endpoint="/predict",method="POST",status="200"}' in metrics
+
+
+def test_bad_bytes_over_a_real_socket(server: Server) -> None:
+    headers = {"content-type": "application/json"}
+    cases = [
+        (b'{"text": "\xc3\x28"}', 400),  # invalid UTF-8 sequence
+        (b'{"texts": [' + b'"a",' * 20_000 + b'"a"]}', 422),  # 20,001 items
+        (b'{"text": "' + b"z" * 2_000_000 + b'"}', 413),
+    ]
+    for raw, status in cases:
+        resp = httpx.post(f"{server.url}/predict", content=raw, headers=headers, timeout=30)
+        assert resp.status_code == status, resp.text
+    big = (b"x" * 65536 for _ in range(40))  # 2.6 MB streamed without Content-Length
+    resp = httpx.post(f"{server.url}/predict", content=big, headers=headers, timeout=30)
+    assert resp.status_code == 413
+    assert httpx.get(f"{server.url}/health", timeout=10).status_code == 200
+
+
+def test_page_in_headless_chromium(server: Server) -> None:
+    if not Path(CHROMIUM).is_file():
+        pytest.fail(
+            f"{CHROMIUM} not found: install Debian's chromium package (apt-get install chromium)"
+        )
+    from playwright.sync_api import sync_playwright
+
+    requested: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        page = browser.new_page()
+        page.on("request", lambda request: requested.append(request.url))
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(server.url + "/")
+        page.fill("#text", "a gorgeous, witty, seductive movie.")
+        page.click("#submit")
+        page.wait_for_selector("#result:not([hidden])", timeout=15_000)
+        label = page.text_content("#label")
+        score = page.text_content("#score")
+        width = page.eval_on_selector("#bar-fill", "el => parseFloat(el.style.width)")
+        probs = page.eval_on_selector_all("#probs li", "items => items.map(i => i.textContent)")
+        # An empty review shows the API's message instead of a result.
+        page.fill("#text", "   ")
+        page.eval_on_selector("#form", "form => form.requestSubmit()")
+        page.wait_for_selector("#error:not([hidden])", timeout=15_000)
+        error_text = page.text_content("#error")
+        model = page.text_content("#model")
+        browser.close()
+    assert label in ("neg", "pos")
+    assert re.fullmatch(r"\d+\.\d% confident", score or "")
+    assert 50.0 <= width <= 100.0  # the winning label's probability, as a bar
+    assert len(probs) == 2 and probs[0].startswith("neg: ")
+    assert "empty or whitespace-only" in (error_text or "")
+    assert (model or "").startswith("tiny-")
+    assert errors == []
+    assert requested and all(url.startswith(server.url) for url in requested), requested
+
+
+def test_bad_model_dir_exits_2_with_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sentiment_hf.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["sentiment", "serve", str(tmp_path / "nope"), "--port", "0"])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: model directory") and "\n" not in err
+
+
+# Keep this test last in the file: it stops the shared server.
+def test_rows_readable_after_the_server_stops(server: Server) -> None:
+    texts = [f"logged review {i}: tender and funny" for i in range(25)]
+    for i in range(0, 25, 5):
+        resp = httpx.post(f"{server.url}/predict", json={"texts": texts[i : i + 5]}, timeout=30)
+        assert resp.status_code == 200
+    single = httpx.post(f"{server.url}/predict", json={"text": "one more"}, timeout=30).json()
+    assert server.stop() == 0  # graceful shutdown flushes the queue
+    assert "Application shutdown complete" in "".join(server.lines)
+    rows = read_requests(server.db)
+    assert [r.text for r in rows[-26:]] == [*texts, "one more"]
+    assert rows[-1].label == single["predictions"][0]["label"]
+    assert rows[-1].model_version == single["model_version"]
+    assert all(r.backend == "torch" and r.latency_ms > 0 for r in rows)
+    assert set(rows[0].probabilities) == {"neg", "pos"}
