@@ -40,6 +40,16 @@ def train(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an existing run directory's run.")
     ] = False,
+    profile: Annotated[
+        bool,
+        typer.Option(
+            "--profile",
+            help="Record a few steps with torch.profiler into RUN_DIR/profile/ (trace, top ops).",
+        ),
+    ] = False,
+    profile_steps: Annotated[
+        int, typer.Option(min=1, help="Steps that --profile records (after 2 untimed ones).")
+    ] = 3,
 ) -> None:
     """Fine-tune a classifier as RECIPE says; writes model, metrics.json and manifest.json to
     training.output_dir.
@@ -50,10 +60,17 @@ def train(
     from sentiment_hf.recipe import load_recipe
     from sentiment_hf.train import train as run_train
 
-    result = run_train(load_recipe(recipe, overrides or []), resume=resume, overwrite=overwrite)
+    result = run_train(
+        load_recipe(recipe, overrides or []),
+        resume=resume,
+        overwrite=overwrite,
+        profile_steps=profile_steps if profile else 0,
+    )
     keys = ("eval_accuracy", "eval_f1", "test_accuracy", "test_f1")
     summary = ", ".join(f"{k}={result.metrics[k]:.4f}" for k in keys if k in result.metrics)
     typer.echo(f"run saved to {result.run_dir}: {summary}")
+    if profile:
+        typer.echo(f"profile: {result.run_dir / 'profile'} (trace.json, top_ops.txt)")
 
 
 @app.command()

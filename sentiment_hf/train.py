@@ -182,8 +182,12 @@ def train(
     resume: bool = False,
     overwrite: bool = False,
     callbacks: list[Any] | None = None,
+    profile_steps: int = 0,
 ) -> TrainResult:
-    """Fine-tune the recipe's backbone and write the run directory; returns its metrics."""
+    """Fine-tune the recipe's backbone and write the run directory; returns its metrics.
+
+    ``profile_steps > 0`` records that many steps with torch.profiler into ``RUN_DIR/profile/``.
+    """
     from transformers import set_seed
 
     started = time.time()
@@ -192,6 +196,11 @@ def train(
     args = build_training_args(recipe)
     set_seed(args.seed)
     prepared = prepare(recipe, args)
+    callbacks = list(callbacks or [])
+    if profile_steps > 0:
+        from sentiment_hf.profiling import ProfilerCallback
+
+        callbacks.append(ProfilerCallback(run_dir, steps=profile_steps))
     trainer = build_trainer(prepared, args, callbacks=callbacks)
     if trainer.is_world_process_zero():
         run_dir.mkdir(parents=True, exist_ok=True)
