@@ -40,7 +40,7 @@ def prepare(source: str, out_dir: Path, recipe_path: Path) -> dict[str, int]:
         with open(path, "w", encoding="utf-8") as handle:
             for text, label in zip(ds["text"], ds["label"], strict=True):
                 row = {"text": text, "label": data.label_names[label]}
-                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+                handle.write(json.dumps(row) + "\n")  # ASCII-only: no raw U+0085 to split on
         counts[split] = len(ds)
     return counts
 
