@@ -48,12 +48,10 @@ def parse_bindings(argv: list[str]) -> tuple[dict[str, str], list[str]]:
     for item in bindings:
         name, sep, resource = item.partition("=")
         if not sep or not ENV_NAME.fullmatch(name):
+            raise SecretError("each binding must look like NAME=projects/P/secrets/S/versions/V")
+        if not RESOURCE.fullmatch(resource):  # never echo it: it may be a pasted secret
             raise SecretError(
-                f"binding {name!r} must look like NAME=projects/P/secrets/S/versions/V"
-            )
-        if not RESOURCE.fullmatch(resource):
-            raise SecretError(
-                f"{name}: {resource!r} is not a secret version name; "
+                f"{name}: the value is not a secret version name; "
                 "write projects/PROJECT/secrets/SECRET/versions/latest"
             )
         out[name] = resource
