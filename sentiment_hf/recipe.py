@@ -347,6 +347,30 @@ def _check_search_param(name: str, spec: SearchParam, where: str) -> SearchParam
     return spec
 
 
+def _flatten_params(raw: dict[str, Any]) -> dict[str, Any]:
+    """Canonical names for ``sweep.params``: ``training.X`` → ``X``.
+
+    ``model: {dropout: ...}`` and ``model.dropout`` are one entry (the override
+    ``sweep.params.model.dropout.high=0.3`` nests); later entries update earlier ones by key.
+    """
+    entries: list[tuple[str, Any]] = []
+    for key, value in raw.items():
+        key = str(key)
+        nested = key in ("model", "training") and isinstance(value, dict)
+        if nested and all(v is None or isinstance(v, dict) for v in value.values()):
+            entries += [(f"{key}.{sub}", spec) for sub, spec in value.items()]
+        else:
+            entries.append((key, value))
+    merged: dict[str, Any] = {}
+    for key, value in entries:
+        name = key.removeprefix("training.")
+        old = merged.get(name)
+        if isinstance(old, dict) and isinstance(value, dict):
+            value = {**old, **value}
+        merged[name] = value
+    return merged
+
+
 def _build_sweep(data: Any, where: str) -> SweepConfig:
     """The ``sweep`` section, with every search dimension validated (names, bounds, choices)."""
     cfg = _build(SweepConfig, data, where)
@@ -358,11 +382,10 @@ def _build_sweep(data: Any, where: str) -> SweepConfig:
     fields = _training_fields()
     searchable = ", ".join(f"model.{p}" for p in SEARCHABLE_MODEL_PARAMS)
     params: dict[str, SearchParam] = {}
-    for raw_name, raw_spec in cfg.params.items():
+    for name, raw_spec in _flatten_params(cfg.params).items():
         if raw_spec is None:
             continue  # an override `sweep.params.NAME=null` drops a dimension
-        name = str(raw_name).removeprefix("training.")
-        sub = f"{where}.params.{raw_name}"
+        sub = f"{where}.params.{name}"
         if name.startswith("model."):
             if name[len("model.") :] not in SEARCHABLE_MODEL_PARAMS:
                 raise SentimentError(
@@ -373,8 +396,6 @@ def _build_sweep(data: Any, where: str) -> SweepConfig:
                 f"{sub}: unknown hyperparameter {name!r}: neither a transformers.TrainingArguments "
                 f"field nor a model parameter ({searchable}); fix the name"
             )
-        if name in params:
-            raise SentimentError(f"{sub}: {name!r} is declared twice")
         spec = raw_spec if isinstance(raw_spec, SearchParam) else _build(SearchParam, raw_spec, sub)
         params[name] = _check_search_param(name, spec, sub)
     if not params:

@@ -180,21 +180,9 @@ def open_storage(cfg: SweepConfig, sweep_dir: Path) -> tuple[Any, str]:
     shown = parsed.render_as_string(hide_password=True)
     sqlite = parsed.get_backend_name() == "sqlite"
     engine_kwargs = {"connect_args": {"timeout": 60}} if sqlite else {"pool_pre_ping": True}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3)
     for attempt in range(5):
         try:
-            return (
-                optuna.storages.RDBStorage(
-                    url,
-                    engine_kwargs=engine_kwargs,
-                    heartbeat_interval=cfg.heartbeat_interval,
-                    grace_period=cfg.grace_period,
-                    heartbeat_stale_trial_callback=retry,
-                ),
-                shown,
-            )
+            return _rdb_storage(url, engine_kwargs, cfg), shown
         except OperationalError as exc:  # two workers creating the tables of a new file at once
             if "already exists" in str(exc) and attempt < 4:
                 time.sleep(0.5 + attempt)
@@ -202,12 +190,33 @@ def open_storage(cfg: SweepConfig, sweep_dir: Path) -> tuple[Any, str]:
             raise SentimentError(
                 f"cannot open sweep storage {shown}: {_first_line(exc)}; {hint}"
             ) from exc
-        except Exception as exc:  # bad dialect, missing driver, unreachable server, ...
+        except ImportError as exc:
+            raise SentimentError(
+                f"cannot open sweep storage {shown}: no database driver for "
+                f"{parsed.drivername!r} is installed; install one (postgresql: psycopg2-binary, "
+                "mysql: pymysql) or use a sqlite:/// URL"
+            ) from exc
+        except Exception as exc:  # bad dialect, unreachable server, bad credentials, ...
             raise SentimentError(
                 f"cannot open sweep storage {shown}: {type(exc).__name__}: {_first_line(exc)}; "
                 f"{hint}"
             ) from exc
     raise AssertionError("unreachable")
+
+
+def _rdb_storage(url: str, engine_kwargs: dict[str, Any], cfg: SweepConfig) -> Any:
+    """RDBStorage with heartbeats; a stale trial (dead worker) is queued again, up to 3 times."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(
+            url,
+            engine_kwargs=engine_kwargs,
+            heartbeat_interval=cfg.heartbeat_interval,
+            grace_period=cfg.grace_period,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                max_retry=3
+            ),
+        )
 
 
 def _first_line(exc: BaseException) -> str:
@@ -558,7 +567,8 @@ def sweep(recipe: Recipe, retrain_best: bool = False) -> SweepResult:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
-    remaining = cfg.n_trials - len(_trials(study, TAKEN))
+    # Trials this worker may start; waiting ones (retries of dead workers' trials) come first.
+    remaining = cfg.n_trials - len(_trials(study, (*FINISHED, TrialState.RUNNING)))
     if remaining > 0:
         log.info("study %r: %d of %d trials to run", study.study_name, remaining, cfg.n_trials)
         trainer = _build_sweep_trainer(recipe, study.study_name, cfg.n_trials)

@@ -1,0 +1,301 @@
+"""`sentiment sweep`: real Optuna studies on real SQLite storage with the tiny backbone.
+
+The search space is chosen so that pruning is certain: with sampler seed 1 the random sampler
+gives trial 0 ``learning_rate=0.001`` and trial 1 ``learning_rate=30`` (which blows the
+validation loss up at the first evaluation), and batch sizes 16 and 32 both appear, so the
+pruner compares trials with different step counts by evaluation index.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+import yaml
+from conftest import REPO, tiny_recipe_overrides
+
+from sentiment_hf.cli import main as cli_main
+from sentiment_hf.errors import SentimentError
+from sentiment_hf.recipe import load_recipe
+from sentiment_hf.sweep import open_storage, open_study, sweep
+
+SWEEP_YAML = str(REPO / "recipes" / "sweep.yaml")
+STUDY = "tiny"
+
+
+def sweep_overrides(backbone: Path, data: Path, out: Path, n_trials: int = 3) -> list[str]:
+    """recipes/sweep.yaml made tiny: 1 epoch, 2 evaluations, a space where pruning is certain."""
+    return [
+        *tiny_recipe_overrides(backbone, data, out),
+        "training.num_train_epochs=1",
+        "data.max_train_samples=128",
+        "data.max_eval_samples=32",
+        "data.max_test_samples=32",
+        f"sweep.n_trials={n_trials}",
+        f"sweep.study_name={STUDY}",
+        "sweep.sampler=random",
+        "sweep.seed=1",
+        "sweep.pruner=median",
+        "sweep.startup_trials=1",
+        "sweep.evals_per_epoch=2",
+        "sweep.metric=loss",
+        "sweep.direction=minimize",
+        "sweep.heartbeat_interval=1",
+        "sweep.grace_period=2",
+        "sweep.params.weight_decay=null",
+        "sweep.params.learning_rate={type: categorical, choices: [0.001, 30.0]}",
+        "sweep.params.model.dropout={type: float, low: 0.0, high: 0.2}",
+    ]
+
+
+def run_cli(argv: list[str]) -> int:
+    """The console script's main() in this process (what `sentiment ...` runs)."""
+    old = sys.argv
+    sys.argv = ["sentiment", *argv]
+    try:
+        cli_main()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    finally:
+        sys.argv = old
+    return 0
+
+
+def load(out: Path) -> optuna.Study:
+    return optuna.load_study(study_name=STUDY, storage=f"sqlite:///{out / 'study.db'}")
+
+
+def by_state(study: optuna.Study) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for trial in study.trials:
+        counts[trial.state.name] = counts.get(trial.state.name, 0) + 1
+    return counts
+
+
+@pytest.fixture(scope="module")
+def first_sweep(tmp_path_factory: pytest.TempPathFactory, tiny_backbone: Path, rt_dir: Path) -> Any:
+    out = tmp_path_factory.mktemp("sweep") / "s"
+    result = sweep(load_recipe(SWEEP_YAML, sweep_overrides(tiny_backbone, rt_dir, out)))
+    return result
+
+
+def test_three_trial_sweep_prunes_by_evaluation_index(first_sweep: Any) -> None:
+    out = first_sweep.sweep_dir
+    study = load(out)
+    trials = sorted(study.trials, key=lambda t: t.number)
+    assert len(trials) == 3 and first_sweep.counts["finished"] == 3
+    good, bad = trials[0], trials[1]
+    assert good.params["learning_rate"] == 0.001 and bad.params["learning_rate"] == 30.0
+    assert good.state == optuna.trial.TrialState.COMPLETE
+    assert bad.state == optuna.trial.TrialState.PRUNED
+    # reports are keyed by evaluation index (1 = half an epoch), whatever the batch size
+    assert sorted(good.intermediate_values) == [1, 2]
+    assert sorted(bad.intermediate_values) == [1]
+    assert {t.params["per_device_train_batch_size"] for t in trials} == {16, 32}
+    for trial in trials:
+        assert set(trial.intermediate_values) <= {1, 2}
+    assert bad.user_attrs["train_steps"] < good.user_attrs["train_steps"]
+    assert first_sweep.total_train_steps == sum(t.user_attrs["train_steps"] for t in trials)
+    # the objective is the recipe's metric, minimized here, and the best evaluation of a trial
+    assert good.value == pytest.approx(min(good.intermediate_values.values()))
+    assert first_sweep.best_number == study.best_trial.number
+    # only the best trial's checkpoints stay
+    trial_dirs = sorted(p.name for p in out.glob("trial-*"))
+    assert trial_dirs == [f"trial-{study.best_trial.number:03d}"]
+    assert list((out / trial_dirs[0]).glob("checkpoint-*"))
+    rows = (out / "trials.csv").read_text().splitlines()
+    assert len(rows) == 4 and "learning_rate" in rows[0]
+    for name in ("optimization_history.png", "param_importances.png", "intermediate_values.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    summary = json.loads((out / "sweep.json").read_text())
+    assert summary["counts"]["pruned"] >= 1 and summary["best_params"] == study.best_params
+
+
+def test_best_yaml_round_trips_through_sentiment_train(first_sweep: Any) -> None:
+    best_yaml = first_sweep.best_recipe
+    raw = yaml.safe_load(best_yaml.read_text())
+    assert "sweep" not in raw
+    params = first_sweep.best_params
+    assert raw["training"]["learning_rate"] == params["learning_rate"]
+    assert raw["training"]["per_device_train_batch_size"] == params["per_device_train_batch_size"]
+    assert raw["model"]["dropout"] == params["model.dropout"]
+    assert run_cli(["train", str(best_yaml)]) == 0
+    run_dir = Path(raw["training"]["output_dir"])
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["hidden_dropout_prob"] == pytest.approx(params["model.dropout"])
+
+
+def test_rerun_continues_to_five_and_retries_a_dead_workers_trial(
+    first_sweep: Any, tmp_path: Path, tiny_backbone: Path, rt_dir: Path
+) -> None:
+    out = tmp_path / "s"
+    shutil.copytree(first_sweep.sweep_dir, out, ignore=shutil.ignore_patterns("best"))
+    before = {t.number: (t.state, t.value) for t in load(out).trials}
+    overrides = sweep_overrides(tiny_backbone, rt_dir, out, n_trials=5)
+    # A worker that asked for trial 3, got its parameters, beat its heartbeat once and died.
+    recipe = load_recipe(SWEEP_YAML, overrides)
+    storage, shown = open_storage(recipe.sweep, out)
+    study = open_study(recipe, storage, shown)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # heartbeats are meant for optimize()
+        dead = study.ask()
+    dead.suggest_float("model.dropout", 0.0, 0.2)
+    dead.suggest_categorical("learning_rate", [0.001, 30.0])
+    dead.suggest_categorical("per_device_train_batch_size", [16, 32])
+    storage.record_heartbeat(dead._trial_id)
+    time.sleep(3)  # older than sweep.grace_period (2 s): the next worker sees it as stale
+
+    assert run_cli(["sweep", SWEEP_YAML, *overrides, "--retrain-best"]) == 0
+    study = load(out)
+    states = by_state(study)
+    assert states.get("COMPLETE", 0) + states.get("PRUNED", 0) == 5
+    assert states.get("FAIL") == 1 and set(states) <= {"COMPLETE", "PRUNED", "FAIL"}
+    trials = {t.number: t for t in study.trials}
+    assert trials[dead.number].state == optuna.trial.TrialState.FAIL
+    retries = [
+        t
+        for t in study.trials
+        if optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(t) == dead.number
+    ]
+    assert len(retries) == 1 and retries[0].params == trials[dead.number].params
+    assert retries[0].state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    for number, (state, value) in before.items():  # earlier trials untouched
+        assert (trials[number].state, trials[number].value) == (state, value)
+    assert sorted(p.name for p in out.glob("trial-*")) == [f"trial-{study.best_trial.number:03d}"]
+    metrics = json.loads((out / "best" / "metrics.json").read_text())  # --retrain-best
+    assert "test_accuracy" in metrics
+    # the same command once more: nothing left to run, nothing added
+    assert run_cli(["sweep", SWEEP_YAML, *overrides]) == 0
+    assert len(load(out).trials) == len(study.trials)
+
+
+def test_two_worker_processes_finish_exactly_n(
+    tmp_path: Path, tiny_backbone: Path, rt_dir: Path
+) -> None:
+    out = tmp_path / "s"
+    command = [
+        sys.executable,
+        "-m",
+        "sentiment_hf.cli",
+        "sweep",
+        SWEEP_YAML,
+        *sweep_overrides(tiny_backbone, rt_dir, out, n_trials=4),
+        "sweep.pruner=none",
+    ]
+    # one torch thread each: two workers share the machine's cores instead of fighting for them
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+    workers = [
+        subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(2)
+    ]
+    outputs = [w.communicate(timeout=600) for w in workers]
+    for worker, (_, err) in zip(workers, outputs, strict=True):
+        assert worker.returncode == 0, err.decode()[-3000:]
+    study = load(out)
+    finished = [t for t in study.trials if t.state.is_finished() and t.state.name != "FAIL"]
+    assert len(finished) == 4
+    assert sorted(t.number for t in study.trials) == list(range(len(study.trials)))
+    # anything beyond N is a surplus trial that was never trained
+    for trial in study.trials:
+        if trial.state.name == "FAIL":
+            assert trial.user_attrs.get("surplus") and "train_steps" not in trial.user_attrs
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            "sweep.params.learning_rat={type: float, low: 1.0e-5, high: 1.0e-4}",
+            "unknown hyperparameter 'learning_rat'",
+        ),
+        ("sweep.params.model.hidden_size={type: int, low: 8, high: 64}", "cannot be searched"),
+        ("sweep.params.learning_rate.low=0.001", "must be below high"),
+        (
+            "sweep.params.weight_decay={type: float, low: 0.0, high: 0.1, log: true}",
+            "log scale needs low > 0",
+        ),
+        ("sweep.params.per_device_train_batch_size.choices=[]", "non-empty list of choices"),
+        (
+            "sweep.params.per_device_train_batch_size={type: float, low: 8, high: 64}",
+            "is an integer",
+        ),
+        ("sweep.params.learning_rate.scale=log", "unknown key 'scale'"),
+        ("sweep.pruner=asha", "must be one of"),
+        ("sweep.n_trials=many", "expected int"),
+        ("sweep.metric=bleu", "not a metric"),
+    ],
+)
+def test_bad_search_spaces_are_rejected(override: str, message: str, tmp_path: Path) -> None:
+    with pytest.raises(SentimentError, match=message):
+        recipe = load_recipe(SWEEP_YAML, [f"training.output_dir={tmp_path}", override])
+        sweep(recipe)
+    assert not (tmp_path / "study.db").exists()
+
+
+def test_bad_input_is_one_line_and_exit_code_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = run_cli(
+        ["sweep", f"training.output_dir={tmp_path}", "sweep.params.foo={low: 0, high: 1}"]
+    )
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err.startswith("error: sweep.params.foo: unknown hyperparameter 'foo'")
+    assert len(err.splitlines()) == 1
+    code = run_cli(["train", str(REPO / "recipes" / "base.yaml"), "sweep.n_trials=3"])
+    assert code == 2  # a sweep section without params is not a valid sweep section either
+
+
+@pytest.mark.parametrize(
+    ("storage", "message"),
+    [
+        ("not a url", "is not a database URL"),
+        ("nosuchdb://host/db", "cannot open sweep storage"),
+        ("sqlite:////nonexistent-dir/sub/study.db", "unable to open database file"),
+        ("postgresql://user:hunter2@127.0.0.1:9/db", "no database driver"),
+    ],
+)
+def test_storage_errors(storage: str, message: str, tmp_path: Path) -> None:
+    recipe = load_recipe(
+        SWEEP_YAML, [f"training.output_dir={tmp_path / 'x'}", f"sweep.storage={storage}"]
+    )
+    with pytest.raises(SentimentError, match=message) as info:
+        sweep(recipe)
+    assert "hunter2" not in str(info.value)
+    assert not Path("/nonexistent-dir").exists()
+
+
+def test_changed_space_is_rejected_and_the_study_is_untouched(
+    first_sweep: Any, tiny_backbone: Path, rt_dir: Path
+) -> None:
+    out = first_sweep.sweep_dir
+    before = load(out)
+    snapshot = ([(t.number, t.state, t.value) for t in before.trials], before.user_attrs)
+    base = sweep_overrides(tiny_backbone, rt_dir, out, n_trials=6)
+    for change in (
+        "sweep.params.model.dropout.high=0.3",
+        "sweep.params.per_device_train_batch_size=null",
+        "sweep.metric=accuracy",
+    ):
+        extra = ["sweep.direction=maximize"] if change == "sweep.metric=accuracy" else []
+        with pytest.raises(SentimentError, match="different search space") as info:
+            sweep(load_recipe(SWEEP_YAML, [*base, change, *extra]))
+        assert "sweep.study_name" in str(info.value)
+    after = load(out)
+    assert ([(t.number, t.state, t.value) for t in after.trials], after.user_attrs) == snapshot
+
+
+def test_recipe_without_sweep_section_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(SentimentError, match="no sweep: section"):
+        sweep(load_recipe(REPO / "recipes" / "base.yaml", [f"training.output_dir={tmp_path}"]))
