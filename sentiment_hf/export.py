@@ -153,7 +153,8 @@ def parity_report(
     batch_size: int = 32,
 ) -> dict[str, Any]:
     """Compare each ONNX backend's logits with PyTorch's on the test split of the run's data."""
-    torch_pred = Predictor(model_dir, backend="torch", batch_size=batch_size)
+    # the reference runs on CPU like the ONNX files, so the comparison is like for like
+    torch_pred = Predictor(model_dir, backend="torch", batch_size=batch_size, device="cpu")
     dataset, source = _test_split(model_dir, data, torch_pred.labels, max_samples)
     texts, labels = dataset["text"], np.asarray(dataset["label"])
     reference = torch_pred.predict_logits(texts)

@@ -75,7 +75,7 @@ def test_onnx_predictor_matches_torch_and_keeps_input_order(exported: Path) -> N
         "",
         "fine .",
     ]
-    torch_pred = Predictor(exported, backend="torch", batch_size=2)
+    torch_pred = Predictor(exported, backend="torch", batch_size=2, device="cpu")
     expected = torch_pred.predict_proba(texts)
     for backend, tol in (("onnx", 1e-5), ("onnx-int8", 0.1)):
         predictor = Predictor(exported, backend=backend, batch_size=2)
@@ -100,7 +100,9 @@ def test_onnx_predictor_truncates_long_input_and_says_so_once(
     warnings = [r for r in caplog.records if "truncated" in r.getMessage()]
     assert len(warnings) == 1
     np.testing.assert_allclose(
-        first[:1], Predictor(exported, backend="torch").predict_proba([long_text]), atol=1e-5
+        first[:1],
+        Predictor(exported, backend="torch", device="cpu").predict_proba([long_text]),
+        atol=1e-5,
     )
 
 
