@@ -1,0 +1,154 @@
+"""Training: the real packaged MiniLM, resume after a crash, 2-process torchrun, W&B offline."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO, tiny_recipe_overrides
+from transformers import TrainerCallback
+
+from sentiment_hf import load_recipe, train
+from sentiment_hf.errors import SentimentError
+
+BASE = REPO / "recipes" / "base.yaml"
+TOL_ACCURACY = 0.05
+TOL_LOSS = 0.05
+
+
+def test_real_minilm_learns_on_a_slice_of_rt_polarity(tmp_path: Path, rt_dir: Path) -> None:
+    recipe = load_recipe(
+        BASE,
+        [
+            f"data.source={rt_dir}",
+            "data.max_train_samples=512",
+            "data.max_eval_samples=200",
+            "data.max_test_samples=200",
+            "model.max_length=48",
+            "training.num_train_epochs=1",
+            "training.learning_rate=1e-4",
+            f"training.output_dir={tmp_path / 'minilm'}",
+            "training.disable_tqdm=true",
+        ],
+    )
+    result = train(recipe)
+    # all-MiniLM-L6-v2 is a strong sentence encoder: 16 steps move it well clear of chance (0.5).
+    assert result.metrics["test_accuracy"] > 0.6, result.metrics
+    assert result.metrics["eval_accuracy"] > 0.6, result.metrics
+    assert result.manifest["backbone"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert result.manifest["world_size"] == 1
+
+
+class CrashAfterFirstCheckpoint(TrainerCallback):
+    """Simulates a killed run: raises right after checkpoint-N is on disk."""
+
+    def on_save(self, args, state, control, **kwargs):
+        raise RuntimeError("simulated crash")
+
+
+def test_resume_continues_from_the_last_checkpoint(
+    tmp_path: Path, tiny_backbone: Path, rt_dir: Path
+) -> None:
+    run_dir = tmp_path / "run"
+    recipe = load_recipe(BASE, tiny_recipe_overrides(tiny_backbone, rt_dir, run_dir))
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(recipe, callbacks=[CrashAfterFirstCheckpoint()])
+    assert [p.name for p in run_dir.glob("checkpoint-*")] == ["checkpoint-8"]
+    assert not (run_dir / "metrics.json").exists()
+
+    with pytest.raises(SentimentError, match="already holds a run"):
+        train(recipe)  # no --resume: the crashed run is not clobbered
+
+    result = train(recipe, resume=True)
+    assert result.manifest["resumed_from"].endswith("checkpoint-8")
+    assert result.metrics["train_global_step"] == 16  # 2 epochs x 8 steps, not 8 + 16
+    state = json.loads((run_dir / "trainer_state.json").read_text())
+    evaluated_epochs = [e["epoch"] for e in state["log_history"] if "eval_accuracy" in e]
+    assert evaluated_epochs[:2] == [1.0, 2.0]  # epoch 1's evaluation survives the resume
+
+
+def _cli_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "PYTEST_"))}
+    env.update(PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1", **extra)
+    return env
+
+
+def _minilm_overrides(rt_dir: Path, out: Path, batch: int) -> list[str]:
+    return [
+        f"data.source={rt_dir}",
+        "data.max_train_samples=256",
+        "data.max_eval_samples=200",
+        "data.max_test_samples=200",
+        "model.max_length=32",
+        "training.num_train_epochs=1",
+        "training.learning_rate=1e-4",
+        f"training.per_device_train_batch_size={batch}",
+        f"training.output_dir={out}",
+        "training.disable_tqdm=true",
+    ]
+
+
+def test_torchrun_two_processes_match_one_process(tmp_path: Path, rt_dir: Path) -> None:
+    """Same global batch (2 x 16 vs 1 x 32) on the real MiniLM: metrics agree within tolerance."""
+    single = train(load_recipe(BASE, _minilm_overrides(rt_dir, tmp_path / "one", 32))).metrics
+    run_dir = tmp_path / "ddp"
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+        "--master_port", "29531", "-m", "sentiment_hf.cli", "train", str(BASE),
+        *_minilm_overrides(rt_dir, run_dir, 16),
+    ]  # fmt: skip
+    result = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=tmp_path,
+        env=_cli_env(WANDB_MODE="disabled"),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    ddp = json.loads((run_dir / "metrics.json").read_text())
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["world_size"] == 2
+    assert ddp["train_global_step"] == single["train_global_step"] == 8
+    deltas = {
+        k: round(ddp[k] - single[k], 4)
+        for k in ("eval_accuracy", "test_accuracy", "eval_loss", "test_loss")
+    }
+    print(f"torchrun 2x16 minus 1x32: {deltas}")
+    # Tolerances measured on this CPU (README, "Multi-process training").
+    for key in ("eval_accuracy", "test_accuracy"):
+        assert abs(ddp[key] - single[key]) <= TOL_ACCURACY, (key, ddp[key], single[key])
+    for key in ("eval_loss", "test_loss"):
+        assert abs(ddp[key] - single[key]) <= TOL_LOSS, (key, ddp[key], single[key])
+
+
+def test_wandb_without_a_key_runs_offline(
+    tmp_path: Path, tiny_backbone: Path, rt_dir: Path
+) -> None:
+    run_dir = tmp_path / "wb"
+    home = tmp_path / "home"
+    home.mkdir()
+    overrides = tiny_recipe_overrides(tiny_backbone, rt_dir, run_dir)
+    overrides += [
+        "tracking.wandb=true",
+        "tracking.project=sentiment-hf-test",
+        "training.num_train_epochs=1",
+    ]
+    result = subprocess.run(
+        [sys.executable, "-m", "sentiment_hf.cli", "train", str(BASE), *overrides],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        env=_cli_env(HOME=str(home), WANDB_DIR=str(tmp_path)),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "logging offline" in result.stderr
+    runs = list((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    assert list(runs[0].glob("*.wandb")), "the offline run holds the logged history"
