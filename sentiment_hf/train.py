@@ -66,6 +66,9 @@ def build_training_args(recipe: Recipe, **overrides: Any) -> Any:
 
     if not torch.cuda.is_available():
         kwargs["dataloader_pin_memory"] = False  # pinning needs an accelerator
+        # Without use_cpu, transformers 5 ignores a torchrun (gloo) process group on CPU and
+        # every rank trains alone; with it, CPU ranks really run DDP.
+        kwargs["use_cpu"] = True
     try:
         return TrainingArguments(**kwargs)
     except (ValueError, TypeError) as exc:
@@ -75,7 +78,9 @@ def build_training_args(recipe: Recipe, **overrides: Any) -> Any:
 def prepare(recipe: Recipe, args: Any) -> Prepared:
     """Load data, resolve the backbone and tokenize (rank 0 first under torchrun)."""
     data = load_splits(recipe.data, seed=recipe.training.get("seed", 42))
-    backbone = resolve_backbone(recipe.model.backbone, recipe.model.revision, recipe.model.cache_dir)
+    backbone = resolve_backbone(
+        recipe.model.backbone, recipe.model.revision, recipe.model.cache_dir
+    )
     tokenizer = build_tokenizer(backbone, recipe.model)
     tokenized = tokenize_splits(
         data,
@@ -107,7 +112,9 @@ def build_trainer(
         )
     model_kwargs: dict[str, Any] = {"model_init": model_init}
     if model_init is None:
-        model_kwargs = {"model": build_model(prepared.backbone_path, prepared.label_names, recipe.model)}
+        model_kwargs = {
+            "model": build_model(prepared.backbone_path, prepared.label_names, recipe.model)
+        }
     return Trainer(
         args=args,
         train_dataset=prepared.tokenized["train"],
@@ -144,7 +151,9 @@ def _check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> str | None:
     return None
 
 
-def finish_run(trainer: Any, prepared: Prepared, started: float, extra: dict[str, Any] | None = None) -> TrainResult:
+def finish_run(
+    trainer: Any, prepared: Prepared, started: float, extra: dict[str, Any] | None = None
+) -> TrainResult:
     """Evaluate on validation and test, save model, recipe, metrics and manifest."""
     from transformers import EarlyStoppingCallback
 
