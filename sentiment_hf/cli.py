@@ -92,9 +92,9 @@ def sweep(
 ) -> None:
     """Optuna hyperparameter search through the Trainer, as the recipe's sweep: section says.
 
-    Rerun the same command to continue the study up to sweep.n_trials finished trials; start it
-    several times (same storage) to run workers in parallel. Writes trials.csv, best.yaml and
-    plots to training.output_dir.
+    Rerun the same command to continue the study up to sweep.n_trials finished trials.
+    Start it several times on one storage to run workers in parallel.
+    Writes trials.csv, sweep.json, best.yaml and PNG plots to training.output_dir.
     """
     from sentiment_hf.recipe import load_recipe
     from sentiment_hf.sweep import DEFAULT_SWEEP_RECIPE, format_trials

@@ -434,7 +434,7 @@ class SweepTrainer(Trainer):
                 resume_from_checkpoint=resume_from_checkpoint, trial=trial, **kwargs
             )
         finally:
-            if len(_trials(study, TAKEN)) >= self.sweep_n_trials:
+            if len(_trials(study, (*FINISHED, TrialState.RUNNING))) >= self.sweep_n_trials:
                 study.stop()  # the remaining trials are finished or held by other workers
 
     def _report_to_hp_search(self, trial: Any, step: int, metrics: dict[str, float]) -> None:
@@ -510,6 +510,7 @@ def _build_sweep_trainer(recipe: Recipe, study_name: str, n_trials: int) -> Swee
         eval_steps=_NEVER,
         save_strategy=save,
         save_steps=_NEVER,
+        save_only_model=True,  # trial checkpoints only keep weights: a trial is never resumed
     )
     prepared = prepare(trial_recipe, args)
     model_params = {k: v for k, v in cfg.params.items() if k.startswith("model.")}

@@ -299,3 +299,46 @@ def test_changed_space_is_rejected_and_the_study_is_untouched(
 def test_recipe_without_sweep_section_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(SentimentError, match="no sweep: section"):
         sweep(load_recipe(REPO / "recipes" / "base.yaml", [f"training.output_dir={tmp_path}"]))
+
+
+def wandb_runs(wandb_dir: Path) -> list[tuple[str, str, str]]:
+    """(name, group, project) of each offline W&B run, read from its .wandb transaction log."""
+    import struct
+
+    from wandb.proto import wandb_internal_pb2
+
+    runs = []
+    for path in sorted(wandb_dir.glob("wandb/offline-run-*/run-*.wandb")):
+        data, pos, buf = path.read_bytes(), 7, b""  # 7-byte file header, then 32 KiB blocks
+        while pos + 7 <= len(data):
+            left = 32768 - pos % 32768
+            _, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+            if left < 7 or (kind == 0 and length == 0):
+                pos += left  # block padding
+                continue
+            chunk, pos = data[pos + 7 : pos + 7 + length], pos + 7 + length
+            buf = chunk if kind in (1, 2) else buf + chunk  # full/first, or middle/last
+            if kind in (1, 4):
+                record = wandb_internal_pb2.Record()
+                record.ParseFromString(buf)
+                if record.WhichOneof("record_type") == "run":
+                    runs.append((record.run.display_name, record.run.run_group, record.run.project))
+    return runs
+
+
+def test_wandb_logs_one_offline_run_per_trial_grouped_by_study(
+    tmp_path: Path, tiny_backbone: Path, rt_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc key either: W&B must go offline
+    monkeypatch.delenv("WANDB_MODE")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    for name in ("WANDB_PROJECT", "WANDB_NAME", "WANDB_SILENT", "WANDB_RUN_GROUP"):
+        monkeypatch.delenv(name, raising=False)  # restored (unset) after the test
+    overrides = sweep_overrides(tiny_backbone, rt_dir, tmp_path / "s", n_trials=2)
+    result = sweep(load_recipe(SWEEP_YAML, [*overrides, "tracking.wandb=true"]))
+    assert os.environ.get("WANDB_MODE") == "offline"
+    runs = wandb_runs(tmp_path)
+    assert sorted(runs) == [
+        (f"trial-{row['number']:03d}", STUDY, "sentiment-hf") for row in result.trials
+    ]
