@@ -265,6 +265,9 @@ def serve(
     runner: Annotated[
         str, typer.Option(help="batch (micro-batching queue) or threadpool.")
     ] = "batch",
+    model_threads: Annotated[
+        int, typer.Option(min=0, help="Intra-op threads of the model; 0 = one per core.")
+    ] = 1,
     request_log: Annotated[
         Path | None, typer.Option(help="SQLite file that receives every prediction.")
     ] = Path("requests.db"),
@@ -307,6 +310,7 @@ def serve(
         model_dir=model_dir,
         backend=backend,
         runner=runner,
+        model_threads=model_threads or None,
         request_log=None if no_request_log else request_log,
         log_retention_days=retention_days,
         log_mirror=log_mirror,

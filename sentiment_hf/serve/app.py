@@ -52,6 +52,34 @@ def model_version(model_dir: Path) -> str:
     return f"{model_dir.resolve().name}-{digest.hexdigest()[:12]}"
 
 
+def load_predictor(config: ServeConfig) -> Any:
+    """The :class:`~sentiment_hf.predict.Predictor` of ``config`` with its intra-op threads set.
+
+    torch: ``torch.set_num_threads`` (process-wide). ONNX: the session is re-created with that
+    many threads (Predictor builds it with one per core).
+    """
+    from sentiment_hf.predict import Predictor
+
+    predictor = Predictor(
+        config.model_dir, backend=config.backend, batch_size=config.predictor_batch_size
+    )
+    threads = config.model_threads
+    if threads is None:
+        return predictor
+    if config.backend == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
+    else:
+        from sentiment_hf.onnx_backend import INT8_FILE, OnnxBackend
+
+        backend = predictor.backend
+        if isinstance(backend, OnnxBackend):
+            quantized = backend.path.name == INT8_FILE
+            predictor.backend = OnnxBackend(config.model_dir, quantized=quantized, threads=threads)
+    return predictor
+
+
 def _error(status: int, detail: str, errors: list[dict[str, Any]] | None = None) -> JSONResponse:
     body = ErrorBody(detail=detail, errors=errors).model_dump(exclude_none=True)
     return JSONResponse(body, status_code=status)
@@ -87,15 +115,11 @@ def create_app(
     Pass either ``model_dir`` plus any :class:`ServeConfig` field as keyword
     (``backend="onnx-int8"``, ``request_log=None``, ...), or a ready ``config``.
     """
-    from sentiment_hf.predict import Predictor
-
     if config is None:
         if model_dir is None:
             raise SentimentError("create_app needs a model directory (or a ServeConfig)")
         config = ServeConfig(model_dir=Path(model_dir), **options)
-    predictor = Predictor(
-        config.model_dir, backend=config.backend, batch_size=config.predictor_batch_size
-    )
+    predictor = load_predictor(config)
     version = model_version(config.model_dir)
     metrics = ServeMetrics(config.drift_report)
     metrics.model_info.labels(version, config.backend, str(config.model_dir)).set(1)

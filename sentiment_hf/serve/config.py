@@ -18,7 +18,9 @@ CONFIG_ENV = "SENTIMENT_SERVE_CONFIG"
 class ServeConfig:
     """Everything ``create_app`` needs; only ``model_dir`` is required.
 
-    ``runner`` is "batch" (micro-batching queue, default) or "threadpool". ``request_log`` is
+    ``runner`` is "batch" (micro-batching queue, default) or "threadpool" with ``threads``
+    workers; ``model_threads`` is the model's intra-op thread count (None: the backend's
+    default, all cores; 1 is fastest when clients share the machine). ``request_log`` is
     the SQLite file (None disables logging); ``log_mirror`` an fsspec URL such as
     ``gs://bucket/requests`` with ``log_mirror_options`` for fsspec (e.g. ``endpoint_url``).
     """
@@ -27,6 +29,7 @@ class ServeConfig:
     backend: str = "torch"
     runner: str = "batch"
     threads: int = 1
+    model_threads: int | None = 1
     max_wait_ms: float = 0.0
     predictor_batch_size: int = 64
     max_text_chars: int = 5000
@@ -57,6 +60,8 @@ class ServeConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise SentimentError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.model_threads is not None and self.model_threads < 1:
+            raise SentimentError(f"model_threads must be >= 1, got {self.model_threads}")
         if self.max_wait_ms < 0:
             raise SentimentError(f"max_wait_ms must be >= 0, got {self.max_wait_ms}")
         if self.log_mirror is not None and self.request_log is None:

@@ -1,0 +1,77 @@
+"""Serving benchmark: scripts/loadtest.sh over several backend/runner settings, one after another.
+
+    uv run python benchmarks/serve_load.py runs/base-1ep \
+        --config torch:batch --config onnx-int8:batch --config onnx-int8:threadpool \
+        --rate 0 --run-time 30s
+
+Each config is ``BACKEND:RUNNER[:MODEL_THREADS]``. The first config is the baseline; the table
+shows every run's throughput and latency and its ratio to the baseline measured in the same
+invocation (the machine is shared, so only same-run ratios are comparable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_one(
+    model_dir: str, backend: str, runner: str, threads: str, args: argparse.Namespace
+) -> dict:
+    out = Path(args.out) / f"{backend}-{runner}-t{threads}-r{args.rate:g}"
+    env = {
+        **os.environ,
+        "USERS": str(args.users),
+        "RUN_TIME": args.run_time,
+        "RATE_PER_USER": str(args.rate),
+        "RUNNER": runner,
+        "OUT": str(out),
+        "SERVE_ARGS": f"--model-threads {threads}",
+    }
+    cmd = ["bash", str(ROOT / "scripts" / "loadtest.sh"), model_dir, backend]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
+    if done.returncode != 0:
+        sys.exit(f"loadtest failed for {backend}:{runner}:\n{done.stderr[-2000:]}")
+    summary = json.loads((out / "summary.json").read_text())
+    summary["model_threads"] = int(threads)
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model_dir")
+    parser.add_argument("--config", action="append", required=True, help="BACKEND:RUNNER[:THREADS]")
+    parser.add_argument("--users", type=int, default=8)
+    parser.add_argument("--rate", type=float, default=0.0, help="req/s per user; 0 = no wait")
+    parser.add_argument("--run-time", default="30s")
+    parser.add_argument("--out", default="/tmp/sentiment-serve-bench")
+    args = parser.parse_args()
+    results = []
+    for spec in args.config:
+        backend, runner, *rest = spec.split(":")
+        threads = rest[0] if rest else "1"
+        results.append(run_one(args.model_dir, backend, runner, threads, args))
+        print(json.dumps(results[-1]), file=sys.stderr, flush=True)
+    base = results[0]
+    print(
+        f"{'backend':10} {'runner':10} {'thr':>3} {'req/s':>8} {'p50':>5} {'p95':>5} {'p99':>5} "
+        f"{'fail':>5} {'x req/s':>8} {'x p99':>6}"
+    )
+    for r in results:
+        print(
+            f"{r['backend']:10} {r['runner']:10} {r['model_threads']:>3} "
+            f"{r['requests_per_s']:>8.1f} {r['p50_ms']:>5.0f} {r['p95_ms']:>5.0f} "
+            f"{r['p99_ms']:>5.0f} {r['failures']:>5} "
+            f"{r['requests_per_s'] / base['requests_per_s']:>8.2f} "
+            f"{r['p99_ms'] / max(base['p99_ms'], 1e-9):>6.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
