@@ -179,8 +179,9 @@ def export_(
         int | None, typer.Option(min=1, help="Check parity on this many test samples only.")
     ] = None,
     per_channel: Annotated[
-        bool, typer.Option(help="Quantize weights per output channel.")
-    ] = False,
+        bool,
+        typer.Option(help="Int8 scales per output channel (measured: more accurate, as fast)."),
+    ] = True,
     reduce_range: Annotated[
         bool, typer.Option(help="Quantize weights to 7 bits (for CPUs without VNNI).")
     ] = False,

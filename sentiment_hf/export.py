@@ -114,9 +114,13 @@ def export_fp32(model_dir: Path, out: Path, opset: int = OPSET) -> list[str]:
 
 
 def quantize_int8(
-    fp32: Path, out: Path, per_channel: bool = False, reduce_range: bool = False
+    fp32: Path, out: Path, per_channel: bool = True, reduce_range: bool = False
 ) -> Path:
-    """Dynamic int8 quantization of the MatMul/Gemm weights (activations quantized at run time)."""
+    """Dynamic int8 quantization of the MatMul/Gemm weights (activations quantized at run time).
+
+    Per-channel weight scales are the default: on the RT MiniLM run they kept accuracy within
+    0.1 point of fp32 at the same speed; ``reduce_range`` (7-bit) was faster but lost ~1.9 points.
+    """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     tmp = out.with_name(out.name + ".tmp")
@@ -184,7 +188,7 @@ def export_onnx(
     parity: bool = True,
     data: str | None = None,
     max_samples: int | None = None,
-    per_channel: bool = False,
+    per_channel: bool = True,
     reduce_range: bool = False,
     opset: int = OPSET,
 ) -> ExportResult:

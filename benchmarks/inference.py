@@ -1,0 +1,212 @@
+"""Inference throughput and accuracy: torch fp32 vs ONNX fp32 vs ONNX int8, in one run.
+
+    flock /tmp/sentiment_cpu.lock uv run python benchmarks/inference.py runs/base-1ep
+
+Exports ``model.onnx`` / ``model.int8.onnx`` first when they are missing. Every backend goes
+through the same :class:`sentiment_hf.Predictor` (tokenization, length-sorted batches, softmax)
+so the figures are end-to-end samples/s. Backends are timed interleaved, in a rotating order,
+over several repetitions; medians and ratios against torch fp32 measured in the same run are
+printed and saved as JSON. Accuracy is on the whole real RT test split.
+
+Target (issue 4): ONNX int8 >= 3x torch fp32 samples/s at batch 32, <= 0.5 point accuracy loss.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sentiment_hf import Predictor, SentimentError
+from sentiment_hf.export import PARITY_FILE, _test_split, export_onnx
+from sentiment_hf.manifest import device_info, package_versions, write_json
+from sentiment_hf.onnx_backend import INT8_FILE, ONNX_FILE, physical_cores
+from sentiment_hf.predict import check_model_dir
+
+BACKENDS = ("torch", "onnx", "onnx-int8")
+TARGET_SPEEDUP = 3.0
+TARGET_MAX_LOSS_POINTS = 0.5
+
+
+def _time(predictor: Predictor, texts: list[str], batch_size: int) -> float:
+    predictor.batch_size = batch_size
+    started = time.perf_counter()
+    predictor.predict_proba(texts)
+    return len(texts) / (time.perf_counter() - started)
+
+
+def run(
+    model_dir: Path,
+    repeats: int,
+    batch_sizes: list[int],
+    batch1_samples: int,
+    quantize_opts: dict[str, bool],
+    reexport: bool = False,
+) -> dict[str, Any]:
+    """Measure every backend; returns the report that is printed and saved."""
+    missing = not (model_dir / ONNX_FILE).is_file() or not (model_dir / INT8_FILE).is_file()
+    if missing or reexport:
+        print(f"exporting {model_dir} to ONNX (fp32 + int8) first ...", flush=True)
+        export_onnx(model_dir, quantize="int8", **quantize_opts)
+    parity_path = model_dir / PARITY_FILE
+    parity = json.loads(parity_path.read_text()) if parity_path.is_file() else {}
+    # how the int8 file on disk was made (it may predate this run's flags)
+    quantize_opts = parity.get("quantization", {"unknown": True})
+    predictors = {name: Predictor(model_dir, backend=name) for name in BACKENDS}
+    labels_names = predictors["torch"].labels
+    dataset, source = _test_split(model_dir, None, labels_names, None)
+    texts, labels = list(dataset["text"]), np.asarray(dataset["label"])
+    rng = np.random.default_rng(0)
+    small = [
+        texts[i]
+        for i in rng.choice(len(texts), size=min(batch1_samples, len(texts)), replace=False)
+    ]
+
+    accuracy: dict[str, float] = {}
+    for name, predictor in predictors.items():  # accuracy pass doubles as warm-up
+        predictor.batch_size = 32
+        preds = predictor.predict_proba(texts).argmax(-1)
+        accuracy[name] = float((preds == labels).mean())
+        _time(predictor, small[:16], 1)
+
+    samples: dict[str, dict[int, list[float]]] = {n: {b: [] for b in batch_sizes} for n in BACKENDS}
+    for rep in range(repeats):
+        order = BACKENDS[rep % len(BACKENDS) :] + BACKENDS[: rep % len(BACKENDS)]
+        for batch_size in batch_sizes:
+            for name in order:
+                subset = small if batch_size == 1 else texts
+                samples[name][batch_size].append(_time(predictors[name], subset, batch_size))
+        line = "  ".join(
+            f"{n}@{b}={samples[n][b][-1]:.0f}/s" for b in batch_sizes for n in BACKENDS
+        )
+        print(f"rep {rep + 1}/{repeats}: {line}", flush=True)
+
+    results: dict[str, Any] = {}
+    for name in BACKENDS:
+        row: dict[str, Any] = {
+            "accuracy": accuracy[name],
+            "accuracy_delta_points": (accuracy[name] - accuracy["torch"]) * 100,
+        }
+        for b in batch_sizes:
+            runs = samples[name][b]
+            base = statistics.median(samples["torch"][b])
+            row[f"batch{b}"] = {
+                "samples_per_s_median": statistics.median(runs),
+                "samples_per_s_min": min(runs),
+                "samples_per_s_max": max(runs),
+                "runs": runs,
+                "speedup_vs_torch": statistics.median(runs) / base,
+                # ratio within each repetition: robust to load drifting between repetitions
+                "speedup_vs_torch_per_rep": [
+                    r / t for r, t in zip(runs, samples["torch"][b], strict=True)
+                ],
+            }
+        results[name] = row
+    big = max(batch_sizes)
+    int8 = results["onnx-int8"]
+    return {
+        "model_dir": str(model_dir),
+        "data_source": source,
+        "test_samples": len(texts),
+        "batch1_samples": len(small),
+        "repeats": repeats,
+        "threads": {
+            "torch": predictors["torch"].backend.torch.get_num_threads(),
+            "onnxruntime_intra_op": physical_cores(),
+        },
+        "quantization": quantize_opts,
+        "export_parity": parity,
+        "results": results,
+        "target": {
+            "speedup_at_batch": big,
+            "speedup": int8[f"batch{big}"]["speedup_vs_torch"],
+            "speedup_needed": TARGET_SPEEDUP,
+            "accuracy_loss_points": -int8["accuracy_delta_points"],
+            "accuracy_loss_allowed_points": TARGET_MAX_LOSS_POINTS,
+            "met": bool(
+                int8[f"batch{big}"]["speedup_vs_torch"] >= TARGET_SPEEDUP
+                and -int8["accuracy_delta_points"] <= TARGET_MAX_LOSS_POINTS
+            ),
+        },
+        "device": device_info(),
+        "packages": {
+            **package_versions(),
+            "onnxruntime": __import__("onnxruntime").__version__,
+        },
+        "platform": platform.platform(),
+        "command": sys.argv,
+    }
+
+
+def print_report(report: dict[str, Any], batch_sizes: list[int]) -> None:
+    """A table of medians and ratios against torch fp32."""
+    header = f"{'backend':<10} {'accuracy':>9} {'d points':>9}"
+    for b in batch_sizes:
+        header += f" {f'batch {b} samples/s':>20} {'x torch':>8}"
+    print(header)
+    for name, row in report["results"].items():
+        line = f"{name:<10} {row['accuracy']:>9.4f} {row['accuracy_delta_points']:>+9.2f}"
+        for b in batch_sizes:
+            cell = row[f"batch{b}"]
+            line += f" {cell['samples_per_s_median']:>20.1f} {cell['speedup_vs_torch']:>8.2f}"
+        print(line)
+    t = report["target"]
+    verdict = "MET" if t["met"] else "MISSED"
+    print(
+        f"target: onnx-int8 >= {t['speedup_needed']}x torch at batch {t['speedup_at_batch']} "
+        f"with <= {t['accuracy_loss_allowed_points']} point loss -> {t['speedup']:.2f}x, "
+        f"{t['accuracy_loss_points']:+.2f} points lost: {verdict}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model_dir", type=Path, help="a run directory written by `sentiment train`")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 32])
+    parser.add_argument("--batch1-samples", type=int, default=256, help="texts timed at batch 1")
+    parser.add_argument(
+        "--per-channel",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="int8 scales per output channel (when this script exports)",
+    )
+    parser.add_argument(
+        "--reduce-range", action="store_true", help="7-bit int8 weights (when this script exports)"
+    )
+    parser.add_argument(
+        "--reexport", action="store_true", help="export again even when the ONNX files exist"
+    )
+    parser.add_argument(
+        "--out", type=Path, help="JSON report (default MODEL_DIR/inference_benchmark.json)"
+    )
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        model_dir = check_model_dir(args.model_dir)
+        report = run(
+            model_dir,
+            args.repeats,
+            sorted(args.batch_sizes),
+            args.batch1_samples,
+            {"per_channel": args.per_channel, "reduce_range": args.reduce_range},
+            args.reexport,
+        )
+    except SentimentError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print_report(report, sorted(args.batch_sizes))
+    out = write_json(args.out or model_dir / "inference_benchmark.json", report)
+    print(f"saved {out}")
+
+
+if __name__ == "__main__":
+    main()
