@@ -330,8 +330,15 @@ def drift(
         Path, typer.Argument(help="The run directory whose model served the requests.")
     ],
     requests: Annotated[
-        Path, typer.Option(help="The SQLite request log written by `sentiment serve`.")
+        str,
+        typer.Option(
+            help="The SQLite request log of `sentiment serve`, or its --log-mirror URL/folder."
+        ),
     ],
+    requests_option: Annotated[
+        list[str] | None,
+        typer.Option(help="fsspec option KEY=VALUE for a --requests URL (repeatable)."),
+    ] = None,
     since: Annotated[
         str | None, typer.Option(help="Only requests newer than this: 24h, 7d or an ISO date-time.")
     ] = None,
@@ -362,6 +369,7 @@ def drift(
 ) -> None:
     """Compare logged requests with the training data; exit code 1 when drift is flagged."""
     from sentiment_hf.monitoring.drift import DriftThresholds, detect_drift
+    from sentiment_hf.serve.config import parse_options
 
     report = detect_drift(
         model_dir,
@@ -376,6 +384,7 @@ def drift(
         max_requests=max_requests,
         min_requests=min_requests,
         permutations=permutations,
+        storage_options=parse_options(requests_option or []),
     )
     for check in report.checks:
         status = "DRIFT" if check.drifted else "ok"

@@ -16,7 +16,12 @@ from sentiment_hf.errors import SentimentError
 from sentiment_hf.monitoring import DriftThresholds, detect_drift
 from sentiment_hf.monitoring.drift import oov_counts, parse_since, words
 from sentiment_hf.monitoring.stats import chi2_test, ks_test, mmd_permutation_test
-from sentiment_hf.serve.requestlog import LoggedPrediction, RequestLog, RequestLogConfig
+from sentiment_hf.serve.requestlog import (
+    LoggedPrediction,
+    RequestLog,
+    RequestLogConfig,
+    read_requests,
+)
 
 FAST = {"reference_size": 300, "embedding_sample": 150, "permutations": 200}
 
@@ -153,6 +158,18 @@ def test_shifted_requests_are_flagged_and_cli_exits_1(
     assert "DRIFT DETECTED" in html and "embedding_mmd" in html
     assert not re.search(r"(src|href)=\"https?://", html)  # self-contained
     assert "sentiment_drift_detected 1.0" in (out / "drift.prom").read_text()
+
+
+def test_drift_reads_a_mirror_folder(tiny_run: Path, request_logs, tmp_path: Path) -> None:
+    mirror = tmp_path / "mirror"
+    log = RequestLog(RequestLogConfig(path=tmp_path / "copy.db", mirror=str(mirror)))
+    log.append(read_requests(request_logs["shifted"]))
+    log.close()  # writes, then mirrors everything as one JSON-lines part
+    assert len(list(mirror.glob("requests-*.jsonl"))) == 1
+    report = detect_drift(tiny_run, mirror, output_dir=tmp_path / "report", **FAST)
+    assert report.drift_detected and report.n_requests == 200
+    with pytest.raises(SentimentError, match="no requests-"):
+        detect_drift(tiny_run, tmp_path / "report", **FAST)
 
 
 def test_cli_exits_0_without_drift(

@@ -162,6 +162,13 @@ def test_mirror_to_gs_on_the_emulator(tmp_path: Path, gcs_emulator: str) -> None
     assert [row["text"] for row in lines] == ["first 0", "first 1", "first 2", "second"]
     assert lines[0]["probabilities"] == {"neg": 0.2, "pos": 0.8} and lines[0]["id"] == 1
     assert log.mirrored == 4 and log.errors == 0
+    # `sentiment drift --requests gs://...` reads the mirror back.
+    back = read_requests(url, storage_options=options)
+    assert [r.text for r in back] == [r.text for r in read_requests(db)]
+    assert [r.text for r in read_requests(url, limit=2, storage_options=options)] == [
+        "first 2",
+        "second",
+    ]
 
 
 def test_mirror_failure_keeps_rows_for_the_next_try(tmp_path: Path) -> None:

@@ -317,10 +317,13 @@ def detect_drift(
     embedding_sample: int = 300,
     permutations: int = 500,
     seed: int = 0,
+    storage_options: dict[str, Any] | None = None,
 ) -> DriftReport:
-    """Compare the logged requests of ``requests`` (SQLite) with ``model_dir``'s training data.
+    """Compare the logged requests in ``requests`` with ``model_dir``'s training data.
 
-    Writes drift.json, drift.html and drift.prom to ``output_dir`` (default MODEL_DIR/drift).
+    ``requests`` is the SQLite request log or its mirror (``gs://...`` URL or local folder of
+    JSON-lines parts; ``storage_options`` go to fsspec). Writes drift.json, drift.html and
+    drift.prom to ``output_dir`` (default MODEL_DIR/drift).
     """
     from sentiment_hf.monitoring.html import render_html
     from sentiment_hf.predict import check_model_dir
@@ -331,7 +334,7 @@ def detect_drift(
     if reference_size < 2 or max_requests < 2 or embedding_sample < 2 or permutations < 1:
         raise SentimentError("reference_size, max_requests and embedding_sample must be >= 2")
     start = parse_since(since)
-    rows = read_requests(requests, since=start, limit=max_requests)
+    rows = read_requests(requests, since=start, limit=max_requests, storage_options=storage_options)
     if len(rows) < max(min_requests, 2):
         window = f" since {since}" if since else ""
         raise SentimentError(
@@ -363,8 +366,8 @@ def detect_drift(
         served_labels[row.label] = served_labels.get(row.label, 0) + 1
     served = {
         "label_counts": served_labels,
-        "mean_confidence": float(np.mean([row.score for row in rows])),
-        "mean_latency_ms": float(np.mean([row.latency_ms for row in rows])),
+        "mean_confidence": round(float(np.mean([row.score for row in rows])), 4),
+        "mean_latency_ms": round(float(np.mean([row.latency_ms for row in rows])), 2),
         "backends": sorted({row.backend for row in rows}),
         "model_versions": sorted({row.model_version for row in rows}),
         "first": datetime.fromtimestamp(rows[0].ts, UTC).isoformat(),

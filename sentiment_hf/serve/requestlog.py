@@ -125,10 +125,23 @@ def connect(path: str | Path, readonly: bool = False) -> sqlite3.Connection:
 
 
 def read_requests(
-    path: str | Path, since: float | None = None, limit: int | None = None
+    source: str | Path,
+    since: float | None = None,
+    limit: int | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> list[LoggedPrediction]:
-    """Rows of a request log (oldest first), optionally only those at or after ``since``."""
-    conn = connect(path, readonly=True)
+    """Logged rows, oldest first, optionally only those at or after ``since`` (epoch seconds).
+
+    ``source`` is the SQLite file, or a mirror: a ``gs://bucket/prefix`` URL (any fsspec URL) or
+    a local folder of the JSON-lines parts written by ``log_mirror``.
+    """
+    text = str(source)
+    if "://" in text or Path(text).is_dir():
+        rows = read_mirror(text, storage_options or {})
+        if since is not None:
+            rows = [row for row in rows if row.ts >= since]
+        return rows[-limit:] if limit is not None else rows
+    conn = connect(source, readonly=True)
     try:
         sql = f"SELECT id, {', '.join(COLUMNS)} FROM requests"
         args: list[Any] = []
@@ -143,6 +156,29 @@ def read_requests(
     finally:
         conn.close()
     return [_row_to_prediction(row) for row in reversed(rows)]
+
+
+def read_mirror(url: str, storage_options: dict[str, Any]) -> list[LoggedPrediction]:
+    """Every row of the ``requests-*.jsonl`` parts under ``url``, ordered by time then id."""
+    import fsspec
+
+    try:
+        fs, root = fsspec.core.url_to_fs(url, **storage_options)
+        parts = sorted(fs.glob(f"{root.rstrip('/')}/requests-*.jsonl"))
+    except Exception as exc:  # unknown protocol, unreachable bucket, no credentials
+        raise SentimentError(f"cannot list the request-log mirror {url!r}: {exc}") from exc
+    if not parts:
+        raise SentimentError(
+            f"no requests-*.jsonl parts under {url!r}; point --requests at the --log-mirror URL "
+            "of `sentiment serve` or at its SQLite file"
+        )
+    rows = []
+    for part in parts:
+        for line in fs.cat_file(part).decode("utf-8").splitlines():
+            if line.strip():
+                rows.append(LoggedPrediction(**json.loads(line)))
+    rows.sort(key=lambda row: (row.ts, row.id or 0))
+    return rows
 
 
 def _row_to_prediction(row: Sequence[Any]) -> LoggedPrediction:
