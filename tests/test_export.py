@@ -198,3 +198,37 @@ def test_cli_export_prints_and_saves_parity(
     assert printed["samples"] == 48
     assert printed["onnx"]["argmax_agreement_pct"] == 100.0
     assert (run / "model.onnx").is_file() and not (run / "model.int8.onnx").exists()
+
+
+def test_inference_benchmark_script_runs_on_the_exported_run(
+    exported: Path, tmp_path: Path
+) -> None:
+    """Smoke run of benchmarks/inference.py (its speed figures are not asserted: shared CPUs)."""
+    import subprocess
+
+    out = tmp_path / "bench.json"
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "inference.py"
+    args = [str(exported), "--repeats", "1", "--batch1-samples", "8", "--out", str(out)]
+    proc = subprocess.run(
+        [sys.executable, str(script), *args], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "target: onnx-int8" in proc.stdout
+    report = json.loads(out.read_text())
+    assert report["test_samples"] == RT_TEST_SIZE
+    assert set(report["results"]) == {"torch", "onnx", "onnx-int8"}
+    torch_row = report["results"]["torch"]
+    assert torch_row["batch32"]["speedup_vs_torch"] == 1.0
+    assert report["results"]["onnx"]["accuracy"] == torch_row["accuracy"]
+    assert report["quantization"] == {"per_channel": True, "reduce_range": False}
+
+
+def test_inference_benchmark_script_rejects_a_non_model(tmp_path: Path) -> None:
+    import subprocess
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "inference.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: ") and "not a trained model directory" in proc.stderr
