@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tempfile
+from typing import Any
 
 from sentiment_hf.errors import SentimentError
 from sentiment_hf.serve.config import CONFIG_ENV, ServeConfig
@@ -46,6 +48,24 @@ def serve(
             f"unknown backend {config.backend!r}; choose one of {', '.join(BACKENDS)}"
         )
     os.environ[CONFIG_ENV] = config.to_json()
+    made_dir = None
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="sentiment-prom-")
-    uvicorn.run("sentiment_hf.serve.app:app_from_env", factory=True, workers=workers, **common)
+        made_dir = tempfile.mkdtemp(prefix="sentiment-prom-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = made_dir
+    try:
+        _run_workers(uvicorn, workers, common)
+    finally:
+        if made_dir is not None:
+            shutil.rmtree(made_dir, ignore_errors=True)
+
+
+def _run_workers(uvicorn: Any, workers: int, common: dict[str, Any]) -> None:
+    uvicorn.run(
+        "sentiment_hf.serve.app:app_from_env",
+        factory=True,
+        workers=workers,
+        # Workers import torch and load the model before answering the supervisor's health
+        # ping; uvicorn's 5 s default kills and restarts them in a loop on a small machine.
+        timeout_worker_healthcheck=300,
+        **common,
+    )
