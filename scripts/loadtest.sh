@@ -7,7 +7,8 @@
 #   USERS [8]  RUN_TIME [60s]  RATE_PER_USER [25] (req/s per user; 0 = no wait)
 #   RUNNER [batch] (batch | threadpool)  OUT [MODEL_DIR/loadtest/BACKEND-RUNNER]
 #   SERVE_ARGS [] extra `sentiment serve` options, e.g. "--no-request-log"
-# writes OUT/summary.json, OUT/locust_stats.csv, OUT/server.log, OUT/requests.db
+# writes OUT/summary.json (from locust's final stats), OUT/locust_*.csv, OUT/server.log,
+# OUT/requests.db (every prediction of the run, written by the server's request log)
 set -euo pipefail
 
 MODEL_DIR=${1:?usage: bash scripts/loadtest.sh MODEL_DIR [BACKEND]}
@@ -25,7 +26,7 @@ if [ ! -d "$MODEL_DIR" ]; then
   exit 2
 fi
 mkdir -p "$OUT"
-rm -f "$OUT/requests.db" "$OUT/requests.db-wal" "$OUT/requests.db-shm" "$OUT"/locust_*.csv
+rm -f "$OUT/requests.db" "$OUT/requests.db-wal" "$OUT/requests.db-shm" "$OUT"/locust_*
 # Run python directly (not through `uv run`) so the PID below is the server itself.
 PY=$(cd "$ROOT" && uv run --frozen python -c 'import sys; print(sys.executable)')
 
@@ -62,35 +63,56 @@ echo "server $URL ($BACKEND, runner $RUNNER) — locust: $USERS users, $RUN_TIME
 
 cd "$ROOT"
 LOCUST_RATE_PER_USER=$RATE_PER_USER "$PY" -m locust -f locustfile.py --headless \
-  -u "$USERS" -r "$USERS" -t "$RUN_TIME" --host "$URL" --csv "$OUT/locust" \
+  -u "$USERS" -r "$USERS" -t "$RUN_TIME" --host "$URL" --csv "$OUT/locust" --json-file "$OUT/locust_final" \
   --only-summary --stop-timeout 5 --loglevel WARNING >"$OUT/locust.log" 2>&1 || true
 stop_server
 trap - EXIT
 
 "$PY" - "$OUT" "$BACKEND" "$RUNNER" "$USERS" "$RUN_TIME" "$RATE_PER_USER" <<'PY'
-import csv, json, sqlite3, sys
+import json, sqlite3, sys
 from pathlib import Path
 
 out, backend, runner, users, run_time, rate = sys.argv[1:7]
-stats = Path(out) / "locust_stats.csv"
-if not stats.is_file():
+final = Path(out) / "locust_final.json"
+if not final.is_file():
     sys.exit(f"error: locust wrote no stats; see {Path(out) / 'locust.log'}")
-row = next(r for r in csv.DictReader(stats.open()) if r["Name"] == "Aggregated")
-logged = sqlite3.connect(Path(out) / "requests.db").execute("SELECT count(*) FROM requests").fetchone()[0]
+entries = json.loads(final.read_text())
+times = {}  # response time (ms, rounded as locust does) -> count, over all entries
+for e in entries:
+    for ms, n in e["response_times"].items():
+        times[float(ms)] = times.get(float(ms), 0) + n
+total = sum(e["num_requests"] for e in entries)
+fails = sum(e["num_failures"] for e in entries)
+start = min(e["start_time"] for e in entries)
+last = max(e["last_request_timestamp"] for e in entries)
+
+
+def pct(q):
+    # Same rule as locust's calculate_response_time_percentile.
+    target = total - int(total * q)
+    seen = 0
+    for ms in sorted(times, reverse=True):
+        seen += times[ms]
+        if seen >= target:
+            return ms
+    return 0.0
+
+
+logged = sqlite3.connect(Path(out) / "requests.db").execute("SELECT count(*) FROM requests")
 summary = {
     "backend": backend,
     "runner": runner,
     "users": int(users),
     "run_time": run_time,
     "rate_per_user": float(rate),
-    "requests": int(row["Request Count"]),
-    "failures": int(row["Failure Count"]),
-    "requests_per_s": round(float(row["Requests/s"]), 1),
-    "p50_ms": float(row["50%"]),
-    "p95_ms": float(row["95%"]),
-    "p99_ms": float(row["99%"]),
-    "max_ms": round(float(row["Max Response Time"]), 1),
-    "rows_logged": logged,
+    "requests": total,
+    "failures": fails,
+    "requests_per_s": round(total / max(last - start, 1e-9), 1),
+    "p50_ms": pct(0.5),
+    "p95_ms": pct(0.95),
+    "p99_ms": pct(0.99),
+    "max_ms": round(max(e["max_response_time"] for e in entries), 1),
+    "rows_logged": logged.fetchone()[0],
 }
 (Path(out) / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
 print(json.dumps(summary))
