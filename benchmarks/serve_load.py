@@ -4,8 +4,8 @@
         --config torch:batch --config onnx-int8:batch --config onnx-int8:threadpool \
         --rate 0 --run-time 30s
 
-Each config is ``BACKEND:RUNNER[:MODEL_THREADS]``. The first config is the baseline; the table
-shows every run's throughput and latency and its ratio to the baseline measured in the same
+Each config is ``BACKEND:RUNNER[:MODEL_THREADS[:POOL_THREADS]]`` (threads default to 1). The
+first config is the baseline; the table shows every run's throughput and latency and its ratio to the baseline measured in the same
 invocation (the machine is shared, so only same-run ratios are comparable).
 """
 
@@ -22,9 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_one(
-    model_dir: str, backend: str, runner: str, threads: str, args: argparse.Namespace
+    model_dir: str, backend: str, runner: str, threads: str, pool: str, args: argparse.Namespace
 ) -> dict:
-    out = Path(args.out) / f"{backend}-{runner}-t{threads}-r{args.rate:g}"
+    out = Path(args.out) / f"{backend}-{runner}-t{threads}-p{pool}-r{args.rate:g}"
     env = {
         **os.environ,
         "USERS": str(args.users),
@@ -32,7 +32,7 @@ def run_one(
         "RATE_PER_USER": str(args.rate),
         "RUNNER": runner,
         "OUT": str(out),
-        "SERVE_ARGS": f"--model-threads {threads}",
+        "SERVE_ARGS": f"--model-threads {threads} --pool-threads {pool}",
     }
     cmd = ["bash", str(ROOT / "scripts" / "loadtest.sh"), model_dir, backend]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
@@ -40,13 +40,16 @@ def run_one(
         sys.exit(f"loadtest failed for {backend}:{runner}:\n{done.stderr[-2000:]}")
     summary = json.loads((out / "summary.json").read_text())
     summary["model_threads"] = int(threads)
+    summary["pool_threads"] = int(pool)
     return summary
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model_dir")
-    parser.add_argument("--config", action="append", required=True, help="BACKEND:RUNNER[:THREADS]")
+    parser.add_argument(
+        "--config", action="append", required=True, help="BACKEND:RUNNER[:MODEL_THREADS[:POOL]]"
+    )
     parser.add_argument("--users", type=int, default=8)
     parser.add_argument("--rate", type=float, default=0.0, help="req/s per user; 0 = no wait")
     parser.add_argument("--run-time", default="30s")
@@ -56,16 +59,17 @@ def main() -> None:
     for spec in args.config:
         backend, runner, *rest = spec.split(":")
         threads = rest[0] if rest else "1"
-        results.append(run_one(args.model_dir, backend, runner, threads, args))
+        pool = rest[1] if len(rest) > 1 else "1"
+        results.append(run_one(args.model_dir, backend, runner, threads, pool, args))
         print(json.dumps(results[-1]), file=sys.stderr, flush=True)
     base = results[0]
     print(
-        f"{'backend':10} {'runner':10} {'thr':>3} {'req/s':>8} {'p50':>5} {'p95':>5} {'p99':>5} "
-        f"{'fail':>5} {'x req/s':>8} {'x p99':>6}"
+        f"{'backend':10} {'runner':10} {'thr':>3} {'pool':>4} {'req/s':>8} {'p50':>5} {'p95':>5} "
+        f"{'p99':>5} {'fail':>5} {'x req/s':>8} {'x p99':>6}"
     )
     for r in results:
         print(
-            f"{r['backend']:10} {r['runner']:10} {r['model_threads']:>3} "
+            f"{r['backend']:10} {r['runner']:10} {r['model_threads']:>3} {r['pool_threads']:>4} "
             f"{r['requests_per_s']:>8.1f} {r['p50_ms']:>5.0f} {r['p95_ms']:>5.0f} "
             f"{r['p99_ms']:>5.0f} {r['failures']:>5} "
             f"{r['requests_per_s'] / base['requests_per_s']:>8.2f} "

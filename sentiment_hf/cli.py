@@ -269,6 +269,9 @@ def serve(
     model_threads: Annotated[
         int, typer.Option(min=0, help="Intra-op threads of the model; 0 = one per core.")
     ] = 1,
+    pool_threads: Annotated[
+        int, typer.Option(min=1, help="Inference threads of the threadpool runner.")
+    ] = 1,
     request_log: Annotated[
         Path | None, typer.Option(help="SQLite file that receives every prediction.")
     ] = Path("requests.db"),
@@ -312,6 +315,7 @@ def serve(
         backend=backend,
         runner=runner,
         model_threads=model_threads or None,
+        pool_threads=pool_threads,
         request_log=None if no_request_log else request_log,
         log_retention_days=retention_days,
         log_mirror=log_mirror,

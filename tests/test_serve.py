@@ -207,7 +207,7 @@ def test_drift_flag_exposed_on_metrics(tiny_run: Path, tmp_path: Path) -> None:
 
 
 def test_threadpool_runner_app(tiny_run: Path) -> None:
-    app = create_app(tiny_run, runner="threadpool", threads=2, request_log=None)
+    app = create_app(tiny_run, runner="threadpool", pool_threads=2, request_log=None)
     with TestClient(app) as client:
         resp = client.post("/predict", json={"texts": TEXTS})
     assert resp.status_code == 200 and len(resp.json()["predictions"]) == 4

@@ -132,7 +132,7 @@ def create_app(
     runner = build_runner(
         config.runner,
         predictor.predict_proba,
-        threads=config.threads,
+        threads=config.pool_threads,
         max_batch=config.max_batch_items,
         max_wait_ms=config.max_wait_ms,
         on_batch=on_batch,

@@ -18,7 +18,7 @@ CONFIG_ENV = "SENTIMENT_SERVE_CONFIG"
 class ServeConfig:
     """Everything ``create_app`` needs; only ``model_dir`` is required.
 
-    ``runner`` is "batch" (micro-batching queue, default) or "threadpool" with ``threads``
+    ``runner`` is "batch" (micro-batching queue, default) or "threadpool" with ``pool_threads``
     workers; ``model_threads`` is the model's intra-op thread count (None: the backend's
     default, all cores; 1 is fastest when clients share the machine). ``request_log`` is
     the SQLite file (None disables logging); ``log_mirror`` an fsspec URL such as
@@ -28,7 +28,7 @@ class ServeConfig:
     model_dir: Path
     backend: str = "torch"
     runner: str = "batch"
-    threads: int = 1
+    pool_threads: int = 1
     model_threads: int | None = 1
     max_wait_ms: float = 0.0
     predictor_batch_size: int = 64
@@ -51,7 +51,7 @@ class ServeConfig:
             if value is not None:
                 setattr(self, name, Path(value))
         positive = (
-            "threads",
+            "pool_threads",
             "predictor_batch_size",
             "max_text_chars",
             "max_batch_items",
