@@ -5,8 +5,9 @@
         --rate 0 --run-time 30s
 
 Each config is ``BACKEND:RUNNER[:MODEL_THREADS[:POOL_THREADS]]`` (threads default to 1). The
-first config is the baseline; the table shows every run's throughput and latency and its ratio to the baseline measured in the same
-invocation (the machine is shared, so only same-run ratios are comparable).
+first config is the baseline; the table shows every run's throughput and latency and its ratio
+to the baseline measured in the same invocation (the machine is shared, so only same-run ratios
+are comparable).
 """
 
 from __future__ import annotations
