@@ -15,6 +15,7 @@ from typing import Any
 
 from sentiment_hf.data import SentimentData, load_splits, tokenize_splits
 from sentiment_hf.errors import SentimentError
+from sentiment_hf.hardware import cpu_has_native_bf16
 from sentiment_hf.manifest import build_manifest, write_json
 from sentiment_hf.metrics import make_compute_metrics
 from sentiment_hf.modeling import build_model, build_tokenizer, resolve_backbone
@@ -69,6 +70,9 @@ def build_training_args(recipe: Recipe, **overrides: Any) -> Any:
         # Without use_cpu, transformers 5 ignores a torchrun (gloo) process group on CPU and
         # every rank trains alone; with it, CPU ranks really run DDP.
         kwargs["use_cpu"] = True
+        if kwargs.get("bf16") and not cpu_has_native_bf16():
+            log.warning("training.bf16: CPU lacks AVX512_BF16/AMX (bf16 is slower); using fp32")
+            kwargs["bf16"] = False
     try:
         return TrainingArguments(**kwargs)
     except (ValueError, TypeError) as exc:
