@@ -24,7 +24,8 @@ Overrides = Annotated[
     list[str] | None,
     typer.Argument(
         help="Dotted KEY=VALUE overrides typed by the recipe schema, e.g. "
-        "training.learning_rate=3e-5 data.max_train_samples=500 data.source=../shared/data/rt-polarity",
+        "training.learning_rate=3e-5 data.max_train_samples=500 "
+        "data.source=../shared/data/rt-polarity",
         show_default=False,
     ),
 ]
@@ -35,7 +36,8 @@ def train(
     recipe: Annotated[Path, typer.Argument(help="YAML recipe, e.g. recipes/base.yaml.")],
     overrides: Overrides = None,
     resume: Annotated[
-        bool, typer.Option("--resume", help="Continue from the last checkpoint in the run directory.")
+        bool,
+        typer.Option("--resume", help="Continue from the last checkpoint in the run directory."),
     ] = False,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an existing run directory's run.")
@@ -110,7 +112,9 @@ def sweep(
 
 @app.command("eval")
 def eval_(
-    model_dir: Annotated[Path, typer.Argument(help="A run directory written by `sentiment train`.")],
+    model_dir: Annotated[
+        Path, typer.Argument(help="A run directory written by `sentiment train`.")
+    ],
     split: Annotated[str, typer.Option(help="train, validation or test.")] = "test",
     data: Annotated[
         str | None, typer.Option(help="Evaluate on this data source instead of the recipe's.")
@@ -123,22 +127,29 @@ def eval_(
     """Evaluate a trained model: metrics JSON, confusion-matrix PNG and misclassified CSV."""
     from sentiment_hf.evaluation import evaluate_model
 
-    report = evaluate_model(model_dir, split=split, data=data, output_dir=output, batch_size=batch_size)
+    report = evaluate_model(
+        model_dir, split=split, data=data, output_dir=output, batch_size=batch_size
+    )
     typer.echo(json.dumps(report.metrics, indent=2))
     typer.echo(f"reports: {report.metrics_path.parent}", err=True)
 
 
 @app.command()
 def predict(
-    model_dir: Annotated[Path, typer.Argument(help="A run directory written by `sentiment train`.")],
+    model_dir: Annotated[
+        Path, typer.Argument(help="A run directory written by `sentiment train`.")
+    ],
     texts: Annotated[
-        list[str] | None, typer.Argument(help="Texts to classify; none reads --file or stdin.", show_default=False)
+        list[str] | None,
+        typer.Argument(help="Texts to classify; none reads --file or stdin.", show_default=False),
     ] = None,
     file: Annotated[
         Path | None, typer.Option("--file", "-f", help="Read one text per line from this file.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
-    backend: Annotated[str, typer.Option(help="Inference backend: torch, onnx or onnx-int8.")] = "torch",
+    backend: Annotated[
+        str, typer.Option(help="Inference backend: torch, onnx or onnx-int8.")
+    ] = "torch",
     batch_size: Annotated[int, typer.Option(min=1, help="Inference batch size.")] = 32,
 ) -> None:
     """Print the label and probability of each input text."""
@@ -152,7 +163,9 @@ def predict(
     if not inputs and not sys.stdin.isatty():
         inputs = [line for line in sys.stdin.read().split("\n") if line.strip()]
     if not inputs:
-        raise SentimentError("no input texts; pass TEXT arguments, --file FILE or pipe lines on stdin")
+        raise SentimentError(
+            "no input texts; pass TEXT arguments, --file FILE or pipe lines on stdin"
+        )
     predictor = Predictor(model_dir, backend=backend, batch_size=batch_size)
     for pred in predictor.predict(inputs):
         if as_json:
