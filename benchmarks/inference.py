@@ -50,6 +50,7 @@ def run(
     batch1_samples: int,
     quantize_opts: dict[str, bool],
     reexport: bool = False,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """Measure every backend; returns the report that is printed and saved."""
     missing = not (model_dir / ONNX_FILE).is_file() or not (model_dir / INT8_FILE).is_file()
@@ -60,7 +61,11 @@ def run(
     parity = json.loads(parity_path.read_text()) if parity_path.is_file() else {}
     # how the int8 file on disk was made (it may predate this run's flags)
     quantize_opts = parity.get("quantization", {"unknown": True})
-    predictors = {name: Predictor(model_dir, backend=name) for name in BACKENDS}
+    # torch on CPU too by default: the comparison is of backends on one CPU
+    predictors = {
+        name: Predictor(model_dir, backend=name, device=device if name == "torch" else None)
+        for name in BACKENDS
+    }
     labels_names = predictors["torch"].labels
     dataset, source = _test_split(model_dir, None, labels_names, None)
     texts, labels = list(dataset["text"]), np.asarray(dataset["label"])
@@ -118,6 +123,7 @@ def run(
         "test_samples": len(texts),
         "batch1_samples": len(small),
         "repeats": repeats,
+        "torch_device": device,
         "threads": {
             "torch": predictors["torch"].backend.torch.get_num_threads(),
             "onnxruntime_intra_op": physical_cores(),
@@ -182,6 +188,7 @@ def main() -> None:
     parser.add_argument(
         "--reduce-range", action="store_true", help="7-bit int8 weights (when this script exports)"
     )
+    parser.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
     parser.add_argument(
         "--reexport", action="store_true", help="export again even when the ONNX files exist"
     )
@@ -199,6 +206,7 @@ def main() -> None:
             args.batch1_samples,
             {"per_channel": args.per_channel, "reduce_range": args.reduce_range},
             args.reexport,
+            args.device,
         )
     except SentimentError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -12,6 +12,8 @@ The public surface::
 from sentiment_hf.data import SentimentData, load_splits, read_rt_polarity
 from sentiment_hf.errors import SentimentError
 from sentiment_hf.evaluation import EvalReport, evaluate_model
+from sentiment_hf.export import export_onnx
+from sentiment_hf.hub import push_to_hub
 from sentiment_hf.modeling import resolve_backbone
 from sentiment_hf.predict import Prediction, Predictor
 from sentiment_hf.recipe import Recipe, load_recipe, recipe_from_dict
@@ -28,8 +30,10 @@ __all__ = [
     "SentimentError",
     "TrainResult",
     "evaluate_model",
+    "export_onnx",
     "load_recipe",
     "load_splits",
+    "push_to_hub",
     "read_rt_polarity",
     "recipe_from_dict",
     "resolve_backbone",
