@@ -4,7 +4,7 @@
         --config torch:batch --config onnx-int8:batch --config onnx-int8:threadpool \
         --rate 0 --run-time 30s
 
-Each config is ``BACKEND:RUNNER[:MODEL_THREADS[:POOL_THREADS]]`` (threads default to 1). The
+Each config is ``BACKEND:RUNNER[:MODEL_THREADS[:INFERENCE_THREADS]]`` (both default to 1). The
 first config is the baseline; the table shows every run's throughput and latency and its ratio
 to the baseline measured in the same invocation (the machine is shared, so only same-run ratios
 are comparable).
@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def run_one(
     model_dir: str, backend: str, runner: str, threads: str, pool: str, args: argparse.Namespace
 ) -> dict:
-    out = Path(args.out) / f"{backend}-{runner}-t{threads}-p{pool}-r{args.rate:g}"
+    name = f"{backend}-{runner}-t{threads}-i{pool}-m{args.micro_batch}-r{args.rate:g}"
+    out = Path(args.out) / name
     env = {
         **os.environ,
         "USERS": str(args.users),
@@ -33,7 +34,8 @@ def run_one(
         "RATE_PER_USER": str(args.rate),
         "RUNNER": runner,
         "OUT": str(out),
-        "SERVE_ARGS": f"--model-threads {threads} --pool-threads {pool}",
+        "SERVE_ARGS": f"--model-threads {threads} --inference-threads {pool} "
+        f"--micro-batch {args.micro_batch}",
     }
     cmd = ["bash", str(ROOT / "scripts" / "loadtest.sh"), model_dir, backend]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
@@ -41,7 +43,8 @@ def run_one(
         sys.exit(f"loadtest failed for {backend}:{runner}:\n{done.stderr[-2000:]}")
     summary = json.loads((out / "summary.json").read_text())
     summary["model_threads"] = int(threads)
-    summary["pool_threads"] = int(pool)
+    summary["inference_threads"] = int(pool)
+    summary["micro_batch"] = args.micro_batch
     return summary
 
 
@@ -49,11 +52,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model_dir")
     parser.add_argument(
-        "--config", action="append", required=True, help="BACKEND:RUNNER[:MODEL_THREADS[:POOL]]"
+        "--config", action="append", required=True, help="BACKEND:RUNNER[:MODEL_THR[:INFER_THR]]"
     )
     parser.add_argument("--users", type=int, default=8)
     parser.add_argument("--rate", type=float, default=0.0, help="req/s per user; 0 = no wait")
     parser.add_argument("--run-time", default="30s")
+    parser.add_argument("--micro-batch", type=int, default=8)
     parser.add_argument("--out", default="/tmp/sentiment-serve-bench")
     args = parser.parse_args()
     results = []
@@ -65,12 +69,13 @@ def main() -> None:
         print(json.dumps(results[-1]), file=sys.stderr, flush=True)
     base = results[0]
     print(
-        f"{'backend':10} {'runner':10} {'thr':>3} {'pool':>4} {'req/s':>8} {'p50':>5} {'p95':>5} "
+        f"{'backend':10} {'runner':10} {'thr':>3} {'inf':>4} {'req/s':>8} {'p50':>5} {'p95':>5} "
         f"{'p99':>5} {'fail':>5} {'x req/s':>8} {'x p99':>6}"
     )
     for r in results:
         print(
-            f"{r['backend']:10} {r['runner']:10} {r['model_threads']:>3} {r['pool_threads']:>4} "
+            f"{r['backend']:10} {r['runner']:10} {r['model_threads']:>3} "
+            f"{r['inference_threads']:>4} "
             f"{r['requests_per_s']:>8.1f} {r['p50_ms']:>5.0f} {r['p95_ms']:>5.0f} "
             f"{r['p99_ms']:>5.0f} {r['failures']:>5} "
             f"{r['requests_per_s'] / base['requests_per_s']:>8.2f} "

@@ -279,12 +279,15 @@ def serve(
     runner: Annotated[
         str, typer.Option(help="batch (micro-batching queue) or threadpool.")
     ] = "batch",
+    inference_threads: Annotated[
+        int, typer.Option(min=0, help="Model calls run at once; 0 = one per physical core.")
+    ] = 0,
     model_threads: Annotated[
-        int, typer.Option(min=0, help="Intra-op threads of the model; 0 = one per core.")
+        int, typer.Option(min=0, help="Intra-op threads per model call; 0 = backend default.")
     ] = 1,
-    pool_threads: Annotated[
-        int, typer.Option(min=1, help="Inference threads of the threadpool runner.")
-    ] = 1,
+    micro_batch: Annotated[
+        int, typer.Option(min=1, help="Most texts the batch runner joins into one model call.")
+    ] = 8,
     request_log: Annotated[
         Path | None, typer.Option(help="SQLite file that receives every prediction.")
     ] = Path("requests.db"),
@@ -327,8 +330,9 @@ def serve(
         model_dir=model_dir,
         backend=backend,
         runner=runner,
+        inference_threads=inference_threads or None,
         model_threads=model_threads or None,
-        pool_threads=pool_threads,
+        micro_batch=micro_batch,
         request_log=None if no_request_log else request_log,
         log_retention_days=retention_days,
         log_mirror=log_mirror,

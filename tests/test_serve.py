@@ -207,7 +207,7 @@ def test_drift_flag_exposed_on_metrics(tiny_run: Path, tmp_path: Path) -> None:
 
 
 def test_threadpool_runner_app(tiny_run: Path) -> None:
-    app = create_app(tiny_run, runner="threadpool", pool_threads=2, request_log=None)
+    app = create_app(tiny_run, runner="threadpool", inference_threads=2, request_log=None)
     with TestClient(app) as client:
         resp = client.post("/predict", json={"texts": TEXTS})
     assert resp.status_code == 200 and len(resp.json()["predictions"]) == 4
@@ -299,6 +299,27 @@ def test_micro_batcher_joins_waiting_requests_and_splits_results() -> None:
         results = await asyncio.wait_for(asyncio.gather(first, *waiting), 10)
         assert model.calls == [["a"], ["bb", "ccc", "dddd"]]
         assert [r[:, 0].tolist() for r in results] == [[1.0], [2.0, 3.0], [4.0]]
+        await runner.stop()
+
+    asyncio.run(asyncio.wait_for(scenario(), 30))
+
+
+def test_micro_batcher_threads_run_batches_side_by_side() -> None:
+    async def scenario() -> None:
+        model = GatedModel()
+        runner = MicroBatchRunner(model, max_batch=2, threads=2)
+        await runner.start()
+        first = asyncio.create_task(runner.run(["a", "b"]))
+        await _wait_for(model.entered)
+        second = asyncio.create_task(runner.run(["ccc"]))
+        for _ in range(3000):  # the second loop calls the model while the first is blocked
+            if len(model.calls) == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert model.calls == [["a", "b"], ["ccc"]]
+        model.release.set()
+        assert (await first)[:, 0].tolist() == [1.0, 1.0]
+        assert (await second)[:, 0].tolist() == [3.0]
         await runner.stop()
 
     asyncio.run(asyncio.wait_for(scenario(), 30))

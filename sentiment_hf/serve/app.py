@@ -132,8 +132,8 @@ def create_app(
     runner = build_runner(
         config.runner,
         predictor.predict_proba,
-        threads=config.pool_threads,
-        max_batch=config.max_batch_items,
+        threads=config.inference_threads,
+        max_batch=config.micro_batch,
         max_wait_ms=config.max_wait_ms,
         on_batch=on_batch,
     )

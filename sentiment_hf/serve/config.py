@@ -18,9 +18,10 @@ CONFIG_ENV = "SENTIMENT_SERVE_CONFIG"
 class ServeConfig:
     """Everything ``create_app`` needs; only ``model_dir`` is required.
 
-    ``runner`` is "batch" (micro-batching queue, default) or "threadpool" with ``pool_threads``
-    workers; ``model_threads`` is the model's intra-op thread count (None: the backend's
-    default, all cores; 1 is fastest when clients share the machine). ``request_log`` is
+    ``runner`` is "batch" (micro-batching queue, default: joins up to ``micro_batch`` waiting
+    texts per model call) or "threadpool" (one model call per request). Either runs
+    ``inference_threads`` model calls at once (None: one per physical core), each with
+    ``model_threads`` intra-op threads (None: the backend's default). ``request_log`` is
     the SQLite file (None disables logging); ``log_mirror`` an fsspec URL such as
     ``gs://bucket/requests`` with ``log_mirror_options`` for fsspec (e.g. ``endpoint_url``).
     """
@@ -28,8 +29,9 @@ class ServeConfig:
     model_dir: Path
     backend: str = "torch"
     runner: str = "batch"
-    pool_threads: int = 1
+    inference_threads: int | None = None
     model_threads: int | None = 1
+    micro_batch: int = 8
     max_wait_ms: float = 0.0
     predictor_batch_size: int = 64
     max_text_chars: int = 5000
@@ -50,8 +52,13 @@ class ServeConfig:
             value = getattr(self, name)
             if value is not None:
                 setattr(self, name, Path(value))
+        if self.inference_threads is None:
+            from sentiment_hf.onnx_backend import physical_cores
+
+            self.inference_threads = physical_cores()
         positive = (
-            "pool_threads",
+            "inference_threads",
+            "micro_batch",
             "predictor_batch_size",
             "max_text_chars",
             "max_batch_items",

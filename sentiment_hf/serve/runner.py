@@ -4,10 +4,12 @@ Both take ``predict_proba(texts) -> probabilities`` and are awaited by the reque
 slow model call never blocks the event loop (health checks and other requests keep flowing).
 
 * :class:`ThreadPoolRunner` runs each request's texts as its own model call in a worker thread.
-* :class:`MicroBatchRunner` puts requests on an asyncio queue; one loop joins whatever requests
-  are waiting (up to ``max_batch`` texts, waiting at most ``max_wait_ms`` for company) into one
-  model call in a worker thread, then hands each request its slice. Under concurrency this pads
-  a little but calls the model far less often (see docs/results.md for the measurement).
+* :class:`MicroBatchRunner` puts requests on an asyncio queue; each of its loops joins whatever
+  requests are waiting (up to ``max_batch`` texts, waiting at most ``max_wait_ms`` for company)
+  into one model call in its worker thread, then hands each request its slice. Under
+  concurrency this pads a little but calls the model less often.
+
+Both run ``threads`` model calls at once; docs/results.md has the measured comparison.
 """
 
 from __future__ import annotations
@@ -80,7 +82,11 @@ class ThreadPoolRunner:
 
 
 class MicroBatchRunner:
-    """Join concurrent requests into one model call (one inference thread)."""
+    """Join concurrent requests into model calls of up to ``max_batch`` texts.
+
+    ``threads`` batching loops share the queue, each with its own inference thread, so while
+    one batch runs the next one gathers and runs on another core.
+    """
 
     def __init__(
         self,
@@ -88,25 +94,31 @@ class MicroBatchRunner:
         max_batch: int = 64,
         max_wait_ms: float = 0.0,
         on_batch: BatchHook | None = None,
+        threads: int = 1,
     ) -> None:
         self._call = _Timed(predict, on_batch)
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000.0
+        self.threads = threads
         self._queue: asyncio.Queue[tuple[list[str], asyncio.Future[np.ndarray]]] | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self._executor: ThreadPoolExecutor | None = None
 
     async def start(self) -> None:
         self._queue = asyncio.Queue()
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="inference")
-        self._task = asyncio.create_task(self._loop(), name="micro-batcher")
+        self._executor = ThreadPoolExecutor(self.threads, thread_name_prefix="inference")
+        self._tasks = [
+            asyncio.create_task(self._loop(), name=f"micro-batcher-{i}")
+            for i in range(self.threads)
+        ]
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await task
+        self._tasks = []
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
@@ -190,10 +202,14 @@ def build_runner(
     max_wait_ms: float = 0.0,
     on_batch: BatchHook | None = None,
 ) -> Runner:
-    """The runner named ``kind`` ("batch" or "threadpool")."""
+    """The runner named ``kind`` ("batch" or "threadpool") with ``threads`` inference threads."""
     if kind == "batch":
         return MicroBatchRunner(
-            predict, max_batch=max_batch, max_wait_ms=max_wait_ms, on_batch=on_batch
+            predict,
+            max_batch=max_batch,
+            max_wait_ms=max_wait_ms,
+            on_batch=on_batch,
+            threads=threads,
         )
     if kind == "threadpool":
         return ThreadPoolRunner(predict, threads=threads, on_batch=on_batch)
