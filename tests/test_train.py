@@ -25,20 +25,21 @@ def test_real_minilm_learns_on_a_slice_of_rt_polarity(tmp_path: Path, rt_dir: Pa
         BASE,
         [
             f"data.source={rt_dir}",
-            "data.max_train_samples=512",
+            "data.max_train_samples=1024",
             "data.max_eval_samples=200",
             "data.max_test_samples=200",
             "model.max_length=48",
-            "training.num_train_epochs=1",
+            "training.num_train_epochs=2",
             "training.learning_rate=1e-4",
             f"training.output_dir={tmp_path / 'minilm'}",
             "training.disable_tqdm=true",
         ],
     )
     result = train(recipe)
-    # all-MiniLM-L6-v2 is a strong sentence encoder: 16 steps move it well clear of chance (0.5).
-    assert result.metrics["test_accuracy"] > 0.6, result.metrics
-    assert result.metrics["eval_accuracy"] > 0.6, result.metrics
+    # Measured with seeds 42 / 1 / 2: test accuracy 0.75 / 0.76 / 0.87, validation 0.77 / 0.765 /
+    # 0.785 (64 steps of the default recipe). Chance is 0.5; 0.65 leaves room for seed noise.
+    assert result.metrics["test_accuracy"] > 0.65, result.metrics
+    assert result.metrics["eval_accuracy"] > 0.65, result.metrics
     assert result.manifest["backbone"] == "sentence-transformers/all-MiniLM-L6-v2"
     assert result.manifest["world_size"] == 1
 
