@@ -5,7 +5,7 @@
 # usage: bash scripts/loadtest.sh MODEL_DIR [BACKEND]        (BACKEND: onnx-int8 | onnx | torch)
 # environment (defaults in brackets):
 #   USERS [8]  RUN_TIME [60s]  RATE_PER_USER [25] (req/s per user; 0 = no wait)
-#   RUNNER [batch] (batch | threadpool)  OUT [MODEL_DIR/loadtest/BACKEND-RUNNER]
+#   RUNNER [threadpool] (threadpool | batch)  OUT [MODEL_DIR/loadtest/BACKEND-RUNNER]
 #   SERVE_ARGS [] extra `sentiment serve` options, e.g. "--no-request-log"
 # writes OUT/summary.json (from locust's final stats), OUT/locust_*.csv, OUT/server.log,
 # OUT/requests.db (every prediction of the run, written by the server's request log)
@@ -16,7 +16,7 @@ BACKEND=${2:-onnx-int8}
 USERS=${USERS:-8}
 RUN_TIME=${RUN_TIME:-60s}
 RATE_PER_USER=${RATE_PER_USER:-25}
-RUNNER=${RUNNER:-batch}
+RUNNER=${RUNNER:-threadpool}
 OUT=${OUT:-$MODEL_DIR/loadtest/$BACKEND-$RUNNER}
 SERVE_ARGS=${SERVE_ARGS:-}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)

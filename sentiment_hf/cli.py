@@ -277,8 +277,8 @@ def serve(
         int, typer.Option(min=1, help="Server processes (each loads the model).")
     ] = 1,
     runner: Annotated[
-        str, typer.Option(help="batch (micro-batching queue) or threadpool.")
-    ] = "batch",
+        str, typer.Option(help="threadpool (a model call per request) or batch (micro-batching).")
+    ] = "threadpool",
     inference_threads: Annotated[
         int, typer.Option(min=0, help="Model calls run at once; 0 = one per physical core.")
     ] = 0,

@@ -206,11 +206,16 @@ def test_drift_flag_exposed_on_metrics(tiny_run: Path, tmp_path: Path) -> None:
         assert "sentiment_drift_detected 0.0" in client.get("/metrics").text
 
 
-def test_threadpool_runner_app(tiny_run: Path) -> None:
-    app = create_app(tiny_run, runner="threadpool", inference_threads=2, request_log=None)
+def test_micro_batching_app_matches_the_predictor(tiny_run: Path) -> None:
+    expected = Predictor(tiny_run).predict_proba(TEXTS)
+    app = create_app(tiny_run, runner="batch", inference_threads=2, micro_batch=2, request_log=None)
     with TestClient(app) as client:
         resp = client.post("/predict", json={"texts": TEXTS})
-    assert resp.status_code == 200 and len(resp.json()["predictions"]) == 4
+        metrics = client.get("/metrics").text
+    assert resp.status_code == 200
+    got = [p["probabilities"]["pos"] for p in resp.json()["predictions"]]
+    assert got == pytest.approx(expected[:, 1].tolist(), abs=1e-5)
+    assert "sentiment_inference_batch_size_count" in metrics
 
 
 @pytest.mark.parametrize(

@@ -18,8 +18,9 @@ CONFIG_ENV = "SENTIMENT_SERVE_CONFIG"
 class ServeConfig:
     """Everything ``create_app`` needs; only ``model_dir`` is required.
 
-    ``runner`` is "batch" (micro-batching queue, default: joins up to ``micro_batch`` waiting
-    texts per model call) or "threadpool" (one model call per request). Either runs
+    ``runner`` is "threadpool" (one model call per request; the default, faster for MiniLM on
+    CPU as measured in docs/results.md) or "batch" (a micro-batching queue that joins up to
+    ``micro_batch`` waiting texts per model call). Either runs
     ``inference_threads`` model calls at once (None: one per physical core), each with
     ``model_threads`` intra-op threads (None: the backend's default). ``request_log`` is
     the SQLite file (None disables logging); ``log_mirror`` an fsspec URL such as
@@ -28,7 +29,7 @@ class ServeConfig:
 
     model_dir: Path
     backend: str = "torch"
-    runner: str = "batch"
+    runner: str = "threadpool"
     inference_threads: int | None = None
     model_threads: int | None = 1
     micro_batch: int = 8
