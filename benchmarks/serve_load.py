@@ -23,10 +23,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_one(
-    model_dir: str, backend: str, runner: str, threads: str, pool: str, args: argparse.Namespace
+    model_dir: str,
+    backend: str,
+    runner: str,
+    threads: str,
+    pool: str,
+    round_: int,
+    args: argparse.Namespace,
 ) -> dict:
     name = f"{backend}-{runner}-t{threads}-i{pool}-m{args.micro_batch}-r{args.rate:g}"
-    out = Path(args.out) / name
+    out = Path(args.out) / name / f"round{round_}"
     env = {
         **os.environ,
         "USERS": str(args.users),
@@ -48,6 +54,12 @@ def run_one(
     return summary
 
 
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model_dir")
@@ -58,16 +70,29 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=0.0, help="req/s per user; 0 = no wait")
     parser.add_argument("--run-time", default="30s")
     parser.add_argument("--micro-batch", type=int, default=8)
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="rounds; configs alternate, medians are reported"
+    )
     parser.add_argument("--out", default="/tmp/sentiment-serve-bench")
     args = parser.parse_args()
+    runs: dict[str, list[dict]] = {spec: [] for spec in args.config}
+    for round_ in range(args.repeat):
+        for spec in args.config:
+            backend, runner, *rest = spec.split(":")
+            threads = rest[0] if rest else "1"
+            pool = rest[1] if len(rest) > 1 else "1"
+            result = run_one(args.model_dir, backend, runner, threads, pool, round_, args)
+            result["round"] = round_
+            runs[spec].append(result)
+            print(json.dumps(result), file=sys.stderr, flush=True)
+    keys = ("requests_per_s", "p50_ms", "p95_ms", "p99_ms")
     results = []
-    for spec in args.config:
-        backend, runner, *rest = spec.split(":")
-        threads = rest[0] if rest else "1"
-        pool = rest[1] if len(rest) > 1 else "1"
-        results.append(run_one(args.model_dir, backend, runner, threads, pool, args))
-        print(json.dumps(results[-1]), file=sys.stderr, flush=True)
+    for rs in runs.values():
+        med = {**rs[0], **{k: _median([r[k] for r in rs]) for k in keys}}
+        med["failures"] = sum(r["failures"] for r in rs)
+        results.append(med)
     base = results[0]
+    print(f"medians of {args.repeat} alternating round(s); ratios against the first config")
     print(
         f"{'backend':10} {'runner':10} {'thr':>3} {'inf':>4} {'req/s':>8} {'p50':>5} {'p95':>5} "
         f"{'p99':>5} {'fail':>5} {'x req/s':>8} {'x p99':>6}"
