@@ -319,6 +319,15 @@ def make_sampler(cfg: SweepConfig) -> optuna.samplers.BaseSampler:
     )
 
 
+def pruner_description(cfg: SweepConfig) -> str:
+    """The pruner and its settings, as recorded on each trial."""
+    if cfg.pruner == "median":
+        return f"median(startup_trials={cfg.startup_trials}, warmup_evals={cfg.warmup_evals})"
+    if cfg.pruner == "hyperband":
+        return f"hyperband(reduction_factor={cfg.reduction_factor})"
+    return "none"
+
+
 def make_pruner(cfg: SweepConfig, max_evals: int | None) -> optuna.pruners.BasePruner:
     """Median or Hyperband over evaluation indices, or none."""
     if cfg.pruner == "median":
@@ -412,6 +421,7 @@ class SweepTrainer(Trainer):
     sweep_schedule: EvalSchedule
     sweep_objective: str
     sweep_direction: str
+    sweep_pruner: str
 
     def train(self, resume_from_checkpoint: Any = None, trial: Any = None, **kwargs: Any) -> Any:
         if trial is None or not isinstance(trial, optuna.Trial):
@@ -428,6 +438,7 @@ class SweepTrainer(Trainer):
                 "are already finished or running"
             )
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        trial.set_user_attr("pruner", self.sweep_pruner)
         remove_trial_dirs(study, self.sweep_dir)
         try:
             return super().train(
@@ -530,6 +541,7 @@ def _build_sweep_trainer(recipe: Recipe, study_name: str, n_trials: int) -> Swee
     trainer.sweep_schedule = schedule
     trainer.sweep_objective = cfg.objective
     trainer.sweep_direction = cfg.direction
+    trainer.sweep_pruner = pruner_description(cfg)
     if recipe.tracking.wandb:
         from transformers.integrations import WandbCallback
 
@@ -548,6 +560,16 @@ def _finish_wandb(recipe: Recipe) -> None:
 
 
 # ---------------------------------------------------------------- the sweep
+
+
+def _declared_dead(cfg: SweepConfig, exc: Exception) -> None:
+    """Another worker failed this worker's running trial as stale; it is retried, so stop here."""
+    log.warning(
+        "another worker declared this worker's trial dead (no heartbeat for %s s) and queued it "
+        "again; this worker stops (%s). On a busy machine raise sweep.grace_period",
+        cfg.grace_period or 2 * cfg.heartbeat_interval,
+        _first_line(exc),
+    )
 
 
 def sweep(recipe: Recipe, retrain_best: bool = False) -> SweepResult:
@@ -605,8 +627,12 @@ def sweep(recipe: Recipe, retrain_best: bool = False) -> SweepResult:
                     timeout=cfg.timeout,
                     catch=(SurplusTrial,),
                 )
-        except ValueError as exc:  # the Trainer asks for best_trial even when none completed
-            if "No trials are completed yet" not in str(exc):
+        except optuna.exceptions.UpdateFinishedTrialError as exc:
+            _declared_dead(cfg, exc)
+        except ValueError as exc:
+            if "Cannot tell a" in str(exc):
+                _declared_dead(cfg, exc)
+            elif "No trials are completed yet" not in str(exc):  # the Trainer's best_trial
                 raise
         finally:
             _finish_wandb(recipe)

@@ -104,6 +104,7 @@ def test_three_trial_sweep_prunes_by_evaluation_index(first_sweep: Any) -> None:
     for trial in trials:
         assert set(trial.intermediate_values) <= {1, 2}
     assert bad.user_attrs["train_steps"] < good.user_attrs["train_steps"]
+    assert good.user_attrs["pruner"] == "median(startup_trials=1, warmup_evals=0)"
     assert first_sweep.total_train_steps == sum(t.user_attrs["train_steps"] for t in trials)
     # the objective is the recipe's metric, minimized here, and the best evaluation of a trial
     assert good.value == pytest.approx(min(good.intermediate_values.values()))
@@ -163,11 +164,10 @@ def test_rerun_continues_to_five_and_retries_a_dead_workers_trial(
     assert states.get("FAIL") == 1 and set(states) <= {"COMPLETE", "PRUNED", "FAIL"}
     trials = {t.number: t for t in study.trials}
     assert trials[dead.number].state == optuna.trial.TrialState.FAIL
-    retries = [
-        t
-        for t in study.trials
-        if optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(t) == dead.number
-    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        retried = optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number
+        retries = [t for t in study.trials if retried(t) == dead.number]
     assert len(retries) == 1 and retries[0].params == trials[dead.number].params
     assert retries[0].state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     for number, (state, value) in before.items():  # earlier trials untouched
@@ -192,6 +192,9 @@ def test_two_worker_processes_finish_exactly_n(
         SWEEP_YAML,
         *sweep_overrides(tiny_backbone, rt_dir, out, n_trials=4),
         "sweep.pruner=none",
+        # live workers on a loaded CI machine: a 2 s grace period could call a busy worker dead
+        "sweep.heartbeat_interval=5",
+        "sweep.grace_period=120",
     ]
     # one torch thread each: two workers share the machine's cores instead of fighting for them
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
@@ -342,3 +345,37 @@ def test_wandb_logs_one_offline_run_per_trial_grouped_by_study(
     assert sorted(runs) == [
         (f"trial-{row['number']:03d}", STUDY, "sentiment-hf") for row in result.trials
     ]
+
+
+def test_a_worker_whose_trial_is_declared_dead_stops_cleanly(
+    tmp_path: Path, tiny_backbone: Path, rt_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another worker fails a running trial whose heartbeat looks stale (what
+    fail_stale_trials does); the worker that still runs it must stop without a traceback."""
+    import threading
+
+    out = tmp_path / "s"
+    recipe = load_recipe(SWEEP_YAML, sweep_overrides(tiny_backbone, rt_dir, out, n_trials=2))
+    out.mkdir()
+    storage, shown = open_storage(recipe.sweep, out)
+    open_study(recipe, storage, shown)
+    declared: list[int] = []
+
+    def other_worker() -> None:
+        for _ in range(600):
+            study = optuna.load_study(study_name=STUDY, storage=storage)
+            running = study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
+            if running:
+                storage.set_trial_state_values(running[0]._trial_id, optuna.trial.TrialState.FAIL)
+                declared.append(running[0].number)
+                return
+            time.sleep(0.1)
+
+    thread = threading.Thread(target=other_worker)
+    thread.start()
+    result = sweep(recipe)
+    thread.join()
+    assert declared == [0]
+    assert load(out).trials[0].state == optuna.trial.TrialState.FAIL
+    assert result.counts["fail"] == 1
+    assert "declared this worker's trial dead" in caplog.text

@@ -1,0 +1,153 @@
+"""Pruned vs unpruned `sentiment sweep` studies: best objective and training steps of each.
+
+Compares two finished studies (written by ``sentiment sweep`` with the same recipe and sampler
+seed, one with ``sweep.pruner=none``) and replays the unpruned study's learning curves under
+other pruners.
+
+The replay is exact, not an estimate: ``sentiment sweep`` draws trial ``k`` from
+``seed + k`` whichever study runs it, and training is deterministic, so trial ``k`` of any study
+with that recipe reports the same value at each evaluation index until it is pruned. A pruner
+sees nothing else (values and indices of earlier trials), so feeding it the recorded curves gives
+the decisions, best value and step counts a real pruned study would have. Check it against a
+real pruned study: its line must equal the replay of the same pruner.
+
+Usage (after the two studies of docs/results.md)::
+
+    uv run python benchmarks/sweep_pruning.py runs/sweep-unpruned runs/sweep-pruned
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+STATE = optuna.trial.TrialState
+
+
+def load(sweep_dir: Path) -> optuna.Study:
+    summary = json.loads((sweep_dir / "sweep.json").read_text())
+    return optuna.load_study(
+        study_name=summary["study_name"], storage=f"sqlite:///{sweep_dir / 'study.db'}"
+    )
+
+
+def evals_per_epoch(study: optuna.Study) -> int:
+    return int(study.user_attrs["sentiment_hf"]["evals_per_epoch"])
+
+
+def steps_per_epoch(study: optuna.Study) -> dict[int, int]:
+    """Optimizer steps per epoch for each batch size, from the study's complete trials."""
+    out: dict[int, int] = {}
+    for t in study.get_trials(states=(STATE.COMPLETE,)):
+        batch = t.params.get("per_device_train_batch_size", 0)
+        out[batch] = round(t.user_attrs["train_steps"] / t.user_attrs["epochs"])
+    return out
+
+
+def steps_at(index: int, per_epoch: int, per_eval: int) -> int:
+    """The global step of evaluation ``index`` under sentiment_hf.sweep.EvalSchedule."""
+    return math.ceil(index * per_epoch / per_eval - 1e-9)
+
+
+def summary(study: optuna.Study) -> dict[str, Any]:
+    done = [t for t in study.trials if t.state in (STATE.COMPLETE, STATE.PRUNED)]
+    return {
+        "best_trial": study.best_trial.number,
+        "best_value": study.best_value,
+        "train_steps": sum(t.user_attrs["train_steps"] for t in done),
+        "epochs": round(sum(t.user_attrs["epochs"] for t in done), 2),
+        "complete": sum(t.state == STATE.COMPLETE for t in done),
+        "pruned": sum(t.state == STATE.PRUNED for t in done),
+        "wall_s": round(sum(t.duration.total_seconds() for t in done)),
+    }
+
+
+def replay(source: optuna.Study, pruner: optuna.pruners.BasePruner) -> dict[str, Any]:
+    """Run ``pruner`` over the recorded curves of ``source`` (an unpruned study)."""
+    per_eval = evals_per_epoch(source)
+    per_epoch = steps_per_epoch(source)
+    scope = source.user_attrs["sentiment_hf"]["objective"]
+    better = max if source.direction == optuna.study.StudyDirection.MAXIMIZE else min
+    study = optuna.create_study(
+        study_name=source.study_name, direction=source.direction, pruner=pruner
+    )
+    steps, epochs, decisions = 0, 0.0, []
+    for recorded in sorted(source.trials, key=lambda t: t.number):
+        trial = study.ask()
+        values = recorded.intermediate_values
+        stopped = None
+        for index in sorted(values):
+            trial.report(values[index], index)
+            if trial.should_prune():
+                stopped = index
+                break
+        last = stopped or max(values)
+        steps += steps_at(last, per_epoch[recorded.params["per_device_train_batch_size"]], per_eval)
+        epochs += last / per_eval
+        if stopped:
+            study.tell(trial, state=STATE.PRUNED)
+            decisions.append(f"{recorded.number}:pruned@{stopped}")
+        else:
+            kept = [values[i] for i in sorted(values)]
+            study.tell(trial, better(kept) if scope == "best" else kept[-1])
+            decisions.append(f"{recorded.number}:complete")
+    return {
+        "best_trial": study.best_trial.number,
+        "best_value": study.best_value,
+        "train_steps": steps,
+        "epochs": round(epochs, 2),
+        "decisions": " ".join(decisions),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "unpruned", type=Path, help="sweep directory of the sweep.pruner=none study"
+    )
+    parser.add_argument("pruned", type=Path, nargs="?", help="sweep directory of a pruned study")
+    args = parser.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    base_study = load(args.unpruned)
+    base = summary(base_study)
+    print(f"{'study':36s} {'best':>7s} {'trial':>5s} {'steps':>6s} {'share':>6s} {'epochs':>6s}")
+
+    def line(name: str, row: dict[str, Any]) -> None:
+        gap = (row["best_value"] - base["best_value"]) * 100
+        share = row["train_steps"] / base["train_steps"]
+        print(
+            f"{name:36s} {row['best_value']:7.4f} {row['best_trial']:5d} {row['train_steps']:6d} "
+            f"{share:6.0%} {row['epochs']:6.2f}  ({gap:+.2f} points) {row.get('decisions', '')}"
+        )
+
+    line(f"unpruned ({args.unpruned})", base)
+    if args.pruned:
+        pruned_study = load(args.pruned)
+        line(f"pruned ({args.pruned})", summary(pruned_study))
+        same = all(
+            a.params == b.params
+            for a, b in zip(base_study.trials, pruned_study.trials, strict=False)
+        )
+        print(f"  trial k has the same parameters in both studies: {same}")
+    evals = max(max(t.intermediate_values) for t in base_study.get_trials(states=(STATE.COMPLETE,)))
+    # n_warmup_steps = warm-up evaluations + 1: indices start at 1 (as in sentiment_hf.sweep)
+    pruners = {
+        "median, 1 startup trial": optuna.pruners.MedianPruner(1, n_warmup_steps=1),
+        "median, 2 startup trials": optuna.pruners.MedianPruner(2, n_warmup_steps=1),
+        "median, 2 startup, 1 warm-up eval": optuna.pruners.MedianPruner(2, n_warmup_steps=2),
+        "hyperband, reduction 3": optuna.pruners.HyperbandPruner(1, evals, 3),
+        "successive halving, reduction 2": optuna.pruners.SuccessiveHalvingPruner(1, 2),
+        "successive halving, reduction 3": optuna.pruners.SuccessiveHalvingPruner(1, 3),
+    }
+    print("replays of the unpruned curves:")
+    for name, pruner in pruners.items():
+        line(f"  {name}", replay(base_study, pruner))
+
+
+if __name__ == "__main__":
+    main()
