@@ -30,7 +30,8 @@ class EvalReport:
     errors_path: Path
 
 
-def _data_config(model_dir: Path, data: str | None) -> DataConfig:
+def run_data_config(model_dir: Path, data: str | None) -> DataConfig:
+    """The data config a run was trained on (``data`` replaces its source), unlimited."""
     recipe_path = model_dir / "recipe.yaml"
     if recipe_path.is_file():
         cfg = recipe_from_dict(read_recipe_file(recipe_path)).data
@@ -90,7 +91,7 @@ def evaluate_model(
     if split not in ("train", "validation", "test"):
         raise SentimentError(f"unknown split {split!r}; use train, validation or test")
     predictor = Predictor(model_dir, backend=backend, batch_size=batch_size)
-    cfg = _data_config(model_dir, data)
+    cfg = run_data_config(model_dir, data)
     cfg.label_names = predictor.labels
     dataset = load_splits(cfg, splits=(split,)).splits[split]
     texts, labels = dataset["text"], np.asarray(dataset["label"])

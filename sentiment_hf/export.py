@@ -140,9 +140,9 @@ def _test_split(
     model_dir: Path, data: str | None, labels: list[str], max_samples: int | None
 ) -> Any:
     from sentiment_hf.data import load_splits
-    from sentiment_hf.evaluation import _data_config
+    from sentiment_hf.evaluation import run_data_config
 
-    cfg = _data_config(model_dir, data)
+    cfg = run_data_config(model_dir, data)
     cfg.label_names = labels
     # load_splits shuffles (seeded) before cutting to max_samples: the split is class-ordered
     cfg.max_test_samples = max_samples

@@ -168,21 +168,9 @@ def _reference_data(
 ) -> tuple[list[str], list[str], list[str]]:
     """(train texts, validation texts, label names) of the data the run was trained on."""
     from sentiment_hf.data import load_splits
-    from sentiment_hf.recipe import DataConfig, read_recipe_file, recipe_from_dict
+    from sentiment_hf.evaluation import run_data_config
 
-    recipe_path = model_dir / "recipe.yaml"
-    if recipe_path.is_file():
-        cfg = recipe_from_dict(read_recipe_file(recipe_path)).data
-    elif data is None:
-        raise SentimentError(
-            f"{str(model_dir)!r} has no recipe.yaml to say which data it was trained on; "
-            "pass --data PATH"
-        )
-    else:
-        cfg = DataConfig()
-    if data is not None:
-        cfg.source = data
-    cfg.max_train_samples = cfg.max_eval_samples = cfg.max_test_samples = None
+    cfg = run_data_config(model_dir, data)
     loaded = load_splits(cfg, seed=seed, splits=("train", "validation"))
     return (
         list(loaded.splits["train"]["text"]),
