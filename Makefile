@@ -9,7 +9,7 @@ RECIPE  ?= recipes/base.yaml
 SWEEP_RECIPE ?= recipes/sweep.yaml
 ARGS    ?=
 MODEL   ?= runs/base
-BACKEND ?= onnx
+BACKEND ?= onnx-int8
 SPLIT   ?= test
 PORT    ?= 8080
 IMAGE   ?= sentiment-hf
@@ -56,7 +56,7 @@ format: ## Fix what ruff can fix and format the code
 docs: ## Build the documentation site into site/ (strict: warnings fail)
 	uv run mkdocs build --strict
 
-serve: ## Serve a model over HTTP: MODEL=runs/base BACKEND=onnx PORT=8080
+serve: ## Serve a model over HTTP: MODEL=runs/base BACKEND=onnx-int8 PORT=8080
 	uv run sentiment serve $(MODEL) --backend $(BACKEND) --port $(PORT)
 
 loadtest: ## Load-test the API against MODEL with BACKEND (scripts/loadtest.sh)

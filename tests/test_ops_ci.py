@@ -338,7 +338,7 @@ def test_make_targets_run_the_documented_commands() -> None:
     assert make("-n", "sweep").strip() == "uv run sentiment sweep recipes/sweep.yaml"
     assert make("-n", "eval", "MODEL=runs/x").strip() == "uv run sentiment eval runs/x --split test"
     assert make("-n", "serve", "MODEL=runs/x").strip() == (
-        "uv run sentiment serve runs/x --backend onnx --port 8080"
+        "uv run sentiment serve runs/x --backend onnx-int8 --port 8080"
     )
     assert make("-n", "loadtest", "MODEL=runs/x", "BACKEND=torch").strip() == (
         "bash scripts/loadtest.sh runs/x torch"
