@@ -4,12 +4,16 @@ Compares two finished studies (written by ``sentiment sweep`` with the same reci
 seed, one with ``sweep.pruner=none``) and replays the unpruned study's learning curves under
 other pruners.
 
-The replay is exact, not an estimate: ``sentiment sweep`` draws trial ``k`` from
-``seed + k`` whichever study runs it, and training is deterministic, so trial ``k`` of any study
-with that recipe reports the same value at each evaluation index until it is pruned. A pruner
-sees nothing else (values and indices of earlier trials), so feeding it the recorded curves gives
-the decisions, best value and step counts a real pruned study would have. Check it against a
-real pruned study: its line must equal the replay of the same pruner.
+The replay is exact, not an estimate, for every trial whose parameters do not depend on the
+study's history: ``sentiment sweep`` draws trial ``k`` from ``seed + k`` whichever study runs it,
+and training is deterministic, so such a trial reports the same value at each evaluation index in
+any study of that recipe until it is pruned. A pruner sees nothing else (values and indices of
+earlier trials), so feeding it the recorded curves gives the decisions, best value and step counts
+a real pruned study would have. That holds for all trials with ``sweep.sampler=random`` and for
+TPE's random start-up trials (Optuna's default: the first 10); later TPE trials learn from the
+history, which pruning changes, so from there the replay answers "what if these same trials had
+been pruned" and only a real pruned study says what TPE would have proposed instead. Check the
+replay against a real pruned study: over the exact trials their decisions must agree.
 
 Usage (after the two studies of docs/results.md)::
 
@@ -105,6 +109,32 @@ def replay(source: optuna.Study, pruner: optuna.pruners.BasePruner) -> dict[str,
     }
 
 
+def pruner_of(study: optuna.Study, evals: int) -> optuna.pruners.BasePruner | None:
+    """The pruner a study ran with, rebuilt by sentiment_hf from the description on its trials."""
+    from sentiment_hf.recipe import SweepConfig
+    from sentiment_hf.sweep import make_pruner
+
+    described = {t.user_attrs.get("pruner") for t in study.trials} - {None}
+    if len(described) != 1:  # not recorded (older studies) or changed between reruns
+        return None
+    text = described.pop()
+    name, _, args = text.partition("(")
+    kwargs = dict(kv.split("=") for kv in args.rstrip(")").split(", ") if kv)
+    cfg = SweepConfig(pruner=name, **{k: int(v) for k, v in kwargs.items()})
+    return make_pruner(cfg, evals)
+
+
+def shared_prefix(a: optuna.Study, b: optuna.Study) -> int:
+    """How many leading trials have the same parameters in both studies."""
+    count = 0
+    ordered = (sorted(study.trials, key=lambda t: t.number) for study in (a, b))
+    for x, y in zip(*ordered, strict=False):
+        if x.params != y.params:
+            break
+        count += 1
+    return count
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -115,31 +145,45 @@ def main() -> None:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     base_study = load(args.unpruned)
     base = summary(base_study)
-    print(f"{'study':36s} {'best':>7s} {'trial':>5s} {'steps':>6s} {'share':>6s} {'epochs':>6s}")
+    evals = max(max(t.intermediate_values) for t in base_study.get_trials(states=(STATE.COMPLETE,)))
+    print(f"{'study':40s} {'best':>7s} {'trial':>5s} {'steps':>6s} {'share':>6s} {'epochs':>6s}")
 
     def line(name: str, row: dict[str, Any]) -> None:
         gap = (row["best_value"] - base["best_value"]) * 100
         share = row["train_steps"] / base["train_steps"]
         print(
-            f"{name:36s} {row['best_value']:7.4f} {row['best_trial']:5d} {row['train_steps']:6d} "
+            f"{name:40s} {row['best_value']:7.4f} {row['best_trial']:5d} {row['train_steps']:6d} "
             f"{share:6.0%} {row['epochs']:6.2f}  ({gap:+.2f} points) {row.get('decisions', '')}"
         )
 
     line(f"unpruned ({args.unpruned})", base)
     if args.pruned:
         pruned_study = load(args.pruned)
-        line(f"pruned ({args.pruned})", summary(pruned_study))
-        same = all(
-            a.params == b.params
-            for a, b in zip(base_study.trials, pruned_study.trials, strict=False)
+        real = summary(pruned_study)
+        real["decisions"] = " ".join(
+            f"{t.number}:pruned@{max(t.intermediate_values)}"
+            if t.state == STATE.PRUNED
+            else f"{t.number}:complete"
+            for t in sorted(pruned_study.trials, key=lambda t: t.number)
+            if t.state in (STATE.COMPLETE, STATE.PRUNED)
         )
-        print(f"  trial k has the same parameters in both studies: {same}")
-    evals = max(max(t.intermediate_values) for t in base_study.get_trials(states=(STATE.COMPLETE,)))
+        line(f"pruned ({args.pruned})", real)
+        shared = shared_prefix(base_study, pruned_study)
+        print(f"  trials 0-{shared - 1} have the same parameters in both studies")
+        pruner = pruner_of(pruned_study, evals)
+        if pruner is None:
+            print("  its pruner is not recorded on its trials: no replay check")
+        else:
+            again = replay(base_study, pruner)["decisions"].split()[:shared]
+            same = again == real["decisions"].split()[:shared]
+            print(f"  replay of its pruner makes the same decisions on those trials: {same}")
     # n_warmup_steps = warm-up evaluations + 1: indices start at 1 (as in sentiment_hf.sweep)
     pruners = {
         "median, 1 startup trial": optuna.pruners.MedianPruner(1, n_warmup_steps=1),
         "median, 2 startup trials": optuna.pruners.MedianPruner(2, n_warmup_steps=1),
+        "median, 3 startup trials": optuna.pruners.MedianPruner(3, n_warmup_steps=1),
         "median, 2 startup, 1 warm-up eval": optuna.pruners.MedianPruner(2, n_warmup_steps=2),
+        "hyperband, reduction 2": optuna.pruners.HyperbandPruner(1, evals, 2),
         "hyperband, reduction 3": optuna.pruners.HyperbandPruner(1, evals, 3),
         "successive halving, reduction 2": optuna.pruners.SuccessiveHalvingPruner(1, 2),
         "successive halving, reduction 3": optuna.pruners.SuccessiveHalvingPruner(1, 3),

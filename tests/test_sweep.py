@@ -379,3 +379,32 @@ def test_a_worker_whose_trial_is_declared_dead_stops_cleanly(
     assert load(out).trials[0].state == optuna.trial.TrialState.FAIL
     assert result.counts["fail"] == 1
     assert "declared this worker's trial dead" in caplog.text
+
+
+def test_pruning_replay_benchmark_reproduces_the_real_pruned_study(
+    first_sweep: Any, tmp_path: Path, tiny_backbone: Path, rt_dir: Path
+) -> None:
+    """benchmarks/sweep_pruning.py claims its replay of a pruner over an unpruned study's curves
+    makes the decisions a real pruned study makes; check it against first_sweep (median pruner,
+    random sampler: every trial's parameters are independent of the history)."""
+    out = tmp_path / "unpruned"
+    unpruned = sweep(
+        load_recipe(SWEEP_YAML, [*sweep_overrides(tiny_backbone, rt_dir, out), "sweep.pruner=none"])
+    )
+    assert unpruned.counts["pruned"] == 0
+    script = REPO / "benchmarks" / "sweep_pruning.py"
+    done = subprocess.run(
+        [sys.executable, str(script), str(out), str(first_sweep.sweep_dir)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "  trials 0-2 have the same parameters in both studies" in lines
+    assert "  replay of its pruner makes the same decisions on those trials: True" in lines
+    real = next(line for line in lines if line.startswith("pruned ("))
+    replayed = next(line for line in lines if line.strip().startswith("median, 1 startup"))
+    # same best value, steps and decisions as the measured study (startup_trials=1 there)
+    assert real.split()[2:6] == replayed.split()[4:8]
+    assert real.split("points)")[1].split() == replayed.split("points)")[1].split()
