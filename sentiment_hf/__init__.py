@@ -7,19 +7,50 @@ The public surface::
     result = s.train(recipe)
     report = s.evaluate_model(result.run_dir, split="test")
     s.Predictor(result.run_dir).predict(["a gorgeous, witty, seductive movie."])
+
+The names below are imported on first use, so ``import sentiment_hf`` (and every ``sentiment``
+command's start, ``--help`` and usage errors included) does not pay for torch, transformers and
+datasets until a command needs them.
 """
 
-from sentiment_hf.data import SentimentData, load_splits, read_rt_polarity
-from sentiment_hf.errors import SentimentError
-from sentiment_hf.evaluation import EvalReport, evaluate_model
-from sentiment_hf.export import export_onnx
-from sentiment_hf.hub import push_to_hub
-from sentiment_hf.modeling import resolve_backbone
-from sentiment_hf.predict import Prediction, Predictor
-from sentiment_hf.recipe import Recipe, load_recipe, recipe_from_dict
-from sentiment_hf.train import TrainResult, train
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what the lazy names are, for type checkers and the API reference
+    from sentiment_hf.data import SentimentData, load_splits, read_rt_polarity
+    from sentiment_hf.errors import SentimentError
+    from sentiment_hf.evaluation import EvalReport, evaluate_model
+    from sentiment_hf.export import export_onnx
+    from sentiment_hf.hub import push_to_hub
+    from sentiment_hf.modeling import resolve_backbone
+    from sentiment_hf.predict import Prediction, Predictor
+    from sentiment_hf.recipe import Recipe, load_recipe, recipe_from_dict
+    from sentiment_hf.train import TrainResult, train
 
 __version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    "EvalReport": "evaluation",
+    "Prediction": "predict",
+    "Predictor": "predict",
+    "Recipe": "recipe",
+    "SentimentData": "data",
+    "SentimentError": "errors",
+    "TrainResult": "train",
+    "evaluate_model": "evaluation",
+    "export_onnx": "export",
+    "load_recipe": "recipe",
+    "load_splits": "data",
+    "push_to_hub": "hub",
+    "read_rt_polarity": "data",
+    "recipe_from_dict": "recipe",
+    "resolve_backbone": "modeling",
+    "train": "train",
+}
 
 __all__ = [
     "EvalReport",
@@ -39,3 +70,31 @@ __all__ = [
     "resolve_backbone",
     "train",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name from its module on first use."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return [*__all__, "__version__"]
+
+
+class _Package(types.ModuleType):
+    """Keeps ``sentiment_hf.train`` the function: importing the submodule of the same name would
+    otherwise rebind the package attribute to the module (the submodule stays importable as
+    ``from sentiment_hf.train import ...``)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, types.ModuleType) and name in _EXPORTS:
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -1,0 +1,42 @@
+"""The package's public names: imported on first use, and `sentiment` starts without torch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import sentiment_hf
+
+
+def test_cli_starts_without_the_heavy_libraries() -> None:
+    """`sentiment --help` and usage errors must not wait for torch/transformers/datasets."""
+    code = (
+        "import sys, sentiment_hf.cli, sentiment_hf.errors; "
+        "print(sorted(m for m in ('torch', 'transformers', 'datasets') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_public_names_resolve_to_their_objects() -> None:
+    import sentiment_hf.train  # the submodule named like the function
+    from sentiment_hf.predict import Predictor
+    from sentiment_hf.train import train
+
+    assert sentiment_hf.train is train and callable(sentiment_hf.train)
+    assert sentiment_hf.Predictor is Predictor
+    for name in sentiment_hf.__all__:
+        obj = getattr(sentiment_hf, name)
+        assert getattr(obj, "__name__", name) == name, name
+    assert set(sentiment_hf.__all__) <= set(dir(sentiment_hf))
+    assert sorted(sentiment_hf.__all__) == sorted(sentiment_hf._EXPORTS)
+
+
+def test_unknown_name_is_an_attribute_error() -> None:
+    try:
+        sentiment_hf.no_such_name  # noqa: B018
+    except AttributeError as exc:
+        assert "no_such_name" in str(exc)
+    else:
+        raise AssertionError("sentiment_hf.no_such_name did not raise")
