@@ -17,7 +17,7 @@ replay against a real pruned study: over the exact trials their decisions must a
 
 Usage (after the two studies of docs/results.md)::
 
-    uv run python benchmarks/sweep_pruning.py runs/sweep-unpruned runs/sweep-pruned
+    uv run python benchmarks/sweep_pruning.py runs/sweep20-unpruned runs/sweep20-median
 """
 
 from __future__ import annotations
@@ -169,11 +169,15 @@ def main() -> None:
         )
         line(f"pruned ({args.pruned})", real)
         shared = shared_prefix(base_study, pruned_study)
-        print(f"  trials 0-{shared - 1} have the same parameters in both studies")
+        if not shared:
+            print("  no trial has the same parameters in both studies: no replay check")
+            shared = -1
+        else:
+            print(f"  trials 0-{shared - 1} have the same parameters in both studies")
         pruner = pruner_of(pruned_study, evals)
         if pruner is None:
             print("  its pruner is not recorded on its trials: no replay check")
-        else:
+        elif shared > 0:
             again = replay(base_study, pruner)["decisions"].split()[:shared]
             same = again == real["decisions"].split()[:shared]
             print(f"  replay of its pruner makes the same decisions on those trials: {same}")
