@@ -166,7 +166,7 @@ def _storage_url(cfg: SweepConfig, sweep_dir: Path) -> str:
 def open_storage(cfg: SweepConfig, sweep_dir: Path) -> tuple[Any, str]:
     """Optuna RDB storage for ``sweep.storage`` with heartbeats; returns it and a printable URL."""
     from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError, OperationalError
+    from sqlalchemy.exc import ArgumentError, DBAPIError
 
     url = _storage_url(cfg, sweep_dir)
     hint = (
@@ -183,8 +183,8 @@ def open_storage(cfg: SweepConfig, sweep_dir: Path) -> tuple[Any, str]:
     for attempt in range(5):
         try:
             return _rdb_storage(url, engine_kwargs, cfg), shown
-        except OperationalError as exc:  # two workers creating the tables of a new file at once
-            if "already exists" in str(exc) and attempt < 4:
+        except DBAPIError as exc:
+            if _creation_race(exc) and attempt < 4:  # another worker is creating the schema
                 time.sleep(0.5 + attempt)
                 continue
             raise SentimentError(
@@ -202,6 +202,15 @@ def open_storage(cfg: SweepConfig, sweep_dir: Path) -> tuple[Any, str]:
                 f"{hint}"
             ) from exc
     raise AssertionError("unreachable")
+
+
+#: What a database says when several workers create a new study schema at the same moment (a
+#: table or the alembic version row written twice); opening again once it exists succeeds.
+_CREATION_RACE = ("already exists", "unique constraint", "duplicate key", "database is locked")
+
+
+def _creation_race(exc: Exception) -> bool:
+    return any(text in str(exc).lower() for text in _CREATION_RACE)
 
 
 def _rdb_storage(url: str, engine_kwargs: dict[str, Any], cfg: SweepConfig) -> Any:

@@ -279,6 +279,42 @@ def test_storage_errors(storage: str, message: str, tmp_path: Path) -> None:
     assert not Path("/nonexistent-dir").exists()
 
 
+def _open_at(sweep_dir: str, start: float, results: Any) -> None:
+    """One worker: wait for the common start time, then open the sweep's default storage."""
+    from sentiment_hf.recipe import SweepConfig
+
+    while time.time() < start:
+        pass
+    try:
+        open_storage(SweepConfig(), Path(sweep_dir))
+        results.put("ok")
+    except SentimentError as exc:
+        results.put(str(exc))
+
+
+def test_workers_creating_a_new_storage_at_once_all_get_it(tmp_path: Path) -> None:
+    """Several workers started together on a new SQLite file race to create the schema (a table
+    or the alembic version row written twice); each must wait and open it, not exit 2. Real
+    processes on a real SQLite file; before the fix about one round in three lost a worker."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    for round_ in range(6):
+        sweep_dir = tmp_path / f"r{round_}"
+        sweep_dir.mkdir()
+        results = ctx.Queue()
+        start = time.time() + 0.5
+        workers = [
+            ctx.Process(target=_open_at, args=(str(sweep_dir), start, results)) for _ in range(4)
+        ]
+        for worker in workers:
+            worker.start()
+        outcomes = [results.get(timeout=120) for _ in workers]
+        for worker in workers:
+            worker.join(timeout=60)
+        assert outcomes == ["ok"] * 4, outcomes
+
+
 def test_changed_space_is_rejected_and_the_study_is_untouched(
     first_sweep: Any, tiny_backbone: Path, rt_dir: Path
 ) -> None:
