@@ -30,6 +30,9 @@ from typing import Any
 
 import optuna
 
+from sentiment_hf.recipe import SweepConfig
+from sentiment_hf.sweep import make_pruner
+
 STATE = optuna.trial.TrialState
 
 
@@ -111,9 +114,6 @@ def replay(source: optuna.Study, pruner: optuna.pruners.BasePruner) -> dict[str,
 
 def pruner_of(study: optuna.Study, evals: int) -> optuna.pruners.BasePruner | None:
     """The pruner a study ran with, rebuilt by sentiment_hf from the description on its trials."""
-    from sentiment_hf.recipe import SweepConfig
-    from sentiment_hf.sweep import make_pruner
-
     described = {t.user_attrs.get("pruner") for t in study.trials} - {None}
     if len(described) != 1:  # not recorded (older studies) or changed between reruns
         return None
@@ -181,14 +181,19 @@ def main() -> None:
             again = replay(base_study, pruner)["decisions"].split()[:shared]
             same = again == real["decisions"].split()[:shared]
             print(f"  replay of its pruner makes the same decisions on those trials: {same}")
-    # n_warmup_steps = warm-up evaluations + 1: indices start at 1 (as in sentiment_hf.sweep)
+
+    def offered(**settings: Any) -> optuna.pruners.BasePruner:  # as `sentiment sweep` builds it
+        return make_pruner(SweepConfig(**settings), evals)
+
     pruners = {
-        "median, 1 startup trial": optuna.pruners.MedianPruner(1, n_warmup_steps=1),
-        "median, 2 startup trials": optuna.pruners.MedianPruner(2, n_warmup_steps=1),
-        "median, 3 startup trials": optuna.pruners.MedianPruner(3, n_warmup_steps=1),
-        "median, 2 startup, 1 warm-up eval": optuna.pruners.MedianPruner(2, n_warmup_steps=2),
-        "hyperband, reduction 2": optuna.pruners.HyperbandPruner(1, evals, 2),
-        "hyperband, reduction 3": optuna.pruners.HyperbandPruner(1, evals, 3),
+        "median, 1 startup trial": offered(pruner="median", startup_trials=1),
+        "median, 2 startup trials": offered(pruner="median", startup_trials=2),
+        "median, 3 startup trials": offered(pruner="median", startup_trials=3),
+        "median, 2 startup, 1 warm-up eval": offered(
+            pruner="median", startup_trials=2, warmup_evals=1
+        ),
+        "hyperband, reduction 2": offered(pruner="hyperband", reduction_factor=2),
+        "hyperband, reduction 3": offered(pruner="hyperband", reduction_factor=3),
         "successive halving, reduction 2": optuna.pruners.SuccessiveHalvingPruner(1, 2),
         "successive halving, reduction 3": optuna.pruners.SuccessiveHalvingPruner(1, 3),
     }
