@@ -114,11 +114,15 @@ class OnnxBackend:
         return np.asarray(logits, dtype=np.float32)
 
 
-def onnx_fp32(model_dir: Path, device: str | None = None) -> OnnxBackend:
+def onnx_fp32(
+    model_dir: Path, device: str | None = None, threads: int | None = None
+) -> OnnxBackend:
     """Backend factory for ``backend="onnx"``."""
-    return OnnxBackend(model_dir, device=device)
+    return OnnxBackend(model_dir, device=device, threads=threads)
 
 
-def onnx_int8(model_dir: Path, device: str | None = None) -> OnnxBackend:
+def onnx_int8(
+    model_dir: Path, device: str | None = None, threads: int | None = None
+) -> OnnxBackend:
     """Backend factory for ``backend="onnx-int8"``."""
-    return OnnxBackend(model_dir, device=device, quantized=True)
+    return OnnxBackend(model_dir, device=device, quantized=True, threads=threads)

@@ -70,10 +70,14 @@ class TorchBackend:
 
     name = "torch"
 
-    def __init__(self, model_dir: Path, device: str | None = None) -> None:
+    def __init__(
+        self, model_dir: Path, device: str | None = None, threads: int | None = None
+    ) -> None:
         import torch
         from transformers import AutoModelForSequenceClassification
 
+        if threads is not None:
+            torch.set_num_threads(threads)  # process-wide: torch has no per-model setting
         self.torch = torch
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.model = AutoModelForSequenceClassification.from_pretrained(
@@ -88,19 +92,20 @@ class TorchBackend:
             return self.model(**inputs).logits.float().cpu().numpy()
 
 
-def _onnx_fp32(model_dir: Path, device: str | None = None) -> Any:
+def _onnx_fp32(model_dir: Path, device: str | None = None, threads: int | None = None) -> Any:
     from sentiment_hf.onnx_backend import onnx_fp32
 
-    return onnx_fp32(model_dir, device=device)
+    return onnx_fp32(model_dir, device=device, threads=threads)
 
 
-def _onnx_int8(model_dir: Path, device: str | None = None) -> Any:
+def _onnx_int8(model_dir: Path, device: str | None = None, threads: int | None = None) -> Any:
     from sentiment_hf.onnx_backend import onnx_int8
 
-    return onnx_int8(model_dir, device=device)
+    return onnx_int8(model_dir, device=device, threads=threads)
 
 
-#: Backend name → factory(model_dir, device). "onnx" / "onnx-int8" need `sentiment export` first.
+#: Backend name → factory(model_dir, device, threads). "onnx" / "onnx-int8" need
+#: `sentiment export` first.
 BACKENDS: dict[str, Callable[..., Any]] = {
     "torch": TorchBackend,
     "onnx": _onnx_fp32,
@@ -112,7 +117,8 @@ class Predictor:
     """Predict labels for texts with a trained model directory.
 
     Inputs are tokenized once, sorted by length and batched so each batch pads little;
-    results come back in the input order.
+    results come back in the input order. ``threads`` sets the intra-op threads of a model call
+    (None: the backend's default; torch applies it process-wide).
     """
 
     def __init__(
@@ -122,6 +128,7 @@ class Predictor:
         batch_size: int = 32,
         max_length: int | None = None,
         device: str | None = None,
+        threads: int | None = None,
     ) -> None:
         from transformers import AutoTokenizer
 
@@ -140,7 +147,7 @@ class Predictor:
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
         self.max_length = max_length or self._recipe_max_length() or 512
         self.batch_size = batch_size
-        self.backend = BACKENDS[backend](self.model_dir, device=device)
+        self.backend = BACKENDS[backend](self.model_dir, device=device, threads=threads)
         self._warned_truncation = False
 
     def _recipe_max_length(self) -> int | None:

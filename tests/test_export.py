@@ -113,6 +113,17 @@ def test_onnx_backend_without_export_names_the_fix(tiny_run: Path) -> None:
         Predictor(tiny_run, backend="onnx-int8")
 
 
+def test_predictor_threads_reach_the_onnx_session(exported: Path) -> None:
+    """The server's --model-threads: one session built with that many intra-op threads."""
+    from sentiment_hf.onnx_backend import physical_cores
+
+    for backend in ("onnx", "onnx-int8"):
+        chosen = Predictor(exported, backend=backend, threads=3).backend.session
+        assert chosen.get_session_options().intra_op_num_threads == 3
+        default = Predictor(exported, backend=backend).backend.session
+        assert default.get_session_options().intra_op_num_threads == physical_cores()
+
+
 def test_onnx_predictor_rejects_empty_input(exported: Path) -> None:
     with pytest.raises(SentimentError, match="no input texts"):
         Predictor(exported, backend="onnx").predict([])

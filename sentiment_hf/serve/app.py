@@ -53,31 +53,16 @@ def model_version(model_dir: Path) -> str:
 
 
 def load_predictor(config: ServeConfig) -> Any:
-    """The :class:`~sentiment_hf.predict.Predictor` of ``config`` with its intra-op threads set.
-
-    torch: ``torch.set_num_threads`` (process-wide). ONNX: the session is re-created with that
-    many threads (Predictor builds it with one per core).
-    """
+    """The :class:`~sentiment_hf.predict.Predictor` of ``config``, ``model_threads`` intra-op
+    threads per model call (torch: process-wide ``torch.set_num_threads``)."""
     from sentiment_hf.predict import Predictor
 
-    predictor = Predictor(
-        config.model_dir, backend=config.backend, batch_size=config.predictor_batch_size
+    return Predictor(
+        config.model_dir,
+        backend=config.backend,
+        batch_size=config.predictor_batch_size,
+        threads=config.model_threads,
     )
-    threads = config.model_threads
-    if threads is None:
-        return predictor
-    if config.backend == "torch":
-        import torch
-
-        torch.set_num_threads(threads)
-    else:
-        from sentiment_hf.onnx_backend import INT8_FILE, OnnxBackend
-
-        backend = predictor.backend
-        if isinstance(backend, OnnxBackend):
-            quantized = backend.path.name == INT8_FILE
-            predictor.backend = OnnxBackend(config.model_dir, quantized=quantized, threads=threads)
-    return predictor
 
 
 def _error(status: int, detail: str, errors: list[dict[str, Any]] | None = None) -> JSONResponse:
