@@ -14,7 +14,6 @@ Target (issue 4): ONNX int8 >= 3x torch fp32 samples/s at batch 32, <= 0.5 point
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import platform
 import statistics
@@ -26,10 +25,10 @@ from typing import Any
 import numpy as np
 
 from sentiment_hf import Predictor, SentimentError
-from sentiment_hf.export import PARITY_FILE, _test_split, export_onnx
+from sentiment_hf.export import _test_split, export_onnx
 from sentiment_hf.manifest import device_info, package_versions, write_json
-from sentiment_hf.onnx_backend import INT8_FILE, ONNX_FILE, physical_cores
-from sentiment_hf.predict import check_model_dir
+from sentiment_hf.onnx_backend import physical_cores
+from sentiment_hf.rundir import RunDir
 
 BACKENDS = ("torch", "onnx", "onnx-int8")
 TARGET_SPEEDUP = 3.0
@@ -53,12 +52,13 @@ def run(
     device: str = "cpu",
 ) -> dict[str, Any]:
     """Measure every backend; returns the report that is printed and saved."""
-    missing = not (model_dir / ONNX_FILE).is_file() or not (model_dir / INT8_FILE).is_file()
+    run_dir = RunDir.open(model_dir)
+    missing = not run_dir.onnx_path().is_file() or not run_dir.onnx_path(quantized=True).is_file()
     if missing or reexport:
         print(f"exporting {model_dir} to ONNX (fp32 + int8) first ...", flush=True)
         export_onnx(model_dir, quantize="int8", **quantize_opts)
-    parity_path = model_dir / PARITY_FILE
-    parity = json.loads(parity_path.read_text()) if parity_path.is_file() else {}
+        run_dir = RunDir.open(model_dir)  # the parity report just written
+    parity = run_dir.parity
     # how the int8 file on disk was made (it may predate this run's flags)
     quantize_opts = parity.get("quantization", {"unknown": True})
     # torch on CPU too by default: the comparison is of backends on one CPU
@@ -66,8 +66,7 @@ def run(
         name: Predictor(model_dir, backend=name, device=device if name == "torch" else None)
         for name in BACKENDS
     }
-    labels_names = predictors["torch"].labels
-    dataset, source = _test_split(model_dir, None, labels_names, None)
+    dataset, source = _test_split(run_dir, None, None)
     texts, labels = list(dataset["text"]), np.asarray(dataset["label"])
     rng = np.random.default_rng(0)
     small = [
@@ -198,7 +197,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     try:
-        model_dir = check_model_dir(args.model_dir)
+        model_dir = RunDir.open(args.model_dir).path
         report = run(
             model_dir,
             args.repeats,

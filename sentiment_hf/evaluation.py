@@ -11,10 +11,10 @@ import numpy as np
 
 from sentiment_hf.data import load_splits
 from sentiment_hf.errors import SentimentError
-from sentiment_hf.manifest import write_json
+from sentiment_hf.fileio import write_json
 from sentiment_hf.metrics import classification_metrics, confusion
-from sentiment_hf.predict import Predictor, check_model_dir
-from sentiment_hf.recipe import DataConfig, read_recipe_file, recipe_from_dict
+from sentiment_hf.predict import Predictor
+from sentiment_hf.rundir import RunDir, open_run
 
 SPLIT_ALIASES = {"val": "validation", "valid": "validation", "dev": "validation"}
 
@@ -28,24 +28,6 @@ class EvalReport:
     metrics_path: Path
     confusion_path: Path
     errors_path: Path
-
-
-def run_data_config(model_dir: Path, data: str | None) -> DataConfig:
-    """The data config a run was trained on (``data`` replaces its source), unlimited."""
-    recipe_path = model_dir / "recipe.yaml"
-    if recipe_path.is_file():
-        cfg = recipe_from_dict(read_recipe_file(recipe_path)).data
-    elif data is None:
-        raise SentimentError(
-            f"{str(model_dir)!r} has no recipe.yaml to say which data it was trained on; "
-            "pass --data PATH"
-        )
-    else:
-        cfg = DataConfig()
-    if data is not None:
-        cfg.source = data
-    cfg.max_train_samples = cfg.max_eval_samples = cfg.max_test_samples = None
-    return cfg
 
 
 def plot_confusion(matrix: np.ndarray, labels: list[str], path: Path, title: str) -> Path:
@@ -74,7 +56,7 @@ def plot_confusion(matrix: np.ndarray, labels: list[str], path: Path, title: str
 
 
 def evaluate_model(
-    model_dir: str | Path,
+    model_dir: str | Path | RunDir,
     split: str = "test",
     data: str | None = None,
     output_dir: str | Path | None = None,
@@ -86,12 +68,12 @@ def evaluate_model(
     Files go to ``output_dir`` (default ``MODEL_DIR/eval``): ``{split}_metrics.json``,
     ``{split}_confusion.png`` and ``{split}_misclassified.csv``.
     """
-    model_dir = check_model_dir(model_dir)
+    run = open_run(model_dir)
     split = SPLIT_ALIASES.get(split, split)
     if split not in ("train", "validation", "test"):
         raise SentimentError(f"unknown split {split!r}; use train, validation or test")
-    predictor = Predictor(model_dir, backend=backend, batch_size=batch_size)
-    cfg = run_data_config(model_dir, data)
+    predictor = Predictor(run, backend=backend, batch_size=batch_size)
+    cfg = run.data_config(data)
     cfg.label_names = predictor.labels
     dataset = load_splits(cfg, splits=(split,)).splits[split]
     texts, labels = dataset["text"], np.asarray(dataset["label"])
@@ -101,14 +83,14 @@ def evaluate_model(
     metrics: dict[str, Any] = classification_metrics(labels, preds, n)
     metrics = {f"{split}_{k}": v for k, v in metrics.items()}
     metrics[f"{split}_samples"] = len(texts)
-    out = Path(output_dir) if output_dir else model_dir / "eval"
+    out = Path(output_dir) if output_dir else run.eval_dir
     out.mkdir(parents=True, exist_ok=True)
     metrics_path = write_json(out / f"{split}_metrics.json", {**metrics, "data_source": cfg.source})
     confusion_path = plot_confusion(
         confusion(labels, preds, n),
         predictor.labels,
         out / f"{split}_confusion.png",
-        f"{model_dir.name}: {split} (acc {metrics[f'{split}_accuracy']:.3f})",
+        f"{run.path.name}: {split} (acc {metrics[f'{split}_accuracy']:.3f})",
     )
     errors_path = out / f"{split}_misclassified.csv"
     with open(errors_path, "w", newline="", encoding="utf-8") as handle:

@@ -18,13 +18,12 @@ from typing import Any
 import numpy as np
 
 from sentiment_hf.errors import SentimentError
-from sentiment_hf.manifest import write_json
-from sentiment_hf.onnx_backend import INT8_FILE, ONNX_FILE
-from sentiment_hf.predict import Predictor, check_model_dir
+from sentiment_hf.fileio import write_atomic, write_json
+from sentiment_hf.predict import Predictor
+from sentiment_hf.rundir import INT8_FILE, ONNX_FILE, PARITY_FILE, RunDir, open_run
 
 log = logging.getLogger(__name__)
 
-PARITY_FILE = "export_parity.json"
 QUANTIZE_CHOICES = ("int8",)
 OPSET = 18
 
@@ -93,23 +92,25 @@ def export_fp32(model_dir: Path, out: Path, opset: int = OPSET) -> list[str]:
     args = tuple(sample[n] for n in names)
     axes = {n: {0: "batch", 1: "sequence"} for n in names}
     axes["logits"] = {0: "batch"}
-    tmp = out.with_name(out.name + ".tmp")
-    with torch.no_grad():
-        torch.onnx.export(
-            LogitsOnly(),
-            args,
-            str(tmp),
-            input_names=names,
-            output_names=["logits"],
-            dynamic_axes=axes,
-            opset_version=opset,
-            do_constant_folding=True,
-            dynamo=False,
-        )
-    import onnx
 
-    onnx.checker.check_model(str(tmp))
-    tmp.replace(out)
+    def write(tmp: Path) -> None:
+        import onnx
+
+        with torch.no_grad():
+            torch.onnx.export(
+                LogitsOnly(),
+                args,
+                str(tmp),
+                input_names=names,
+                output_names=["logits"],
+                dynamic_axes=axes,
+                opset_version=opset,
+                do_constant_folding=True,
+                dynamo=False,
+            )
+        onnx.checker.check_model(str(tmp))
+
+    write_atomic(out, write)
     return names
 
 
@@ -123,43 +124,41 @@ def quantize_int8(
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    tmp = out.with_name(out.name + ".tmp")
-    quantize_dynamic(
-        str(fp32),
-        str(tmp),
-        weight_type=QuantType.QInt8,
-        per_channel=per_channel,
-        reduce_range=reduce_range,
-        op_types_to_quantize=["MatMul", "Gemm"],
+    return write_atomic(
+        out,
+        lambda tmp: quantize_dynamic(
+            str(fp32),
+            str(tmp),
+            weight_type=QuantType.QInt8,
+            per_channel=per_channel,
+            reduce_range=reduce_range,
+            op_types_to_quantize=["MatMul", "Gemm"],
+        ),
     )
-    tmp.replace(out)
-    return out
 
 
-def _test_split(
-    model_dir: Path, data: str | None, labels: list[str], max_samples: int | None
-) -> Any:
+def _test_split(run: RunDir, data: str | None, max_samples: int | None) -> Any:
     from sentiment_hf.data import load_splits
-    from sentiment_hf.evaluation import run_data_config
 
-    cfg = run_data_config(model_dir, data)
-    cfg.label_names = labels
+    cfg = run.data_config(data)
+    cfg.label_names = run.labels
     # load_splits shuffles (seeded) before cutting to max_samples: the split is class-ordered
     cfg.max_test_samples = max_samples
     return load_splits(cfg, splits=("test",)).splits["test"], cfg.source
 
 
 def parity_report(
-    model_dir: Path,
+    model_dir: str | Path | RunDir,
     backends: list[str],
     data: str | None = None,
     max_samples: int | None = None,
     batch_size: int = 32,
 ) -> dict[str, Any]:
     """Compare each ONNX backend's logits with PyTorch's on the test split of the run's data."""
+    run = open_run(model_dir)
     # the reference runs on CPU like the ONNX files, so the comparison is like for like
-    torch_pred = Predictor(model_dir, backend="torch", batch_size=batch_size, device="cpu")
-    dataset, source = _test_split(model_dir, data, torch_pred.labels, max_samples)
+    torch_pred = Predictor(run, backend="torch", batch_size=batch_size, device="cpu")
+    dataset, source = _test_split(run, data, max_samples)
     texts, labels = dataset["text"], np.asarray(dataset["label"])
     reference = torch_pred.predict_logits(texts)
     ref_pred = reference.argmax(-1)
@@ -170,7 +169,7 @@ def parity_report(
         "torch": {"accuracy": float((ref_pred == labels).mean())},
     }
     for name in backends:
-        logits = Predictor(model_dir, backend=name, batch_size=batch_size).predict_logits(texts)
+        logits = Predictor(run, backend=name, batch_size=batch_size).predict_logits(texts)
         pred = logits.argmax(-1)
         report[name] = {
             "file": INT8_FILE if name == "onnx-int8" else ONNX_FILE,
@@ -197,23 +196,26 @@ def export_onnx(
     With ``parity`` (default) the exported files are checked against PyTorch on the test split
     of the run's recipe data (or ``data``) and the report is saved as ``export_parity.json``.
     """
-    path = check_model_dir(model_dir)
+    run = open_run(model_dir)
     if quantize is not None and quantize not in QUANTIZE_CHOICES:
         raise SentimentError(
             f"unknown --quantize {quantize!r}; choose {', '.join(QUANTIZE_CHOICES)}"
         )
     started = time.perf_counter()
-    result = ExportResult(onnx_path=path / ONNX_FILE)
-    export_fp32(path, result.onnx_path, opset=opset)
+    result = ExportResult(onnx_path=run.onnx_path())
+    export_fp32(run.path, result.onnx_path, opset=opset)
     backends = ["onnx"]
     if quantize == "int8":
         result.int8_path = quantize_int8(
-            result.onnx_path, path / INT8_FILE, per_channel=per_channel, reduce_range=reduce_range
+            result.onnx_path,
+            run.onnx_path(quantized=True),
+            per_channel=per_channel,
+            reduce_range=reduce_range,
         )
         backends.append("onnx-int8")
     log.info("exported in %.1fs", time.perf_counter() - started)
     if parity:
-        result.parity = parity_report(path, backends, data=data, max_samples=max_samples)
+        result.parity = parity_report(run, backends, data=data, max_samples=max_samples)
         result.parity["quantization"] = {"per_channel": per_channel, "reduce_range": reduce_range}
-        result.parity_path = write_json(path / PARITY_FILE, result.parity)
+        result.parity_path = write_json(run.file(PARITY_FILE), result.parity)
     return result

@@ -12,9 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from sentiment_hf.errors import SentimentError
-
-ONNX_FILE = "model.onnx"
-INT8_FILE = "model.int8.onnx"
+from sentiment_hf.rundir import RunDir
 
 
 def physical_cores() -> int:
@@ -44,11 +42,6 @@ def physical_cores() -> int:
     return max(1, len(cores) or len(allowed))
 
 
-def onnx_path(model_dir: str | Path, quantized: bool = False) -> Path:
-    """Where the exported fp32 (or int8) ONNX model of ``model_dir`` lives."""
-    return Path(model_dir) / (INT8_FILE if quantized else ONNX_FILE)
-
-
 def session_options(threads: int | None = None) -> object:
     """ONNX Runtime options for throughput: all graph optimizations, one thread per core."""
     import onnxruntime as ort
@@ -74,7 +67,7 @@ class OnnxBackend:
     ) -> None:
         import onnxruntime as ort
 
-        path = onnx_path(model_dir, quantized)
+        path = RunDir(Path(model_dir)).onnx_path(quantized)
         if not path.is_file():
             flag = " --quantize int8" if quantized else ""
             raise SentimentError(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from sentiment_hf.errors import SentimentError
+from sentiment_hf.rundir import RunDir, open_run
 
 log = logging.getLogger(__name__)
 
@@ -34,29 +34,6 @@ class Prediction:
             "score": self.score,
             "probabilities": self.probabilities,
         }
-
-
-def check_model_dir(model_dir: str | Path) -> Path:
-    """Raise a clear error unless ``model_dir`` holds a trained classifier."""
-    path = Path(model_dir)
-    if not path.is_dir():
-        raise SentimentError(
-            f"model directory {str(path)!r} does not exist; train one with `sentiment train`"
-        )
-    config = path / "config.json"
-    weights = list(path.glob("model*.safetensors"))
-    if not config.is_file() or not weights:
-        raise SentimentError(
-            f"{str(path)!r} is not a trained model directory (needs config.json and "
-            "model.safetensors); pass the run directory that `sentiment train` wrote"
-        )
-    try:
-        labels = json.loads(config.read_text()).get("id2label")
-    except json.JSONDecodeError as exc:
-        raise SentimentError(f"{config} is not valid JSON; the model directory is damaged") from exc
-    if not labels:
-        raise SentimentError(f"{config} has no id2label; it is not a sequence classifier")
-    return path
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -123,7 +100,7 @@ class Predictor:
 
     def __init__(
         self,
-        model_dir: str | Path,
+        model_dir: str | Path | RunDir,
         backend: str = "torch",
         batch_size: int = 32,
         max_length: int | None = None,
@@ -132,32 +109,20 @@ class Predictor:
     ) -> None:
         from transformers import AutoTokenizer
 
-        self.model_dir = check_model_dir(model_dir)
+        self.run = open_run(model_dir)
+        self.model_dir = self.run.path
         if backend not in BACKENDS:
             raise SentimentError(
                 f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}"
             )
         if batch_size < 1:
             raise SentimentError(f"batch size must be >= 1, got {batch_size}")
-        config = json.loads((self.model_dir / "config.json").read_text())
-        id2label = config["id2label"]
-        self.labels = [
-            id2label[str(i)] if str(i) in id2label else id2label[i] for i in range(len(id2label))
-        ]
+        self.labels = self.run.labels
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
-        self.max_length = max_length or self._recipe_max_length() or 512
+        self.max_length = max_length or self.run.max_length
         self.batch_size = batch_size
         self.backend = BACKENDS[backend](self.model_dir, device=device, threads=threads)
         self._warned_truncation = False
-
-    def _recipe_max_length(self) -> int | None:
-        recipe = self.model_dir / "recipe.yaml"
-        if not recipe.is_file():
-            return None
-        import yaml
-
-        raw = yaml.safe_load(recipe.read_text()) or {}
-        return (raw.get("model") or {}).get("max_length")
 
     def _encode(self, texts: list[str]) -> list[dict[str, list[int]]]:
         enc = self.tokenizer(texts, truncation=False, add_special_tokens=True)

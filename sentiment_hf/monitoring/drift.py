@@ -27,8 +27,9 @@ from typing import Any
 import numpy as np
 
 from sentiment_hf.errors import SentimentError
-from sentiment_hf.manifest import write_json
+from sentiment_hf.fileio import write_json
 from sentiment_hf.monitoring.stats import chi2_test, ks_test, mmd_permutation_test
+from sentiment_hf.rundir import RunDir
 
 WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
@@ -164,13 +165,12 @@ class EmbeddingScorer:
 
 
 def _reference_data(
-    model_dir: Path, data: str | None, seed: int
+    run: RunDir, data: str | None, seed: int
 ) -> tuple[list[str], list[str], list[str]]:
     """(train texts, validation texts, label names) of the data the run was trained on."""
     from sentiment_hf.data import load_splits
-    from sentiment_hf.evaluation import run_data_config
 
-    cfg = run_data_config(model_dir, data)
+    cfg = run.data_config(data)
     loaded = load_splits(cfg, seed=seed, splits=("train", "validation"))
     return (
         list(loaded.splits["train"]["text"]),
@@ -314,10 +314,10 @@ def detect_drift(
     drift.prom to ``output_dir`` (default MODEL_DIR/drift).
     """
     from sentiment_hf.monitoring.html import render_html
-    from sentiment_hf.predict import check_model_dir
     from sentiment_hf.serve.requestlog import read_requests
 
-    model_dir = check_model_dir(model_dir)
+    run = RunDir.open(model_dir)
+    model_dir = run.path
     thresholds = thresholds or DriftThresholds()
     if reference_size < 2 or max_requests < 2 or embedding_sample < 2 or permutations < 1:
         raise SentimentError("reference_size, max_requests and embedding_sample must be >= 2")
@@ -330,13 +330,13 @@ def detect_drift(
             f"needs at least {min_requests} (wait for more traffic, widen --since or lower "
             "--min-requests)"
         )
-    train_texts, heldout_texts, _ = _reference_data(model_dir, data, seed)
+    train_texts, heldout_texts, _ = _reference_data(run, data, seed)
     rng = np.random.default_rng(seed)
     pick = rng.choice(len(train_texts), min(reference_size, len(train_texts)), replace=False)
     ref_texts = [train_texts[i] for i in sorted(pick)]
     cur_texts = [row.text for row in rows]
     vocab = {w for text in train_texts for w in words(text)}
-    scorer = EmbeddingScorer(model_dir, max_length=_max_length(model_dir))
+    scorer = EmbeddingScorer(model_dir, max_length=run.max_length)
     checks, arrays = run_checks(
         ref_texts,
         cur_texts,
@@ -384,18 +384,6 @@ def detect_drift(
     (out / "drift.html").write_text(render_html(report, arrays), encoding="utf-8")
     write_prometheus_textfile(report, out / "drift.prom")
     return report
-
-
-def _max_length(model_dir: Path) -> int:
-    import yaml
-
-    recipe = model_dir / "recipe.yaml"
-    if recipe.is_file():
-        raw = yaml.safe_load(recipe.read_text()) or {}
-        value = (raw.get("model") or {}).get("max_length")
-        if isinstance(value, int) and value > 0:
-            return value
-    return 128
 
 
 def write_prometheus_textfile(report: DriftReport, path: Path) -> Path:

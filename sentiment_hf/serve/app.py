@@ -4,7 +4,6 @@ Endpoints: ``POST /predict``, ``GET /health``, ``GET /ready``, ``GET /metrics``,
 page) and the OpenAPI docs at ``/docs``. Every 4xx/5xx answer is JSON with a one-line ``detail``.
 """
 
-import hashlib
 import logging
 import os
 import time
@@ -21,6 +20,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sentiment_hf.errors import SentimentError
+from sentiment_hf.rundir import RunDir
 from sentiment_hf.serve.config import CONFIG_ENV, ServeConfig
 from sentiment_hf.serve.metrics import ServeMetrics
 from sentiment_hf.serve.middleware import BodyLimitMiddleware, MetricsMiddleware
@@ -40,16 +40,6 @@ PAGE_CSP = (
 def page_html() -> str:
     """The one-file web page shipped in the package (inline CSS and JS, no external assets)."""
     return resources.files("sentiment_hf.serve").joinpath("static/index.html").read_text("utf-8")
-
-
-def model_version(model_dir: Path) -> str:
-    """``<run name>-<first 12 hex of the weights' SHA-256>``: changes whenever the weights do."""
-    digest = hashlib.sha256()
-    for weights in sorted(model_dir.glob("model*.safetensors")):
-        with open(weights, "rb") as handle:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
-    return f"{model_dir.resolve().name}-{digest.hexdigest()[:12]}"
 
 
 def load_predictor(config: ServeConfig) -> Any:
@@ -105,7 +95,7 @@ def create_app(
             raise SentimentError("create_app needs a model directory (or a ServeConfig)")
         config = ServeConfig(model_dir=Path(model_dir), **options)
     predictor = load_predictor(config)
-    version = model_version(config.model_dir)
+    version = RunDir(Path(config.model_dir)).model_version
     metrics = ServeMetrics(config.drift_report)
     metrics.model_info.labels(version, config.backend, str(config.model_dir)).set(1)
     request_model = predict_request_model(config.max_text_chars, config.max_batch_items)

@@ -30,7 +30,8 @@ def serve(
     """
     import uvicorn
 
-    from sentiment_hf.predict import BACKENDS, check_model_dir
+    from sentiment_hf.predict import BACKENDS
+    from sentiment_hf.rundir import RunDir
 
     if workers < 1:
         raise SentimentError(f"--workers must be >= 1, got {workers}")
@@ -42,7 +43,7 @@ def serve(
 
         uvicorn.run(create_app(config=config), **common)
         return
-    check_model_dir(config.model_dir)
+    RunDir.open(config.model_dir)
     if config.backend not in BACKENDS:
         raise SentimentError(
             f"unknown backend {config.backend!r}; choose one of {', '.join(BACKENDS)}"

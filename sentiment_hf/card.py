@@ -1,0 +1,198 @@
+"""The model card of a run: YAML metadata from its real metrics, the body from a Jinja template.
+
+The template is ``sentiment_hf/templates/model_card.md``; rendering goes through
+``huggingface_hub.ModelCard.from_template`` so the metadata block is the hub's own format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from sentiment_hf.errors import SentimentError
+from sentiment_hf.fileio import looks_like_path
+from sentiment_hf.modeling import PACKAGED_BACKBONES
+from sentiment_hf.rundir import METRICS_FILE, RunDir, open_run
+
+RT_DATASET = "cornell-movie-review-data/rotten_tomatoes"
+PACKAGED_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
+SPLITS = ("train", "validation", "test")
+NA = "n/a"
+METRIC_NAMES = {
+    "accuracy": "Accuracy",
+    "f1": "F1",
+    "precision": "Precision",
+    "recall": "Recall",
+    "f1_macro": "Macro F1",
+}
+#: metrics.json prefix → split name, in the order the card lists them.
+METRIC_SPLITS = (("eval", "validation"), ("test", "test"))
+
+
+def hub_dataset(source: str | None) -> str | None:
+    """The hub dataset id a run's ``data.source`` stands for, or None for private local files.
+
+    The raw Cornell rt-polarity directory reproduces the hub's rotten_tomatoes splits exactly.
+    """
+    if not source:
+        return None
+    path = Path(source).expanduser()
+    if path.is_dir() and (path / "rt-polarity.pos").is_file():
+        return RT_DATASET
+    return None if looks_like_path(source) else source
+
+
+def hub_base_model(backbone: str | None) -> str | None:
+    """The hub id of the backbone, or None when it was a local folder."""
+    if not backbone:
+        return None
+    if backbone in PACKAGED_BACKBONES:
+        return PACKAGED_HUB_ID
+    if looks_like_path(backbone):
+        return None
+    return backbone if backbone.count("/") == 1 else None
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A Markdown table; every cell is written with ``str``."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def classifier_kind(labels: Sequence[str]) -> str:
+    """How the card names the task: binary for two labels, N-class otherwise."""
+    return "binary" if len(labels) == 2 else f"{len(labels)}-class"
+
+
+def _eval_results(metrics: dict[str, Any], dataset: str | None, source: str) -> list[Any]:
+    from huggingface_hub import EvalResult
+
+    dataset_type = dataset or "local"
+    dataset_name = "Rotten Tomatoes" if dataset == RT_DATASET else (dataset or Path(source).name)
+    results = []
+    for prefix, split in reversed(METRIC_SPLITS):
+        for key, name in METRIC_NAMES.items():
+            value = metrics.get(f"{prefix}_{key}")
+            if value is None:
+                continue
+            results.append(
+                EvalResult(
+                    task_type="text-classification",
+                    task_name="Sentiment Analysis",
+                    dataset_type=dataset_type,
+                    dataset_name=dataset_name,
+                    dataset_split=split,
+                    metric_type=key,
+                    metric_name=f"{name} ({split})",
+                    metric_value=round(float(value), 4),
+                )
+            )
+    return results
+
+
+def _results_table(metrics: dict[str, Any], sizes: dict[str, Any]) -> str:
+    rows = []
+    for prefix, split in METRIC_SPLITS:
+        values = [metrics.get(f"{prefix}_{key}") for key in METRIC_NAMES]
+        if all(v is None for v in values):
+            continue
+        cells = [NA if v is None else f"{float(v):.4f}" for v in values]
+        rows.append([split, sizes.get(split, NA), *cells])
+    return markdown_table(["split", "samples", *METRIC_NAMES.values()], rows)
+
+
+def _recipe_table(run: RunDir, base_model: str | None, dataset: str | None, source: str) -> str:
+    recipe, manifest = run.recipe, run.manifest
+    model = recipe.model if recipe else None
+    training = recipe.training if recipe else {}
+    sizes = manifest.get("split_sizes", {})
+    backbone = model.backbone if model else None
+    rows = [
+        ("backbone", base_model or f"local folder `{Path(str(backbone)).name}`"),
+        ("max_length (tokens)", run.max_length),
+        ("data", dataset or source),
+        ("train / validation / test", " / ".join(str(sizes.get(s, NA)) for s in SPLITS)),
+        ("epochs", training.get("num_train_epochs")),
+        ("learning rate", training.get("learning_rate")),
+        ("batch size (per device)", training.get("per_device_train_batch_size")),
+        ("weight decay", training.get("weight_decay")),
+        ("warmup", training.get("warmup_steps", training.get("warmup_ratio"))),
+        ("seed", training.get("seed")),
+        ("world size", manifest.get("world_size")),
+        ("training time (s)", manifest.get("train_runtime_s")),
+    ]
+    return markdown_table(["setting", "value"], [r for r in rows if r[1] not in (None, "")])
+
+
+def _parity_table(parity: dict[str, Any]) -> str:
+    rows = [["PyTorch (reference)", "-", "-", f"{parity['torch']['accuracy']:.4f}"]]
+    for key in ("onnx", "onnx-int8"):
+        if key in parity:
+            row = parity[key]
+            rows.append(
+                [
+                    row["file"],
+                    f"{row['max_abs_logit_diff']:.2e}",
+                    f"{row['argmax_agreement_pct']:.2f} %",
+                    f"{row['accuracy']:.4f}",
+                ]
+            )
+    return markdown_table(["file", "max abs logit diff", "argmax agreement", "accuracy"], rows)
+
+
+def build_model_card(
+    model_dir: str | Path | RunDir, repo_id: str, license: str = "apache-2.0"
+) -> str:
+    """The ``README.md`` model card of a run: YAML metadata from its real metrics, then a body."""
+    from huggingface_hub import ModelCard, ModelCardData
+
+    run = open_run(model_dir)
+    metrics = run.metrics
+    if not metrics:
+        raise SentimentError(
+            f"{str(run.path)!r} has no {METRICS_FILE}, so the model card would have no results; "
+            "pass a run directory that `sentiment train` finished"
+        )
+    recipe = run.recipe
+    source = str((recipe.data.source if recipe else None) or run.manifest.get("data_source") or "")
+    dataset = hub_dataset(source)
+    base_model = hub_base_model(recipe.model.backbone if recipe else None)
+    name = repo_id.split("/")[-1]
+    card_data = ModelCardData(
+        model_name=name,
+        license=license,
+        language="en",
+        library_name="transformers",
+        pipeline_tag="text-classification",
+        tags=["sentiment-analysis", "text-classification", "sentiment-hf"],
+        base_model=base_model,
+        datasets=[dataset] if dataset else None,
+        metrics=["accuracy", "f1"],
+        eval_results=_eval_results(metrics, dataset, source),
+    )
+    parity = run.parity
+    template = resources.files("sentiment_hf").joinpath("templates/model_card.md")
+    card = ModelCard.from_template(
+        card_data,
+        template_str=template.read_text(encoding="utf-8"),
+        name=name,
+        repo_id=repo_id,
+        kind=classifier_kind(run.labels),
+        labels=run.labels,
+        base_model=base_model,
+        data_line=(
+            f"[{dataset}](https://huggingface.co/datasets/{dataset})"
+            if dataset
+            else "a local data set"
+        ),
+        recipe_table=_recipe_table(run, base_model, dataset, source),
+        results_table=_results_table(metrics, run.manifest.get("split_sizes", {})),
+        parity_table=_parity_table(parity) if parity else "",
+        parity_samples=parity.get("samples"),
+        parity_split=parity.get("split"),
+        max_length=run.max_length,
+    )
+    return str(card)

@@ -1,0 +1,176 @@
+"""The run directory: its file names and one reader that opens and validates a trained run.
+
+``sentiment train`` writes a run directory; every later stage (eval, predict, export, serve,
+drift, push-to-hub) opens it through :class:`RunDir`, so the layout is written down here once::
+
+    RUN_DIR/
+      config.json              model config with id2label / label2id       (transformers)
+      model.safetensors        weights                                      (transformers)
+      tokenizer files          tokenizer                                    (transformers)
+      recipe.yaml              the resolved recipe                          (train)
+      metrics.json             validation / test metrics of the run         (train)
+      manifest.json            what ran: versions, device, effective settings (train)
+      model.onnx, model.int8.onnx, export_parity.json                       (export)
+      eval/                    {split}_metrics.json, confusion PNG, errors CSV (eval)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sentiment_hf.errors import SentimentError
+from sentiment_hf.fileio import read_json
+
+if TYPE_CHECKING:
+    from sentiment_hf.recipe import DataConfig, Recipe
+
+CONFIG_FILE = "config.json"
+RECIPE_FILE = "recipe.yaml"
+METRICS_FILE = "metrics.json"
+MANIFEST_FILE = "manifest.json"
+ONNX_FILE = "model.onnx"
+INT8_FILE = "model.int8.onnx"
+PARITY_FILE = "export_parity.json"
+EVAL_DIR = "eval"
+WEIGHTS_GLOB = "model*.safetensors"
+WEIGHTS_INDEX = "model.safetensors.index.json"
+#: Token budget when a run has no recipe: the position limit of BERT-like encoders.
+FALLBACK_MAX_LENGTH = 512
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """A trained run directory, validated on :meth:`open`; its files are read on first use."""
+
+    path: Path
+
+    @classmethod
+    def open(cls, path: str | Path) -> RunDir:
+        """Open ``path``, raising a clear :class:`SentimentError` unless it holds a classifier."""
+        path = Path(path)
+        if not path.is_dir():
+            raise SentimentError(
+                f"model directory {str(path)!r} does not exist; train one with `sentiment train`"
+            )
+        run = cls(path)
+        if not (path / CONFIG_FILE).is_file() or not run.weights:
+            raise SentimentError(
+                f"{str(path)!r} is not a trained model directory (needs {CONFIG_FILE} and "
+                "model.safetensors); pass the run directory that `sentiment train` wrote"
+            )
+        if not run.config.get("id2label"):
+            raise SentimentError(
+                f"{path / CONFIG_FILE} has no id2label; it is not a sequence classifier"
+            )
+        return run
+
+    # ------------------------------------------------------------------ files
+    def file(self, name: str) -> Path:
+        """The path of ``name`` inside the run directory."""
+        return self.path / name
+
+    @property
+    def name(self) -> str:
+        """The run's name: its directory name."""
+        return self.path.resolve().name
+
+    @property
+    def weights(self) -> list[Path]:
+        """The safetensors weight files, sorted."""
+        return sorted(self.path.glob(WEIGHTS_GLOB))
+
+    @property
+    def eval_dir(self) -> Path:
+        """Where ``sentiment eval`` writes its reports by default."""
+        return self.path / EVAL_DIR
+
+    def onnx_path(self, quantized: bool = False) -> Path:
+        """Where the exported fp32 (or int8) ONNX model lives."""
+        return self.path / (INT8_FILE if quantized else ONNX_FILE)
+
+    # ------------------------------------------------------------------ contents
+    @cached_property
+    def config(self) -> dict[str, Any]:
+        """``config.json`` as a dict."""
+        try:
+            return read_json(self.path / CONFIG_FILE)
+        except json.JSONDecodeError as exc:
+            raise SentimentError(
+                f"{self.path / CONFIG_FILE} is not valid JSON; the model directory is damaged"
+            ) from exc
+
+    @cached_property
+    def labels(self) -> list[str]:
+        """Label names in class-index order (from ``config.json``'s ``id2label``)."""
+        id2label = {int(k): v for k, v in self.config["id2label"].items()}
+        return [id2label[i] for i in range(len(id2label))]
+
+    @cached_property
+    def recipe(self) -> Recipe | None:
+        """The run's recipe, validated by the recipe schema; None when the run has none."""
+        from sentiment_hf.recipe import read_recipe_file, recipe_from_dict
+
+        path = self.path / RECIPE_FILE
+        return recipe_from_dict(read_recipe_file(path)) if path.is_file() else None
+
+    @cached_property
+    def metrics(self) -> dict[str, Any]:
+        """``metrics.json`` (``{}`` when absent)."""
+        return read_json(self.path / METRICS_FILE)
+
+    @cached_property
+    def manifest(self) -> dict[str, Any]:
+        """``manifest.json`` (``{}`` when absent)."""
+        return read_json(self.path / MANIFEST_FILE)
+
+    @cached_property
+    def parity(self) -> dict[str, Any]:
+        """``export_parity.json`` (``{}`` when the run was not exported)."""
+        return read_json(self.path / PARITY_FILE)
+
+    @property
+    def max_length(self) -> int:
+        """Tokens per input the model was trained with (the recipe's ``model.max_length``)."""
+        if self.recipe is not None:
+            return self.recipe.model.max_length
+        return int(self.config.get("max_position_embeddings") or FALLBACK_MAX_LENGTH)
+
+    def data_config(self, source: str | None = None) -> DataConfig:
+        """The data config the run was trained on, ``source`` replacing its data, unlimited."""
+        from sentiment_hf.recipe import DataConfig
+
+        if self.recipe is not None:
+            cfg = self.recipe.data
+        elif source is None:
+            raise SentimentError(
+                f"{str(self.path)!r} has no {RECIPE_FILE} to say which data it was trained on; "
+                "pass --data PATH"
+            )
+        else:
+            cfg = DataConfig()
+        cfg = dataclasses.replace(cfg)  # a copy: the cached recipe stays as read
+        if source is not None:
+            cfg.source = source
+        cfg.max_train_samples = cfg.max_eval_samples = cfg.max_test_samples = None
+        return cfg
+
+    @cached_property
+    def model_version(self) -> str:
+        """``<run name>-<first 12 hex of the weights' SHA-256>``: changes whenever weights do."""
+        digest = hashlib.sha256()
+        for weights in self.weights:
+            with open(weights, "rb") as handle:
+                while chunk := handle.read(1 << 20):
+                    digest.update(chunk)
+        return f"{self.name}-{digest.hexdigest()[:12]}"
+
+
+def open_run(path: str | Path | RunDir) -> RunDir:
+    """``path`` as a validated :class:`RunDir` (a RunDir passes through)."""
+    return path if isinstance(path, RunDir) else RunDir.open(path)
