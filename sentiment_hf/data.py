@@ -18,6 +18,7 @@ from typing import Any
 
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 from sentiment_hf.errors import SentimentError
+from sentiment_hf.fileio import looks_like_path
 from sentiment_hf.recipe import DataConfig
 
 log = logging.getLogger(__name__)
@@ -62,11 +63,9 @@ def read_rt_polarity(directory: str | Path) -> DatasetDict:
 
 
 def _is_local(source: str) -> bool:
-    path = Path(source).expanduser()
-    if path.exists():
+    if Path(source).expanduser().exists():
         return True
-    looks_like_path = source.startswith((".", "/", "~")) or Path(source).suffix in FILE_FORMATS
-    if looks_like_path:
+    if looks_like_path(source) or Path(source).suffix in FILE_FORMATS:
         raise SentimentError(
             f"data.source path {source!r} does not exist; point it at the rt-polarity directory, "
             "a folder of train/validation/test files, or one CSV/JSONL/parquet file"

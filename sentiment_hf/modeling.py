@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from sentiment_hf.errors import SentimentError
+from sentiment_hf.fileio import looks_like_path
 from sentiment_hf.recipe import ModelConfig
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ def resolve_backbone(name: str, revision: str | None = None, cache_dir: str | No
         )
     except Exception:  # not in the cache (or not a valid repo id)
         pass
-    if name.startswith((".", "/", "~")):
+    if looks_like_path(name):  # written as a path, but nothing is there
         raise SentimentError(f"backbone directory {name!r} does not exist; fix model.backbone")
     if hub_offline():
         hint = ", ".join(sorted(PACKAGED_BACKBONES))
