@@ -102,3 +102,84 @@ def tune_threshold(probs: np.ndarray, labels: np.ndarray, metric: str) -> float:
     best = max(scores)
     ties = [t for t, s in zip(THRESHOLD_GRID, scores, strict=True) if s == best]
     return float(min(ties, key=lambda t: abs(t - 0.5)))
+
+
+@dataclass
+class PolicyReport:
+    """What :func:`fit_policy` fitted, the measures before/after per split and the files written."""
+
+    policy: DecisionPolicy
+    metrics: dict[str, float]
+    policy_path: Path
+    reliability_path: Path
+
+
+def policy_metrics(
+    logits: np.ndarray, labels: np.ndarray, policy: DecisionPolicy, prefix: str
+) -> dict[str, float]:
+    """``{prefix}_{nll,brier,ece,...}`` calibrated and ``..._uncalibrated`` for raw logits."""
+    from sentiment_hf.calibration import calibration_metrics
+
+    out = {}
+    for suffix, probs in (("_uncalibrated", softmax(logits)), ("", policy.probabilities(logits))):
+        for key, value in calibration_metrics(probs, labels).items():
+            if key != "accuracy":
+                out[f"{prefix}_{key}{suffix}"] = value
+    return out
+
+
+def fit_policy(
+    model_dir: Any,
+    threshold_metric: str | None = None,
+    min_confidence: float | None = None,
+    data: str | None = None,
+    batch_size: int = 64,
+) -> PolicyReport:
+    """Fit the temperature (and a threshold) on the run's validation split and store the policy.
+
+    Writes ``policy.json`` and ``reliability.png`` into the run directory and adds the
+    calibration measures of the validation and test splits (before and after) to
+    ``metrics.json``. Predictions of every backend follow the stored policy from then on.
+    """
+    from sentiment_hf.calibration import fit_temperature, plot_reliability
+    from sentiment_hf.data import load_splits
+    from sentiment_hf.fileio import write_json
+    from sentiment_hf.predict import Predictor
+    from sentiment_hf.rundir import METRICS_FILE, POLICY_FILE, RELIABILITY_FILE, open_run
+
+    run = open_run(model_dir)
+    if threshold_metric is not None and threshold_metric not in THRESHOLD_METRICS:
+        raise SentimentError(
+            f"unknown threshold metric {threshold_metric!r}; choose {', '.join(THRESHOLD_METRICS)}"
+        )
+    cfg = run.data_config(data)
+    cfg.label_names = run.labels
+    splits = load_splits(cfg, splits=("validation", "test")).splits
+    predictor = Predictor(run, batch_size=batch_size)
+    logits = {name: predictor.predict_logits(splits[name]["text"]) for name in splits}
+    labels = {name: np.asarray(splits[name]["label"]) for name in splits}
+    temperature = fit_temperature(logits["validation"], labels["validation"])
+    policy = DecisionPolicy(
+        temperature=temperature,
+        threshold_metric=threshold_metric,
+        min_confidence=min_confidence,
+        fitted_on={"split": "validation", "samples": len(labels["validation"])},
+    )
+    if threshold_metric is not None:
+        val_probs = policy.probabilities(logits["validation"])
+        policy.threshold = tune_threshold(val_probs, labels["validation"], threshold_metric)
+    metrics = {"calibration_temperature": temperature}
+    for name, prefix in (("validation", "eval"), ("test", "test")):
+        metrics.update(policy_metrics(logits[name], labels[name], policy, prefix))
+    policy_path = write_json(run.file(POLICY_FILE), policy.to_dict())
+    write_json(run.file(METRICS_FILE), {**run.metrics, **metrics})
+    reliability_path = plot_reliability(
+        {
+            "test, uncalibrated": softmax(logits["test"]),
+            f"test, T={temperature:.2f}": policy.probabilities(logits["test"]),
+        },
+        labels["test"],
+        run.file(RELIABILITY_FILE),
+        f"{run.name}: reliability (temperature fitted on validation)",
+    )
+    return PolicyReport(policy, metrics, policy_path, reliability_path)

@@ -10,6 +10,7 @@ drift, push-to-hub) opens it through :class:`RunDir`, so the layout is written d
       recipe.yaml              the resolved recipe                          (train)
       metrics.json             validation / test metrics of the run         (train)
       manifest.json            what ran: versions, device, effective settings (train)
+      policy.json, reliability.png  temperature, threshold, abstain band   (train, calibrate)
       model.onnx, model.int8.onnx, export_parity.json                       (export)
       eval/                    {split}_metrics.json, confusion PNG, errors CSV (eval)
 """
@@ -28,6 +29,7 @@ from sentiment_hf.errors import SentimentError
 from sentiment_hf.fileio import read_json
 
 if TYPE_CHECKING:
+    from sentiment_hf.policy import DecisionPolicy
     from sentiment_hf.recipe import DataConfig, Recipe
 
 CONFIG_FILE = "config.json"
@@ -37,6 +39,8 @@ MANIFEST_FILE = "manifest.json"
 ONNX_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
 PARITY_FILE = "export_parity.json"
+POLICY_FILE = "policy.json"
+RELIABILITY_FILE = "reliability.png"
 EVAL_DIR = "eval"
 WEIGHTS_GLOB = "model*.safetensors"
 WEIGHTS_INDEX = "model.safetensors.index.json"
@@ -133,6 +137,21 @@ class RunDir:
     def parity(self) -> dict[str, Any]:
         """``export_parity.json`` (``{}`` when the run was not exported)."""
         return read_json(self.path / PARITY_FILE)
+
+    @cached_property
+    def policy(self) -> DecisionPolicy:
+        """The stored decision policy; the identity policy when the run has none."""
+        from sentiment_hf.policy import DecisionPolicy
+
+        path = self.path / POLICY_FILE
+        if not path.is_file():
+            return DecisionPolicy()
+        try:
+            return DecisionPolicy.from_dict(read_json(path), where=path)
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise SentimentError(
+                f"{path} is damaged ({exc}); re-create it with `sentiment calibrate {self.path}`"
+            ) from exc
 
     @property
     def max_length(self) -> int:
