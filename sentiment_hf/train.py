@@ -100,8 +100,13 @@ def build_trainer(
     args: Any,
     model_init: Any = None,
     callbacks: list[Any] | None = None,
+    trainer_cls: Any = None,
 ) -> Any:
-    """A Trainer with dynamic padding, local metrics and early stopping from the recipe."""
+    """A Trainer with dynamic padding, local metrics and early stopping from the recipe.
+
+    ``trainer_cls`` (a Trainer subclass, or a callable taking Trainer's arguments) is built
+    instead of ``transformers.Trainer``.
+    """
     from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer
 
     recipe = prepared.recipe
@@ -119,7 +124,7 @@ def build_trainer(
         model_kwargs = {
             "model": build_model(prepared.backbone_path, prepared.label_names, recipe.model)
         }
-    return Trainer(
+    return (trainer_cls or Trainer)(
         args=args,
         train_dataset=prepared.tokenized["train"],
         eval_dataset=prepared.tokenized["validation"],
