@@ -282,10 +282,10 @@ def serve(
     inference_threads: Annotated[
         int, typer.Option(min=0, help="Model calls run at once; 0 = one per physical core.")
     ] = 0,
-    model_threads: Annotated[
-        int, typer.Option(min=0, help="Intra-op threads per model call; 0 = backend default.")
+    intra_op_threads: Annotated[
+        int, typer.Option(min=0, help="Threads inside one model call; 0 = the backend's default.")
     ] = 1,
-    micro_batch: Annotated[
+    micro_batch_size: Annotated[
         int, typer.Option(min=1, help="Most texts the batch runner joins into one model call.")
     ] = 8,
     request_log: Annotated[
@@ -308,8 +308,8 @@ def serve(
     max_text_chars: Annotated[
         int, typer.Option(min=1, help="Longest text accepted (422 beyond).")
     ] = 5000,
-    max_batch: Annotated[
-        int, typer.Option(min=1, help="Most texts per request (422 beyond).")
+    max_texts_per_request: Annotated[
+        int, typer.Option(min=1, help="Most texts in one request (422 beyond).")
     ] = 64,
     max_body_bytes: Annotated[
         int, typer.Option(min=1, help="Largest body accepted (413 beyond).")
@@ -331,14 +331,14 @@ def serve(
         backend=backend,
         runner=runner,
         inference_threads=inference_threads or None,
-        model_threads=model_threads or None,
-        micro_batch=micro_batch,
+        intra_op_threads=intra_op_threads or None,
+        micro_batch_size=micro_batch_size,
         request_log=None if no_request_log else request_log,
         log_retention_days=retention_days,
         log_mirror=log_mirror,
         log_mirror_options=parse_options(mirror_option or []),
         max_text_chars=max_text_chars,
-        max_batch_items=max_batch,
+        max_texts_per_request=max_texts_per_request,
         max_body_bytes=max_body_bytes,
         drift_report=drift_report,
     )

@@ -53,15 +53,15 @@ def model_version(model_dir: Path) -> str:
 
 
 def load_predictor(config: ServeConfig) -> Any:
-    """The :class:`~sentiment_hf.predict.Predictor` of ``config``, ``model_threads`` intra-op
-    threads per model call (torch: process-wide ``torch.set_num_threads``)."""
+    """The :class:`~sentiment_hf.predict.Predictor` of ``config``, ``intra_op_threads`` threads
+    inside each model call (torch: process-wide ``torch.set_num_threads``)."""
     from sentiment_hf.predict import Predictor
 
     return Predictor(
         config.model_dir,
         backend=config.backend,
         batch_size=config.predictor_batch_size,
-        threads=config.model_threads,
+        intra_op_threads=config.intra_op_threads,
     )
 
 
@@ -108,7 +108,7 @@ def create_app(
     version = model_version(config.model_dir)
     metrics = ServeMetrics(config.drift_report)
     metrics.model_info.labels(version, config.backend, str(config.model_dir)).set(1)
-    request_model = predict_request_model(config.max_text_chars, config.max_batch_items)
+    request_model = predict_request_model(config.max_text_chars, config.max_texts_per_request)
 
     def on_batch(n: int, seconds: float) -> None:
         metrics.inference_batch.observe(n)
@@ -117,8 +117,8 @@ def create_app(
     runner = build_runner(
         config.runner,
         predictor.predict_proba,
-        threads=config.inference_threads,
-        max_batch=config.micro_batch,
+        inference_threads=config.inference_threads,
+        micro_batch_size=config.micro_batch_size,
         max_wait_ms=config.max_wait_ms,
         on_batch=on_batch,
     )
