@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from sentiment_hf.errors import SentimentError
+from sentiment_hf.serve.config import ServeConfig
 
 app = typer.Typer(
     name="sentiment",
@@ -270,7 +271,7 @@ def serve(
     ],
     backend: Annotated[
         str, typer.Option(help="torch, onnx or onnx-int8 (onnx needs `sentiment export`).")
-    ] = "torch",
+    ] = ServeConfig.backend,
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     workers: Annotated[
@@ -278,27 +279,33 @@ def serve(
     ] = 1,
     runner: Annotated[
         str, typer.Option(help="threadpool (a model call per request) or batch (micro-batching).")
-    ] = "threadpool",
+    ] = ServeConfig.runner,
     inference_threads: Annotated[
-        int, typer.Option(min=0, help="Model calls run at once; 0 = one per physical core.")
-    ] = 0,
+        int | None,
+        typer.Option(
+            min=0,
+            help="Model calls run at once; 0 = one per physical core.",
+            show_default="one per physical core",
+        ),
+    ] = ServeConfig.inference_threads,
     intra_op_threads: Annotated[
-        int, typer.Option(min=0, help="Threads inside one model call; 0 = the backend's default.")
-    ] = 1,
+        int | None,
+        typer.Option(min=0, help="Threads inside one model call; 0 = the backend's default."),
+    ] = ServeConfig.intra_op_threads,
     micro_batch_size: Annotated[
         int, typer.Option(min=1, help="Most texts the batch runner joins into one model call.")
-    ] = 8,
+    ] = ServeConfig.micro_batch_size,
     request_log: Annotated[
         Path | None, typer.Option(help="SQLite file that receives every prediction.")
-    ] = Path("requests.db"),
+    ] = ServeConfig.request_log,
     no_request_log: Annotated[bool, typer.Option("--no-request-log", help="Log nothing.")] = False,
     retention_days: Annotated[
-        float | None, typer.Option(help="Delete logged rows older than this (default 30).")
-    ] = 30.0,
+        float | None, typer.Option(help="Delete logged rows older than this many days.")
+    ] = ServeConfig.log_retention_days,
     log_mirror: Annotated[
         str | None,
         typer.Option(help="Also copy logged rows to this fsspec URL, e.g. gs://bucket/requests."),
-    ] = None,
+    ] = ServeConfig.log_mirror,
     mirror_option: Annotated[
         list[str] | None,
         typer.Option(
@@ -307,23 +314,23 @@ def serve(
     ] = None,
     max_text_chars: Annotated[
         int, typer.Option(min=1, help="Longest text accepted (422 beyond).")
-    ] = 5000,
+    ] = ServeConfig.max_text_chars,
     max_texts_per_request: Annotated[
         int, typer.Option(min=1, help="Most texts in one request (422 beyond).")
-    ] = 64,
+    ] = ServeConfig.max_texts_per_request,
     max_body_bytes: Annotated[
         int, typer.Option(min=1, help="Largest body accepted (413 beyond).")
-    ] = 1_000_000,
+    ] = ServeConfig.max_body_bytes,
     drift_report: Annotated[
         Path | None,
         typer.Option(help="drift.json whose flag /metrics exposes as sentiment_drift_detected."),
-    ] = None,
+    ] = ServeConfig.drift_report,
     access_log: Annotated[
         bool, typer.Option("--access-log", help="Log every HTTP request.")
     ] = False,
 ) -> None:
     """Serve MODEL_DIR over HTTP: POST /predict, GET /health /ready /metrics, the page at /."""
-    from sentiment_hf.serve.config import ServeConfig, parse_options
+    from sentiment_hf.serve.config import parse_options
     from sentiment_hf.serve.server import serve as run_server
 
     config = ServeConfig(

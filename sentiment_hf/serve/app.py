@@ -24,7 +24,7 @@ from sentiment_hf.errors import SentimentError
 from sentiment_hf.serve.config import CONFIG_ENV, ServeConfig
 from sentiment_hf.serve.metrics import ServeMetrics
 from sentiment_hf.serve.middleware import BodyLimitMiddleware, MetricsMiddleware
-from sentiment_hf.serve.requestlog import LoggedPrediction, RequestLog, RequestLogConfig
+from sentiment_hf.serve.requestlog import LoggedPrediction, RequestLog
 from sentiment_hf.serve.runner import build_runner
 from sentiment_hf.serve.schemas import ErrorBody, LabelScore, PredictResponse, predict_request_model
 
@@ -126,18 +126,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if config.request_log is not None:
-            state["log"] = RequestLog(
-                RequestLogConfig(
-                    path=config.request_log,
-                    flush_interval_s=config.log_flush_interval_s,
-                    retention_days=config.log_retention_days,
-                    max_rows=config.log_max_rows,
-                    mirror=config.log_mirror,
-                    mirror_interval_s=config.log_mirror_interval_s,
-                    mirror_options=dict(config.log_mirror_options),
-                )
-            )
+        log_config = config.request_log_config()
+        if log_config is not None:
+            state["log"] = RequestLog(log_config)
         await runner.start()
         await runner.run(["warm-up"])
         state["ready"] = True

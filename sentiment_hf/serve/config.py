@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from sentiment_hf.errors import SentimentError
+from sentiment_hf.serve.requestlog import RequestLogConfig
 
 #: Environment variable that carries a JSON ServeConfig to uvicorn worker processes.
 CONFIG_ENV = "SENTIMENT_SERVE_CONFIG"
@@ -41,11 +42,11 @@ class ServeConfig:
     max_texts_per_request: int = 64
     max_body_bytes: int = 1_000_000
     request_log: Path | None = Path("requests.db")
-    log_retention_days: float | None = 30.0
-    log_max_rows: int | None = None
-    log_flush_interval_s: float = 0.5
-    log_mirror: str | None = None
-    log_mirror_interval_s: float = 60.0
+    log_retention_days: float | None = RequestLogConfig.retention_days
+    log_max_rows: int | None = RequestLogConfig.max_rows
+    log_flush_interval_s: float = RequestLogConfig.flush_interval_s
+    log_mirror: str | None = RequestLogConfig.mirror
+    log_mirror_interval_s: float = RequestLogConfig.mirror_interval_s
     log_mirror_options: dict[str, Any] = field(default_factory=dict)
     drift_report: Path | None = None
 
@@ -76,6 +77,20 @@ class ServeConfig:
             raise SentimentError(f"max_wait_ms must be >= 0, got {self.max_wait_ms}")
         if self.log_mirror is not None and self.request_log is None:
             raise SentimentError("log_mirror needs a request log; set request_log to a SQLite path")
+
+    def request_log_config(self) -> RequestLogConfig | None:
+        """The settings of this server's request log (None when logging is off)."""
+        if self.request_log is None:
+            return None
+        return RequestLogConfig(
+            path=self.request_log,
+            flush_interval_s=self.log_flush_interval_s,
+            retention_days=self.log_retention_days,
+            max_rows=self.log_max_rows,
+            mirror=self.log_mirror,
+            mirror_interval_s=self.log_mirror_interval_s,
+            mirror_options=dict(self.log_mirror_options),
+        )
 
     def to_json(self) -> str:
         """JSON for :data:`CONFIG_ENV` (paths as strings)."""
