@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,65 +26,14 @@ from typing import Any
 import numpy as np
 
 from sentiment_hf.errors import SentimentError
-from sentiment_hf.manifest import write_json
+from sentiment_hf.fileio import write_json, write_text_atomic
+from sentiment_hf.monitoring.html import render_html
+from sentiment_hf.monitoring.report import DriftCheck, DriftReport, DriftThresholds
 from sentiment_hf.monitoring.stats import chi2_test, ks_test, mmd_permutation_test
 
 WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-@dataclass
-class DriftThresholds:
-    """When a check counts as drift: ``p < alpha`` and the effect is at least the floor."""
-
-    alpha: float = 0.01
-    min_ks: float = 0.1
-    oov_delta: float = 0.05
-    label_shift: float = 0.1
-
-    def __post_init__(self) -> None:
-        if not 0 < self.alpha < 1:
-            raise SentimentError(f"alpha must be between 0 and 1, got {self.alpha}")
-        for name in ("min_ks", "oov_delta", "label_shift"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise SentimentError(f"{name} must be between 0 and 1, got {getattr(self, name)}")
-
-
-@dataclass
-class DriftCheck:
-    """One comparison: the reference and current summary, the test, and the verdict."""
-
-    name: str
-    description: str
-    reference: float
-    current: float
-    statistic: float
-    p_value: float
-    rule: str
-    drifted: bool
-    details: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class DriftReport:
-    """All checks, the overall flag and the files written."""
-
-    drift_detected: bool
-    checks: list[DriftCheck]
-    n_reference: int
-    n_requests: int
-    model_dir: str
-    requests: str
-    since: str | None
-    created_at: str
-    thresholds: DriftThresholds
-    served: dict[str, Any]
-    paths: dict[str, str] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict."""
-        return asdict(self)
 
 
 def parse_since(value: str | None, now: float | None = None) -> float | None:
@@ -313,7 +261,6 @@ def detect_drift(
     JSON-lines parts; ``storage_options`` go to fsspec). Writes drift.json, drift.html and
     drift.prom to ``output_dir`` (default MODEL_DIR/drift).
     """
-    from sentiment_hf.monitoring.html import render_html
     from sentiment_hf.predict import check_model_dir
     from sentiment_hf.serve.requestlog import read_requests
 
@@ -381,7 +328,7 @@ def detect_drift(
         "prom": str(out / "drift.prom"),
     }
     write_json(out / "drift.json", report.to_dict())
-    (out / "drift.html").write_text(render_html(report, arrays), encoding="utf-8")
+    write_text_atomic(out / "drift.html", render_html(report, arrays))
     write_prometheus_textfile(report, out / "drift.prom")
     return report
 
