@@ -11,6 +11,8 @@ from typing import Annotated
 import typer
 
 from sentiment_hf.errors import SentimentError
+from sentiment_hf.monitoring.config import DriftConfig
+from sentiment_hf.monitoring.report import DriftThresholds
 from sentiment_hf.serve.config import ServeConfig
 
 app = typer.Typer(
@@ -369,59 +371,60 @@ def drift(
     ] = None,
     since: Annotated[
         str | None, typer.Option(help="Only requests newer than this: 24h, 7d or an ISO date-time.")
-    ] = None,
+    ] = DriftConfig.since,
     data: Annotated[
         str | None, typer.Option(help="Training data source instead of the recipe's.")
-    ] = None,
+    ] = DriftConfig.data,
     output: Annotated[
         Path | None, typer.Option(help="Report folder (default MODEL_DIR/drift).")
-    ] = None,
-    alpha: Annotated[float, typer.Option(help="Significance level of every test.")] = 0.01,
+    ] = DriftConfig.output_dir,
+    alpha: Annotated[
+        float, typer.Option(help="Significance level of every test.")
+    ] = DriftThresholds.alpha,
     min_ks: Annotated[
         float, typer.Option(help="Smallest KS statistic that counts as drift.")
-    ] = 0.1,
+    ] = DriftThresholds.min_ks,
     oov_delta: Annotated[
         float, typer.Option(help="Smallest out-of-vocabulary rate increase.")
-    ] = 0.05,
+    ] = DriftThresholds.oov_delta,
     label_shift: Annotated[
         float, typer.Option(help="Smallest change of a predicted-label share.")
-    ] = 0.1,
+    ] = DriftThresholds.label_shift,
     reference_size: Annotated[
         int, typer.Option(min=2, help="Training texts sampled as reference.")
-    ] = 1000,
-    max_requests: Annotated[int, typer.Option(min=2, help="Most recent requests compared.")] = 2000,
+    ] = DriftConfig.reference_size,
+    max_requests: Annotated[
+        int, typer.Option(min=2, help="Most recent requests compared.")
+    ] = DriftConfig.max_requests,
     min_requests: Annotated[
         int, typer.Option(min=2, help="Refuse to test on fewer requests.")
-    ] = 30,
-    permutations: Annotated[int, typer.Option(min=1, help="Permutations of the MMD test.")] = 500,
+    ] = DriftConfig.min_requests,
+    permutations: Annotated[
+        int, typer.Option(min=1, help="Permutations of the MMD test.")
+    ] = DriftConfig.permutations,
 ) -> None:
     """Compare logged requests with the training data; exit code 1 when drift is flagged."""
-    from sentiment_hf.monitoring.drift import DriftThresholds, detect_drift
+    from sentiment_hf.monitoring.drift import detect_drift
     from sentiment_hf.serve.config import parse_options
 
     report = detect_drift(
-        model_dir,
-        requests,
-        since=since,
-        data=data,
-        output_dir=output,
-        thresholds=DriftThresholds(
-            alpha=alpha, min_ks=min_ks, oov_delta=oov_delta, label_shift=label_shift
-        ),
-        reference_size=reference_size,
-        max_requests=max_requests,
-        min_requests=min_requests,
-        permutations=permutations,
-        storage_options=parse_options(requests_option or []),
-    )
-    for check in report.checks:
-        status = "DRIFT" if check.drifted else "ok"
-        typer.echo(
-            f"{status:5}  {check.name:14} reference={check.reference:.4g} "
-            f"current={check.current:.4g} p={check.p_value:.3g}"
+        DriftConfig(
+            model_dir=model_dir,
+            requests=requests,
+            since=since,
+            data=data,
+            output_dir=output,
+            thresholds=DriftThresholds(
+                alpha=alpha, min_ks=min_ks, oov_delta=oov_delta, label_shift=label_shift
+            ),
+            reference_size=reference_size,
+            max_requests=max_requests,
+            min_requests=min_requests,
+            permutations=permutations,
+            storage_options=parse_options(requests_option or []),
         )
-    verdict = "drift detected" if report.drift_detected else "no drift"
-    typer.echo(f"{verdict} ({report.n_requests} requests vs {report.n_reference} training texts)")
+    )
+    typer.echo(report.summary())
     typer.echo(f"report: {report.paths['html']} and {report.paths['json']}", err=True)
     if report.drift_detected:
         raise typer.Exit(1)

@@ -27,6 +27,7 @@ import numpy as np
 
 from sentiment_hf.errors import SentimentError
 from sentiment_hf.fileio import write_json, write_text_atomic
+from sentiment_hf.monitoring.config import DriftConfig
 from sentiment_hf.monitoring.html import render_html
 from sentiment_hf.monitoring.report import DriftCheck, DriftReport, DriftThresholds
 from sentiment_hf.monitoring.stats import chi2_test, ks_test, mmd_permutation_test
@@ -240,46 +241,33 @@ def run_checks(
     return checks, arrays
 
 
-def detect_drift(
-    model_dir: str | Path,
-    requests: str | Path,
-    since: str | None = None,
-    data: str | None = None,
-    output_dir: str | Path | None = None,
-    thresholds: DriftThresholds | None = None,
-    reference_size: int = 1000,
-    max_requests: int = 2000,
-    min_requests: int = 30,
-    embedding_sample: int = 300,
-    permutations: int = 500,
-    seed: int = 0,
-    storage_options: dict[str, Any] | None = None,
-) -> DriftReport:
-    """Compare the logged requests in ``requests`` with ``model_dir``'s training data.
+def detect_drift(config: DriftConfig) -> DriftReport:
+    """Compare the logged requests in ``config.requests`` with the run's training data.
 
-    ``requests`` is the SQLite request log or its mirror (``gs://...`` URL or local folder of
-    JSON-lines parts; ``storage_options`` go to fsspec). Writes drift.json, drift.html and
-    drift.prom to ``output_dir`` (default MODEL_DIR/drift).
+    Writes drift.json, drift.html and drift.prom to ``config.output_dir`` (default
+    MODEL_DIR/drift); see :class:`DriftConfig` for the settings.
     """
     from sentiment_hf.predict import check_model_dir
     from sentiment_hf.serve.requestlog import read_requests
 
-    model_dir = check_model_dir(model_dir)
-    thresholds = thresholds or DriftThresholds()
-    if reference_size < 2 or max_requests < 2 or embedding_sample < 2 or permutations < 1:
-        raise SentimentError("reference_size, max_requests and embedding_sample must be >= 2")
-    start = parse_since(since)
-    rows = read_requests(requests, since=start, limit=max_requests, storage_options=storage_options)
-    if len(rows) < max(min_requests, 2):
+    model_dir = check_model_dir(config.model_dir)
+    since, requests, seed = config.since, config.requests, config.seed
+    rows = read_requests(
+        requests,
+        since=parse_since(since),
+        limit=config.max_requests,
+        storage_options=config.storage_options,
+    )
+    if len(rows) < max(config.min_requests, 2):
         window = f" since {since}" if since else ""
         raise SentimentError(
             f"only {len(rows)} logged request(s){window} in {str(requests)!r}; a drift test "
-            f"needs at least {min_requests} (wait for more traffic, widen --since or lower "
+            f"needs at least {config.min_requests} (wait for more traffic, widen --since or lower "
             "--min-requests)"
         )
-    train_texts, heldout_texts, _ = _reference_data(model_dir, data, seed)
+    train_texts, heldout_texts, _ = _reference_data(model_dir, config.data, seed)
     rng = np.random.default_rng(seed)
-    pick = rng.choice(len(train_texts), min(reference_size, len(train_texts)), replace=False)
+    pick = rng.choice(len(train_texts), min(config.reference_size, len(train_texts)), replace=False)
     ref_texts = [train_texts[i] for i in sorted(pick)]
     cur_texts = [row.text for row in rows]
     vocab = {w for text in train_texts for w in words(text)}
@@ -291,9 +279,9 @@ def detect_drift(
         heldout_texts,
         scorer,
         scorer.labels,
-        thresholds,
-        embedding_sample=embedding_sample,
-        permutations=permutations,
+        config.thresholds,
+        embedding_sample=config.embedding_sample,
+        permutations=config.permutations,
         seed=seed,
     )
     served_labels: dict[str, int] = {}
@@ -317,10 +305,10 @@ def detect_drift(
         requests=str(requests),
         since=since,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        thresholds=thresholds,
+        thresholds=config.thresholds,
         served=served,
     )
-    out = Path(output_dir) if output_dir is not None else model_dir / "drift"
+    out = config.output_dir if config.output_dir is not None else model_dir / "drift"
     out.mkdir(parents=True, exist_ok=True)
     report.paths = {
         "json": str(out / "drift.json"),

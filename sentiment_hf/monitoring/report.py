@@ -63,3 +63,16 @@ class DriftReport:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
         return asdict(self)
+
+    def summary(self) -> str:
+        """One line per check, then the verdict (what ``sentiment drift`` prints)."""
+        lines = []
+        for check in self.checks:
+            status = "DRIFT" if check.drifted else "ok"
+            lines.append(
+                f"{status:5}  {check.name:14} reference={check.reference:.4g} "
+                f"current={check.current:.4g} p={check.p_value:.3g}"
+            )
+        verdict = "drift detected" if self.drift_detected else "no drift"
+        lines.append(f"{verdict} ({self.n_requests} requests vs {self.n_reference} training texts)")
+        return "\n".join(lines)
