@@ -4,7 +4,7 @@
         --config torch:batch --config onnx-int8:batch --config onnx-int8:threadpool \
         --rate 0 --run-time 30s
 
-Each config is ``BACKEND:RUNNER[:MODEL_THREADS[:INFERENCE_THREADS]]`` (both default to 1). The
+Each config is ``BACKEND:RUNNER[:INTRA_OP_THREADS[:INFERENCE_THREADS]]`` (both default to 1). The
 first config is the baseline; the table shows every run's throughput and latency and its ratio
 to the baseline measured in the same invocation (the machine is shared, so only same-run ratios
 are comparable).
@@ -26,12 +26,12 @@ def run_one(
     model_dir: str,
     backend: str,
     runner: str,
-    threads: str,
+    intra_op: str,
     pool: str,
     round_: int,
     args: argparse.Namespace,
 ) -> dict:
-    name = f"{backend}-{runner}-t{threads}-i{pool}-m{args.micro_batch}-r{args.rate:g}"
+    name = f"{backend}-{runner}-t{intra_op}-i{pool}-m{args.micro_batch_size}-r{args.rate:g}"
     out = Path(args.out) / name / f"round{round_}"
     env = {
         **os.environ,
@@ -40,17 +40,17 @@ def run_one(
         "RATE_PER_USER": str(args.rate),
         "RUNNER": runner,
         "OUT": str(out),
-        "SERVE_ARGS": f"--model-threads {threads} --inference-threads {pool} "
-        f"--micro-batch {args.micro_batch}",
+        "SERVE_ARGS": f"--intra-op-threads {intra_op} --inference-threads {pool} "
+        f"--micro-batch-size {args.micro_batch_size}",
     }
     cmd = ["bash", str(ROOT / "scripts" / "loadtest.sh"), model_dir, backend]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
     if done.returncode != 0:
         sys.exit(f"loadtest failed for {backend}:{runner}:\n{done.stderr[-2000:]}")
     summary = json.loads((out / "summary.json").read_text())
-    summary["model_threads"] = int(threads)
+    summary["intra_op_threads"] = int(intra_op)
     summary["inference_threads"] = int(pool)
-    summary["micro_batch"] = args.micro_batch
+    summary["micro_batch_size"] = args.micro_batch_size
     return summary
 
 
@@ -64,12 +64,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model_dir")
     parser.add_argument(
-        "--config", action="append", required=True, help="BACKEND:RUNNER[:MODEL_THR[:INFER_THR]]"
+        "--config", action="append", required=True, help="BACKEND:RUNNER[:INTRA_OP_THR[:INFER_THR]]"
     )
     parser.add_argument("--users", type=int, default=8)
     parser.add_argument("--rate", type=float, default=0.0, help="req/s per user; 0 = no wait")
     parser.add_argument("--run-time", default="30s")
-    parser.add_argument("--micro-batch", type=int, default=8)
+    parser.add_argument("--micro-batch-size", type=int, default=8)
     parser.add_argument(
         "--repeat", type=int, default=1, help="rounds; configs alternate, medians are reported"
     )
@@ -79,9 +79,9 @@ def main() -> None:
     for round_ in range(args.repeat):
         for spec in args.config:
             backend, runner, *rest = spec.split(":")
-            threads = rest[0] if rest else "1"
+            intra_op = rest[0] if rest else "1"
             pool = rest[1] if len(rest) > 1 else "1"
-            result = run_one(args.model_dir, backend, runner, threads, pool, round_, args)
+            result = run_one(args.model_dir, backend, runner, intra_op, pool, round_, args)
             result["round"] = round_
             runs[spec].append(result)
             print(json.dumps(result), file=sys.stderr, flush=True)
@@ -99,7 +99,7 @@ def main() -> None:
     )
     for r in results:
         print(
-            f"{r['backend']:10} {r['runner']:10} {r['model_threads']:>3} "
+            f"{r['backend']:10} {r['runner']:10} {r['intra_op_threads']:>3} "
             f"{r['inference_threads']:>4} "
             f"{r['requests_per_s']:>8.1f} {r['p50_ms']:>5.0f} {r['p95_ms']:>5.0f} "
             f"{r['p99_ms']:>5.0f} {r['failures']:>5} "

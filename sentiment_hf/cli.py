@@ -11,6 +11,9 @@ from typing import Annotated
 import typer
 
 from sentiment_hf.errors import SentimentError
+from sentiment_hf.monitoring.config import DriftConfig
+from sentiment_hf.monitoring.report import DriftThresholds
+from sentiment_hf.serve.config import ServeConfig
 
 app = typer.Typer(
     name="sentiment",
@@ -270,7 +273,7 @@ def serve(
     ],
     backend: Annotated[
         str, typer.Option(help="torch, onnx or onnx-int8 (onnx needs `sentiment export`).")
-    ] = "torch",
+    ] = ServeConfig.backend,
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     workers: Annotated[
@@ -278,27 +281,33 @@ def serve(
     ] = 1,
     runner: Annotated[
         str, typer.Option(help="threadpool (a model call per request) or batch (micro-batching).")
-    ] = "threadpool",
+    ] = ServeConfig.runner,
     inference_threads: Annotated[
-        int, typer.Option(min=0, help="Model calls run at once; 0 = one per physical core.")
-    ] = 0,
-    model_threads: Annotated[
-        int, typer.Option(min=0, help="Intra-op threads per model call; 0 = backend default.")
-    ] = 1,
-    micro_batch: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Model calls run at once; 0 = one per physical core.",
+            show_default="one per physical core",
+        ),
+    ] = ServeConfig.inference_threads,
+    intra_op_threads: Annotated[
+        int | None,
+        typer.Option(min=0, help="Threads inside one model call; 0 = the backend's default."),
+    ] = ServeConfig.intra_op_threads,
+    micro_batch_size: Annotated[
         int, typer.Option(min=1, help="Most texts the batch runner joins into one model call.")
-    ] = 8,
+    ] = ServeConfig.micro_batch_size,
     request_log: Annotated[
         Path | None, typer.Option(help="SQLite file that receives every prediction.")
-    ] = Path("requests.db"),
+    ] = ServeConfig.request_log,
     no_request_log: Annotated[bool, typer.Option("--no-request-log", help="Log nothing.")] = False,
     retention_days: Annotated[
-        float | None, typer.Option(help="Delete logged rows older than this (default 30).")
-    ] = 30.0,
+        float | None, typer.Option(help="Delete logged rows older than this many days.")
+    ] = ServeConfig.log_retention_days,
     log_mirror: Annotated[
         str | None,
         typer.Option(help="Also copy logged rows to this fsspec URL, e.g. gs://bucket/requests."),
-    ] = None,
+    ] = ServeConfig.log_mirror,
     mirror_option: Annotated[
         list[str] | None,
         typer.Option(
@@ -307,23 +316,23 @@ def serve(
     ] = None,
     max_text_chars: Annotated[
         int, typer.Option(min=1, help="Longest text accepted (422 beyond).")
-    ] = 5000,
-    max_batch: Annotated[
-        int, typer.Option(min=1, help="Most texts per request (422 beyond).")
-    ] = 64,
+    ] = ServeConfig.max_text_chars,
+    max_texts_per_request: Annotated[
+        int, typer.Option(min=1, help="Most texts in one request (422 beyond).")
+    ] = ServeConfig.max_texts_per_request,
     max_body_bytes: Annotated[
         int, typer.Option(min=1, help="Largest body accepted (413 beyond).")
-    ] = 1_000_000,
+    ] = ServeConfig.max_body_bytes,
     drift_report: Annotated[
         Path | None,
         typer.Option(help="drift.json whose flag /metrics exposes as sentiment_drift_detected."),
-    ] = None,
+    ] = ServeConfig.drift_report,
     access_log: Annotated[
         bool, typer.Option("--access-log", help="Log every HTTP request.")
     ] = False,
 ) -> None:
     """Serve MODEL_DIR over HTTP: POST /predict, GET /health /ready /metrics, the page at /."""
-    from sentiment_hf.serve.config import ServeConfig, parse_options
+    from sentiment_hf.serve.config import parse_options
     from sentiment_hf.serve.server import serve as run_server
 
     config = ServeConfig(
@@ -331,14 +340,14 @@ def serve(
         backend=backend,
         runner=runner,
         inference_threads=inference_threads or None,
-        model_threads=model_threads or None,
-        micro_batch=micro_batch,
+        intra_op_threads=intra_op_threads or None,
+        micro_batch_size=micro_batch_size,
         request_log=None if no_request_log else request_log,
         log_retention_days=retention_days,
         log_mirror=log_mirror,
         log_mirror_options=parse_options(mirror_option or []),
         max_text_chars=max_text_chars,
-        max_batch_items=max_batch,
+        max_texts_per_request=max_texts_per_request,
         max_body_bytes=max_body_bytes,
         drift_report=drift_report,
     )
@@ -362,59 +371,60 @@ def drift(
     ] = None,
     since: Annotated[
         str | None, typer.Option(help="Only requests newer than this: 24h, 7d or an ISO date-time.")
-    ] = None,
+    ] = DriftConfig.since,
     data: Annotated[
         str | None, typer.Option(help="Training data source instead of the recipe's.")
-    ] = None,
+    ] = DriftConfig.data,
     output: Annotated[
         Path | None, typer.Option(help="Report folder (default MODEL_DIR/drift).")
-    ] = None,
-    alpha: Annotated[float, typer.Option(help="Significance level of every test.")] = 0.01,
+    ] = DriftConfig.output_dir,
+    alpha: Annotated[
+        float, typer.Option(help="Significance level of every test.")
+    ] = DriftThresholds.alpha,
     min_ks: Annotated[
         float, typer.Option(help="Smallest KS statistic that counts as drift.")
-    ] = 0.1,
+    ] = DriftThresholds.min_ks,
     oov_delta: Annotated[
         float, typer.Option(help="Smallest out-of-vocabulary rate increase.")
-    ] = 0.05,
+    ] = DriftThresholds.oov_delta,
     label_shift: Annotated[
         float, typer.Option(help="Smallest change of a predicted-label share.")
-    ] = 0.1,
+    ] = DriftThresholds.label_shift,
     reference_size: Annotated[
         int, typer.Option(min=2, help="Training texts sampled as reference.")
-    ] = 1000,
-    max_requests: Annotated[int, typer.Option(min=2, help="Most recent requests compared.")] = 2000,
+    ] = DriftConfig.reference_size,
+    max_requests: Annotated[
+        int, typer.Option(min=2, help="Most recent requests compared.")
+    ] = DriftConfig.max_requests,
     min_requests: Annotated[
         int, typer.Option(min=2, help="Refuse to test on fewer requests.")
-    ] = 30,
-    permutations: Annotated[int, typer.Option(min=1, help="Permutations of the MMD test.")] = 500,
+    ] = DriftConfig.min_requests,
+    permutations: Annotated[
+        int, typer.Option(min=1, help="Permutations of the MMD test.")
+    ] = DriftConfig.permutations,
 ) -> None:
     """Compare logged requests with the training data; exit code 1 when drift is flagged."""
-    from sentiment_hf.monitoring.drift import DriftThresholds, detect_drift
+    from sentiment_hf.monitoring.drift import detect_drift
     from sentiment_hf.serve.config import parse_options
 
     report = detect_drift(
-        model_dir,
-        requests,
-        since=since,
-        data=data,
-        output_dir=output,
-        thresholds=DriftThresholds(
-            alpha=alpha, min_ks=min_ks, oov_delta=oov_delta, label_shift=label_shift
-        ),
-        reference_size=reference_size,
-        max_requests=max_requests,
-        min_requests=min_requests,
-        permutations=permutations,
-        storage_options=parse_options(requests_option or []),
-    )
-    for check in report.checks:
-        status = "DRIFT" if check.drifted else "ok"
-        typer.echo(
-            f"{status:5}  {check.name:14} reference={check.reference:.4g} "
-            f"current={check.current:.4g} p={check.p_value:.3g}"
+        DriftConfig(
+            model_dir=model_dir,
+            requests=requests,
+            since=since,
+            data=data,
+            output_dir=output,
+            thresholds=DriftThresholds(
+                alpha=alpha, min_ks=min_ks, oov_delta=oov_delta, label_shift=label_shift
+            ),
+            reference_size=reference_size,
+            max_requests=max_requests,
+            min_requests=min_requests,
+            permutations=permutations,
+            storage_options=parse_options(requests_option or []),
         )
-    verdict = "drift detected" if report.drift_detected else "no drift"
-    typer.echo(f"{verdict} ({report.n_requests} requests vs {report.n_reference} training texts)")
+    )
+    typer.echo(report.summary())
     typer.echo(f"report: {report.paths['html']} and {report.paths['json']}", err=True)
     if report.drift_detected:
         raise typer.Exit(1)

@@ -42,14 +42,15 @@ def physical_cores() -> int:
     return max(1, len(cores) or len(allowed))
 
 
-def session_options(threads: int | None = None) -> object:
-    """ONNX Runtime options for throughput: all graph optimizations, one thread per core."""
+def session_options(intra_op_threads: int | None = None) -> object:
+    """ONNX Runtime options for throughput: all graph optimizations, ``intra_op_threads`` threads
+    inside one model call (None: one per physical core)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.intra_op_num_threads = threads or physical_cores()
+    opts.intra_op_num_threads = intra_op_threads or physical_cores()
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3  # errors only
     return opts
@@ -63,7 +64,7 @@ class OnnxBackend:
         model_dir: str | Path,
         device: str | None = None,
         quantized: bool = False,
-        threads: int | None = None,
+        intra_op_threads: int | None = None,
     ) -> None:
         import onnxruntime as ort
 
@@ -86,7 +87,7 @@ class OnnxBackend:
             providers.insert(0, "CUDAExecutionProvider")
         try:
             self.session = ort.InferenceSession(
-                str(path), sess_options=session_options(threads), providers=providers
+                str(path), sess_options=session_options(intra_op_threads), providers=providers
             )
         except Exception as exc:  # onnxruntime raises its own exception types for bad files
             raise SentimentError(
@@ -108,14 +109,14 @@ class OnnxBackend:
 
 
 def onnx_fp32(
-    model_dir: Path, device: str | None = None, threads: int | None = None
+    model_dir: Path, device: str | None = None, intra_op_threads: int | None = None
 ) -> OnnxBackend:
     """Backend factory for ``backend="onnx"``."""
-    return OnnxBackend(model_dir, device=device, threads=threads)
+    return OnnxBackend(model_dir, device=device, intra_op_threads=intra_op_threads)
 
 
 def onnx_int8(
-    model_dir: Path, device: str | None = None, threads: int | None = None
+    model_dir: Path, device: str | None = None, intra_op_threads: int | None = None
 ) -> OnnxBackend:
     """Backend factory for ``backend="onnx-int8"``."""
-    return OnnxBackend(model_dir, device=device, quantized=True, threads=threads)
+    return OnnxBackend(model_dir, device=device, quantized=True, intra_op_threads=intra_op_threads)

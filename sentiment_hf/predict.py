@@ -48,13 +48,13 @@ class TorchBackend:
     name = "torch"
 
     def __init__(
-        self, model_dir: Path, device: str | None = None, threads: int | None = None
+        self, model_dir: Path, device: str | None = None, intra_op_threads: int | None = None
     ) -> None:
         import torch
         from transformers import AutoModelForSequenceClassification
 
-        if threads is not None:
-            torch.set_num_threads(threads)  # process-wide: torch has no per-model setting
+        if intra_op_threads is not None:
+            torch.set_num_threads(intra_op_threads)  # process-wide: no per-model setting
         self.torch = torch
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.model = AutoModelForSequenceClassification.from_pretrained(
@@ -69,19 +69,23 @@ class TorchBackend:
             return self.model(**inputs).logits.float().cpu().numpy()
 
 
-def _onnx_fp32(model_dir: Path, device: str | None = None, threads: int | None = None) -> Any:
+def _onnx_fp32(
+    model_dir: Path, device: str | None = None, intra_op_threads: int | None = None
+) -> Any:
     from sentiment_hf.onnx_backend import onnx_fp32
 
-    return onnx_fp32(model_dir, device=device, threads=threads)
+    return onnx_fp32(model_dir, device=device, intra_op_threads=intra_op_threads)
 
 
-def _onnx_int8(model_dir: Path, device: str | None = None, threads: int | None = None) -> Any:
+def _onnx_int8(
+    model_dir: Path, device: str | None = None, intra_op_threads: int | None = None
+) -> Any:
     from sentiment_hf.onnx_backend import onnx_int8
 
-    return onnx_int8(model_dir, device=device, threads=threads)
+    return onnx_int8(model_dir, device=device, intra_op_threads=intra_op_threads)
 
 
-#: Backend name → factory(model_dir, device, threads). "onnx" / "onnx-int8" need
+#: Backend name → factory(model_dir, device, intra_op_threads). "onnx" / "onnx-int8" need
 #: `sentiment export` first.
 BACKENDS: dict[str, Callable[..., Any]] = {
     "torch": TorchBackend,
@@ -94,8 +98,8 @@ class Predictor:
     """Predict labels for texts with a trained model directory.
 
     Inputs are tokenized once, sorted by length and batched so each batch pads little;
-    results come back in the input order. ``threads`` sets the intra-op threads of a model call
-    (None: the backend's default; torch applies it process-wide).
+    results come back in the input order. ``intra_op_threads`` sets the threads inside one model
+    call (None: the backend's default; torch applies it process-wide).
     """
 
     def __init__(
@@ -105,7 +109,7 @@ class Predictor:
         batch_size: int = 32,
         max_length: int | None = None,
         device: str | None = None,
-        threads: int | None = None,
+        intra_op_threads: int | None = None,
     ) -> None:
         from transformers import AutoTokenizer
 
@@ -121,7 +125,9 @@ class Predictor:
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
         self.max_length = max_length or self.run.max_length
         self.batch_size = batch_size
-        self.backend = BACKENDS[backend](self.model_dir, device=device, threads=threads)
+        self.backend = BACKENDS[backend](
+            self.model_dir, device=device, intra_op_threads=intra_op_threads
+        )
         self._warned_truncation = False
 
     def _encode(self, texts: list[str]) -> list[dict[str, list[int]]]:

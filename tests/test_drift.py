@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from sentiment_hf.errors import SentimentError
-from sentiment_hf.monitoring import DriftThresholds, detect_drift
+from sentiment_hf.monitoring import DriftConfig, DriftThresholds, detect_drift
 from sentiment_hf.monitoring.drift import oov_counts, parse_since, words
 from sentiment_hf.monitoring.stats import chi2_test, ks_test, mmd_permutation_test
 from sentiment_hf.serve.requestlog import (
@@ -120,7 +120,7 @@ def request_logs(rt_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
 
 
 def test_unshifted_requests_are_not_flagged(tiny_run: Path, request_logs, tmp_path: Path) -> None:
-    report = detect_drift(tiny_run, request_logs["same"], output_dir=tmp_path, **FAST)
+    report = detect_drift(DriftConfig(tiny_run, request_logs["same"], output_dir=tmp_path, **FAST))
     assert not report.drift_detected, [(c.name, c.p_value) for c in report.checks]
     assert [c.name for c in report.checks] == [
         "text_length",
@@ -166,10 +166,10 @@ def test_drift_reads_a_mirror_folder(tiny_run: Path, request_logs, tmp_path: Pat
     log.append(read_requests(request_logs["shifted"]))
     log.close()  # writes, then mirrors everything as one JSON-lines part
     assert len(list(mirror.glob("requests-*.jsonl"))) == 1
-    report = detect_drift(tiny_run, mirror, output_dir=tmp_path / "report", **FAST)
+    report = detect_drift(DriftConfig(tiny_run, mirror, output_dir=tmp_path / "report", **FAST))
     assert report.drift_detected and report.n_requests == 200
     with pytest.raises(SentimentError, match="no requests-"):
-        detect_drift(tiny_run, tmp_path / "report", **FAST)
+        detect_drift(DriftConfig(tiny_run, tmp_path / "report", **FAST))
 
 
 def test_cli_exits_0_without_drift(
@@ -190,7 +190,7 @@ def test_since_and_too_few_requests(tiny_run: Path, tmp_path: Path, monkeypatch,
 
     db = _log(tmp_path / "old.db", ["an old review"] * 40, ts=time.time() - 10 * 86400)
     with pytest.raises(SentimentError, match=r"only 0 logged request\(s\) since 1d"):
-        detect_drift(tiny_run, db, since="1d", **FAST)
+        detect_drift(DriftConfig(tiny_run, db, since="1d", **FAST))
     monkeypatch.setattr(sys, "argv", ["sentiment", "drift", str(tiny_run), "--requests", "nope.db"])
     with pytest.raises(SystemExit) as exc:
         main()

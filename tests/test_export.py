@@ -114,11 +114,11 @@ def test_onnx_backend_without_export_names_the_fix(tiny_run: Path) -> None:
 
 
 def test_predictor_threads_reach_the_onnx_session(exported: Path) -> None:
-    """The server's --model-threads: one session built with that many intra-op threads."""
+    """The server's --intra-op-threads: one session built with that many intra-op threads."""
     from sentiment_hf.onnx_backend import physical_cores
 
     for backend in ("onnx", "onnx-int8"):
-        chosen = Predictor(exported, backend=backend, threads=3).backend.session
+        chosen = Predictor(exported, backend=backend, intra_op_threads=3).backend.session
         assert chosen.get_session_options().intra_op_num_threads == 3
         default = Predictor(exported, backend=backend).backend.session
         assert default.get_session_options().intra_op_num_threads == physical_cores()

@@ -33,7 +33,7 @@ def served(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory):
         request_log=db,
         log_flush_interval_s=0.05,
         max_text_chars=2000,
-        max_batch_items=16,
+        max_texts_per_request=16,
         max_body_bytes=100_000,
     )
     with TestClient(app) as client:
@@ -208,7 +208,9 @@ def test_drift_flag_exposed_on_metrics(tiny_run: Path, tmp_path: Path) -> None:
 
 def test_micro_batching_app_matches_the_predictor(tiny_run: Path) -> None:
     expected = Predictor(tiny_run).predict_proba(TEXTS)
-    app = create_app(tiny_run, runner="batch", inference_threads=2, micro_batch=2, request_log=None)
+    app = create_app(
+        tiny_run, runner="batch", inference_threads=2, micro_batch_size=2, request_log=None
+    )
     with TestClient(app) as client:
         resp = client.post("/predict", json={"texts": TEXTS})
         metrics = client.get("/metrics").text
@@ -223,7 +225,7 @@ def test_micro_batching_app_matches_the_predictor(tiny_run: Path) -> None:
     [
         ({"backend": "tensorflow"}, "unknown backend"),
         ({"runner": "celery"}, "unknown runner"),
-        ({"max_batch_items": 0}, "max_batch_items"),
+        ({"max_texts_per_request": 0}, "max_texts_per_request"),
         ({"log_mirror": "gs://b/p", "request_log": None}, "needs a request log"),
     ],
 )
@@ -291,7 +293,7 @@ def test_inference_never_blocks_the_event_loop(kind: str) -> None:
 def test_micro_batcher_joins_waiting_requests_and_splits_results() -> None:
     async def scenario() -> None:
         model = GatedModel()
-        runner = MicroBatchRunner(model, max_batch=64)
+        runner = MicroBatchRunner(model, micro_batch_size=64)
         await runner.start()
         first = asyncio.create_task(runner.run(["a"]))
         await _wait_for(model.entered)
@@ -312,7 +314,7 @@ def test_micro_batcher_joins_waiting_requests_and_splits_results() -> None:
 def test_micro_batcher_threads_run_batches_side_by_side() -> None:
     async def scenario() -> None:
         model = GatedModel()
-        runner = MicroBatchRunner(model, max_batch=2, threads=2)
+        runner = MicroBatchRunner(model, micro_batch_size=2, inference_threads=2)
         await runner.start()
         first = asyncio.create_task(runner.run(["a", "b"]))
         await _wait_for(model.entered)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,66 +26,16 @@ from typing import Any
 import numpy as np
 
 from sentiment_hf.errors import SentimentError
-from sentiment_hf.fileio import write_json
+from sentiment_hf.fileio import write_json, write_text_atomic
+from sentiment_hf.monitoring.config import DriftConfig
+from sentiment_hf.monitoring.html import render_html
+from sentiment_hf.monitoring.report import DriftCheck, DriftReport, DriftThresholds
 from sentiment_hf.monitoring.stats import chi2_test, ks_test, mmd_permutation_test
 from sentiment_hf.rundir import RunDir
 
 WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-@dataclass
-class DriftThresholds:
-    """When a check counts as drift: ``p < alpha`` and the effect is at least the floor."""
-
-    alpha: float = 0.01
-    min_ks: float = 0.1
-    oov_delta: float = 0.05
-    label_shift: float = 0.1
-
-    def __post_init__(self) -> None:
-        if not 0 < self.alpha < 1:
-            raise SentimentError(f"alpha must be between 0 and 1, got {self.alpha}")
-        for name in ("min_ks", "oov_delta", "label_shift"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise SentimentError(f"{name} must be between 0 and 1, got {getattr(self, name)}")
-
-
-@dataclass
-class DriftCheck:
-    """One comparison: the reference and current summary, the test, and the verdict."""
-
-    name: str
-    description: str
-    reference: float
-    current: float
-    statistic: float
-    p_value: float
-    rule: str
-    drifted: bool
-    details: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class DriftReport:
-    """All checks, the overall flag and the files written."""
-
-    drift_detected: bool
-    checks: list[DriftCheck]
-    n_reference: int
-    n_requests: int
-    model_dir: str
-    requests: str
-    since: str | None
-    created_at: str
-    thresholds: DriftThresholds
-    served: dict[str, Any]
-    paths: dict[str, str] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict."""
-        return asdict(self)
 
 
 def parse_since(value: str | None, now: float | None = None) -> float | None:
@@ -292,47 +241,33 @@ def run_checks(
     return checks, arrays
 
 
-def detect_drift(
-    model_dir: str | Path,
-    requests: str | Path,
-    since: str | None = None,
-    data: str | None = None,
-    output_dir: str | Path | None = None,
-    thresholds: DriftThresholds | None = None,
-    reference_size: int = 1000,
-    max_requests: int = 2000,
-    min_requests: int = 30,
-    embedding_sample: int = 300,
-    permutations: int = 500,
-    seed: int = 0,
-    storage_options: dict[str, Any] | None = None,
-) -> DriftReport:
-    """Compare the logged requests in ``requests`` with ``model_dir``'s training data.
+def detect_drift(config: DriftConfig) -> DriftReport:
+    """Compare the logged requests in ``config.requests`` with the run's training data.
 
-    ``requests`` is the SQLite request log or its mirror (``gs://...`` URL or local folder of
-    JSON-lines parts; ``storage_options`` go to fsspec). Writes drift.json, drift.html and
-    drift.prom to ``output_dir`` (default MODEL_DIR/drift).
+    Writes drift.json, drift.html and drift.prom to ``config.output_dir`` (default
+    MODEL_DIR/drift); see :class:`DriftConfig` for the settings.
     """
-    from sentiment_hf.monitoring.html import render_html
     from sentiment_hf.serve.requestlog import read_requests
 
-    run = RunDir.open(model_dir)
+    run = RunDir.open(config.model_dir)
     model_dir = run.path
-    thresholds = thresholds or DriftThresholds()
-    if reference_size < 2 or max_requests < 2 or embedding_sample < 2 or permutations < 1:
-        raise SentimentError("reference_size, max_requests and embedding_sample must be >= 2")
-    start = parse_since(since)
-    rows = read_requests(requests, since=start, limit=max_requests, storage_options=storage_options)
-    if len(rows) < max(min_requests, 2):
+    since, requests, seed = config.since, config.requests, config.seed
+    rows = read_requests(
+        requests,
+        since=parse_since(since),
+        limit=config.max_requests,
+        storage_options=config.storage_options,
+    )
+    if len(rows) < max(config.min_requests, 2):
         window = f" since {since}" if since else ""
         raise SentimentError(
             f"only {len(rows)} logged request(s){window} in {str(requests)!r}; a drift test "
-            f"needs at least {min_requests} (wait for more traffic, widen --since or lower "
+            f"needs at least {config.min_requests} (wait for more traffic, widen --since or lower "
             "--min-requests)"
         )
-    train_texts, heldout_texts, _ = _reference_data(run, data, seed)
+    train_texts, heldout_texts, _ = _reference_data(run, config.data, seed)
     rng = np.random.default_rng(seed)
-    pick = rng.choice(len(train_texts), min(reference_size, len(train_texts)), replace=False)
+    pick = rng.choice(len(train_texts), min(config.reference_size, len(train_texts)), replace=False)
     ref_texts = [train_texts[i] for i in sorted(pick)]
     cur_texts = [row.text for row in rows]
     vocab = {w for text in train_texts for w in words(text)}
@@ -344,9 +279,9 @@ def detect_drift(
         heldout_texts,
         scorer,
         scorer.labels,
-        thresholds,
-        embedding_sample=embedding_sample,
-        permutations=permutations,
+        config.thresholds,
+        embedding_sample=config.embedding_sample,
+        permutations=config.permutations,
         seed=seed,
     )
     served_labels: dict[str, int] = {}
@@ -370,10 +305,10 @@ def detect_drift(
         requests=str(requests),
         since=since,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        thresholds=thresholds,
+        thresholds=config.thresholds,
         served=served,
     )
-    out = Path(output_dir) if output_dir is not None else model_dir / "drift"
+    out = config.output_dir if config.output_dir is not None else model_dir / "drift"
     out.mkdir(parents=True, exist_ok=True)
     report.paths = {
         "json": str(out / "drift.json"),
@@ -381,7 +316,7 @@ def detect_drift(
         "prom": str(out / "drift.prom"),
     }
     write_json(out / "drift.json", report.to_dict())
-    (out / "drift.html").write_text(render_html(report, arrays), encoding="utf-8")
+    write_text_atomic(out / "drift.html", render_html(report, arrays))
     write_prometheus_textfile(report, out / "drift.prom")
     return report
 

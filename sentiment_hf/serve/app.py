@@ -24,7 +24,7 @@ from sentiment_hf.rundir import RunDir
 from sentiment_hf.serve.config import CONFIG_ENV, ServeConfig
 from sentiment_hf.serve.metrics import ServeMetrics
 from sentiment_hf.serve.middleware import BodyLimitMiddleware, MetricsMiddleware
-from sentiment_hf.serve.requestlog import LoggedPrediction, RequestLog, RequestLogConfig
+from sentiment_hf.serve.requestlog import LoggedPrediction, RequestLog
 from sentiment_hf.serve.runner import build_runner
 from sentiment_hf.serve.schemas import ErrorBody, LabelScore, PredictResponse, predict_request_model
 
@@ -43,15 +43,15 @@ def page_html() -> str:
 
 
 def load_predictor(config: ServeConfig) -> Any:
-    """The :class:`~sentiment_hf.predict.Predictor` of ``config``, ``model_threads`` intra-op
-    threads per model call (torch: process-wide ``torch.set_num_threads``)."""
+    """The :class:`~sentiment_hf.predict.Predictor` of ``config``, ``intra_op_threads`` threads
+    inside each model call (torch: process-wide ``torch.set_num_threads``)."""
     from sentiment_hf.predict import Predictor
 
     return Predictor(
         config.model_dir,
         backend=config.backend,
         batch_size=config.predictor_batch_size,
-        threads=config.model_threads,
+        intra_op_threads=config.intra_op_threads,
     )
 
 
@@ -98,7 +98,7 @@ def create_app(
     version = RunDir(Path(config.model_dir)).model_version
     metrics = ServeMetrics(config.drift_report)
     metrics.model_info.labels(version, config.backend, str(config.model_dir)).set(1)
-    request_model = predict_request_model(config.max_text_chars, config.max_batch_items)
+    request_model = predict_request_model(config.max_text_chars, config.max_texts_per_request)
 
     def on_batch(n: int, seconds: float) -> None:
         metrics.inference_batch.observe(n)
@@ -107,8 +107,8 @@ def create_app(
     runner = build_runner(
         config.runner,
         predictor.predict_proba,
-        threads=config.inference_threads,
-        max_batch=config.micro_batch,
+        inference_threads=config.inference_threads,
+        micro_batch_size=config.micro_batch_size,
         max_wait_ms=config.max_wait_ms,
         on_batch=on_batch,
     )
@@ -116,18 +116,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if config.request_log is not None:
-            state["log"] = RequestLog(
-                RequestLogConfig(
-                    path=config.request_log,
-                    flush_interval_s=config.log_flush_interval_s,
-                    retention_days=config.log_retention_days,
-                    max_rows=config.log_max_rows,
-                    mirror=config.log_mirror,
-                    mirror_interval_s=config.log_mirror_interval_s,
-                    mirror_options=dict(config.log_mirror_options),
-                )
-            )
+        log_config = config.request_log_config()
+        if log_config is not None:
+            state["log"] = RequestLog(log_config)
         await runner.start()
         await runner.run(["warm-up"])
         state["ready"] = True

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from sentiment_hf.errors import SentimentError
+from sentiment_hf.serve.requestlog import RequestLogConfig
 
 #: Environment variable that carries a JSON ServeConfig to uvicorn worker processes.
 CONFIG_ENV = "SENTIMENT_SERVE_CONFIG"
@@ -20,30 +21,32 @@ class ServeConfig:
 
     ``runner`` is "threadpool" (one model call per request; the default, faster for MiniLM on
     CPU as measured in docs/results.md) or "batch" (a micro-batching queue that joins up to
-    ``micro_batch`` waiting texts per model call). Either runs
-    ``inference_threads`` model calls at once (None: one per physical core), each with
-    ``model_threads`` intra-op threads (None: the backend's default). ``request_log`` is
-    the SQLite file (None disables logging); ``log_mirror`` an fsspec URL such as
-    ``gs://bucket/requests`` with ``log_mirror_options`` for fsspec (e.g. ``endpoint_url``).
+    ``micro_batch_size`` waiting texts per model call). Either runs ``inference_threads`` model
+    calls at once (None: one per physical core), each with ``intra_op_threads`` threads inside
+    it (None: the backend's default). A request carries at most ``max_texts_per_request`` texts
+    of at most ``max_text_chars`` characters; ``predictor_batch_size`` is how many texts one
+    forward pass of the predictor takes. ``request_log`` is the SQLite file (None disables
+    logging); ``log_mirror`` an fsspec URL such as ``gs://bucket/requests`` with
+    ``log_mirror_options`` for fsspec (e.g. ``endpoint_url``).
     """
 
     model_dir: Path
     backend: str = "torch"
     runner: str = "threadpool"
     inference_threads: int | None = None
-    model_threads: int | None = 1
-    micro_batch: int = 8
+    intra_op_threads: int | None = 1
+    micro_batch_size: int = 8
     max_wait_ms: float = 0.0
     predictor_batch_size: int = 64
     max_text_chars: int = 5000
-    max_batch_items: int = 64
+    max_texts_per_request: int = 64
     max_body_bytes: int = 1_000_000
     request_log: Path | None = Path("requests.db")
-    log_retention_days: float | None = 30.0
-    log_max_rows: int | None = None
-    log_flush_interval_s: float = 0.5
-    log_mirror: str | None = None
-    log_mirror_interval_s: float = 60.0
+    log_retention_days: float | None = RequestLogConfig.retention_days
+    log_max_rows: int | None = RequestLogConfig.max_rows
+    log_flush_interval_s: float = RequestLogConfig.flush_interval_s
+    log_mirror: str | None = RequestLogConfig.mirror
+    log_mirror_interval_s: float = RequestLogConfig.mirror_interval_s
     log_mirror_options: dict[str, Any] = field(default_factory=dict)
     drift_report: Path | None = None
 
@@ -59,21 +62,35 @@ class ServeConfig:
             self.inference_threads = physical_cores()
         positive = (
             "inference_threads",
-            "micro_batch",
+            "micro_batch_size",
             "predictor_batch_size",
             "max_text_chars",
-            "max_batch_items",
+            "max_texts_per_request",
             "max_body_bytes",
         )
         for name in positive:
             if getattr(self, name) < 1:
                 raise SentimentError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.model_threads is not None and self.model_threads < 1:
-            raise SentimentError(f"model_threads must be >= 1, got {self.model_threads}")
+        if self.intra_op_threads is not None and self.intra_op_threads < 1:
+            raise SentimentError(f"intra_op_threads must be >= 1, got {self.intra_op_threads}")
         if self.max_wait_ms < 0:
             raise SentimentError(f"max_wait_ms must be >= 0, got {self.max_wait_ms}")
         if self.log_mirror is not None and self.request_log is None:
             raise SentimentError("log_mirror needs a request log; set request_log to a SQLite path")
+
+    def request_log_config(self) -> RequestLogConfig | None:
+        """The settings of this server's request log (None when logging is off)."""
+        if self.request_log is None:
+            return None
+        return RequestLogConfig(
+            path=self.request_log,
+            flush_interval_s=self.log_flush_interval_s,
+            retention_days=self.log_retention_days,
+            max_rows=self.log_max_rows,
+            mirror=self.log_mirror,
+            mirror_interval_s=self.log_mirror_interval_s,
+            mirror_options=dict(self.log_mirror_options),
+        )
 
     def to_json(self) -> str:
         """JSON for :data:`CONFIG_ENV` (paths as strings)."""

@@ -5,11 +5,13 @@ slow model call never blocks the event loop (health checks and other requests ke
 
 * :class:`ThreadPoolRunner` runs each request's texts as its own model call in a worker thread.
 * :class:`MicroBatchRunner` puts requests on an asyncio queue; each of its loops joins whatever
-  requests are waiting (up to ``max_batch`` texts, waiting at most ``max_wait_ms`` for company)
+  requests are waiting (up to ``micro_batch_size`` texts, waiting at most ``max_wait_ms`` for
+  company)
   into one model call in its worker thread, then hands each request its slice. Under
   concurrency this pads a little but calls the model less often.
 
-Both run ``threads`` model calls at once; docs/results.md has the measured comparison.
+Both run ``inference_threads`` model calls at once (each call's own intra-op threads are the
+predictor's business); docs/results.md has the measured comparison.
 """
 
 from __future__ import annotations
@@ -56,17 +58,17 @@ class _Timed:
 
 
 class ThreadPoolRunner:
-    """One model call per request, in a pool of ``threads`` worker threads."""
+    """One model call per request, in a pool of ``inference_threads`` worker threads."""
 
     def __init__(
-        self, predict: PredictFn, threads: int = 1, on_batch: BatchHook | None = None
+        self, predict: PredictFn, inference_threads: int = 1, on_batch: BatchHook | None = None
     ) -> None:
         self._call = _Timed(predict, on_batch)
-        self.threads = threads
+        self.inference_threads = inference_threads
         self._executor: ThreadPoolExecutor | None = None
 
     async def start(self) -> None:
-        self._executor = ThreadPoolExecutor(self.threads, thread_name_prefix="inference")
+        self._executor = ThreadPoolExecutor(self.inference_threads, thread_name_prefix="inference")
 
     async def stop(self) -> None:
         if self._executor is not None:
@@ -82,34 +84,34 @@ class ThreadPoolRunner:
 
 
 class MicroBatchRunner:
-    """Join concurrent requests into model calls of up to ``max_batch`` texts.
+    """Join concurrent requests into model calls of up to ``micro_batch_size`` texts.
 
-    ``threads`` batching loops share the queue, each with its own inference thread, so while
-    one batch runs the next one gathers and runs on another core.
+    ``inference_threads`` batching loops share the queue, each with its own inference thread, so
+    while one batch runs the next one gathers and runs on another core.
     """
 
     def __init__(
         self,
         predict: PredictFn,
-        max_batch: int = 64,
+        micro_batch_size: int = 64,
         max_wait_ms: float = 0.0,
         on_batch: BatchHook | None = None,
-        threads: int = 1,
+        inference_threads: int = 1,
     ) -> None:
         self._call = _Timed(predict, on_batch)
-        self.max_batch = max_batch
+        self.micro_batch_size = micro_batch_size
         self.max_wait = max_wait_ms / 1000.0
-        self.threads = threads
+        self.inference_threads = inference_threads
         self._queue: asyncio.Queue[tuple[list[str], asyncio.Future[np.ndarray]]] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._executor: ThreadPoolExecutor | None = None
 
     async def start(self) -> None:
         self._queue = asyncio.Queue()
-        self._executor = ThreadPoolExecutor(self.threads, thread_name_prefix="inference")
+        self._executor = ThreadPoolExecutor(self.inference_threads, thread_name_prefix="inference")
         self._tasks = [
             asyncio.create_task(self._loop(), name=f"micro-batcher-{i}")
-            for i in range(self.threads)
+            for i in range(self.inference_threads)
         ]
 
     async def stop(self) -> None:
@@ -136,7 +138,7 @@ class MicroBatchRunner:
         count = len(items[0][0])
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.max_wait
-        while count < self.max_batch:
+        while count < self.micro_batch_size:
             try:
                 item = self._queue.get_nowait()
             except asyncio.QueueEmpty:
@@ -197,22 +199,23 @@ def build_runner(
     kind: str,
     predict: PredictFn,
     *,
-    threads: int = 1,
-    max_batch: int = 64,
+    inference_threads: int = 1,
+    micro_batch_size: int = 64,
     max_wait_ms: float = 0.0,
     on_batch: BatchHook | None = None,
 ) -> Runner:
-    """The runner named ``kind`` ("batch" or "threadpool") with ``threads`` inference threads."""
+    """The runner named ``kind`` ("batch" or "threadpool") running ``inference_threads`` model
+    calls at once (``micro_batch_size`` is the batch runner's most texts per call)."""
     if kind == "batch":
         return MicroBatchRunner(
             predict,
-            max_batch=max_batch,
+            micro_batch_size=micro_batch_size,
             max_wait_ms=max_wait_ms,
             on_batch=on_batch,
-            threads=threads,
+            inference_threads=inference_threads,
         )
     if kind == "threadpool":
-        return ThreadPoolRunner(predict, threads=threads, on_batch=on_batch)
+        return ThreadPoolRunner(predict, inference_threads=inference_threads, on_batch=on_batch)
     from sentiment_hf.errors import SentimentError
 
     raise SentimentError(f"unknown runner {kind!r}; choose one of {', '.join(RUNNERS)}")

@@ -55,7 +55,7 @@ class _PredictBase(BaseModel):
         return [self.text] if self.text is not None else list(self.texts)  # type: ignore[attr-defined]
 
 
-def predict_request_model(max_text_chars: int, max_items: int) -> type[_PredictBase]:
+def predict_request_model(max_text_chars: int, max_texts_per_request: int) -> type[_PredictBase]:
     """The ``POST /predict`` body schema with this server's limits built in (they show in /docs)."""
     text_type = Annotated[str, Field(max_length=max_text_chars)]
     return create_model(
@@ -66,10 +66,12 @@ def predict_request_model(max_text_chars: int, max_items: int) -> type[_PredictB
             Field(None, description=f"One text (at most {max_text_chars} characters)."),
         ),
         texts=(
-            Annotated[list[text_type], Field(min_length=1, max_length=max_items)] | None,
+            Annotated[list[text_type], Field(min_length=1, max_length=max_texts_per_request)]
+            | None,
             Field(
                 None,
-                description=f"Up to {max_items} texts, each at most {max_text_chars} characters.",
+                description=f"Up to {max_texts_per_request} texts, "
+                f"each at most {max_text_chars} characters.",
             ),
         ),
     )
