@@ -9,13 +9,25 @@ from typing import Any
 
 import numpy as np
 
+from sentiment_hf.calibration import (
+    COVERAGES,
+    accuracy_at_coverage,
+    bootstrap_interval,
+    plot_reliability,
+    plot_risk_coverage,
+    softmax,
+)
 from sentiment_hf.data import load_splits
 from sentiment_hf.errors import SentimentError
 from sentiment_hf.fileio import write_json
-from sentiment_hf.metrics import classification_metrics, confusion
+from sentiment_hf.metrics import classification_metrics, confusion, fast_metric
+from sentiment_hf.policy import DecisionPolicy, policy_metrics
 from sentiment_hf.predict import Predictor
 from sentiment_hf.rundir import RunDir, open_run
 
+#: Metrics eval brackets with a bootstrap 95 % interval (percentile method, seeded).
+BOOTSTRAP_METRICS = ("accuracy", "f1")
+BOOTSTRAP_RESAMPLES = 1000
 SPLIT_ALIASES = {"val": "validation", "valid": "validation", "dev": "validation"}
 
 
@@ -28,6 +40,8 @@ class EvalReport:
     metrics_path: Path
     confusion_path: Path
     errors_path: Path
+    reliability_path: Path | None = None
+    risk_coverage_path: Path | None = None
 
 
 def plot_confusion(matrix: np.ndarray, labels: list[str], path: Path, title: str) -> Path:
@@ -77,20 +91,33 @@ def evaluate_model(
     cfg.label_names = predictor.labels
     dataset = load_splits(cfg, splits=(split,)).splits[split]
     texts, labels = dataset["text"], np.asarray(dataset["label"])
-    probs = predictor.predict_proba(texts)
-    preds = probs.argmax(axis=-1)
+    logits = predictor.predict_logits(texts)
+    probs = predictor.policy.probabilities(logits)
+    preds, abstained = predictor.policy.decide(probs)
     n = len(predictor.labels)
-    metrics: dict[str, Any] = classification_metrics(labels, preds, n)
-    metrics = {f"{split}_{k}": v for k, v in metrics.items()}
+    metrics: dict[str, Any] = {
+        f"{split}_{k}": v for k, v in classification_metrics(labels, preds, n).items()
+    }
     metrics[f"{split}_samples"] = len(texts)
+    metrics.update(trust_metrics(split, logits, labels, preds, abstained, predictor.policy, n))
     out = Path(output_dir) if output_dir else run.eval_dir
     out.mkdir(parents=True, exist_ok=True)
     metrics_path = write_json(out / f"{split}_metrics.json", {**metrics, "data_source": cfg.source})
+    title = f"{run.path.name}: {split}"
     confusion_path = plot_confusion(
         confusion(labels, preds, n),
         predictor.labels,
         out / f"{split}_confusion.png",
-        f"{run.path.name}: {split} (acc {metrics[f'{split}_accuracy']:.3f})",
+        f"{title} (acc {metrics[f'{split}_accuracy']:.3f})",
+    )
+    curves = {"uncalibrated": softmax(logits)}
+    if predictor.policy.temperature != 1.0:
+        curves[f"T={predictor.policy.temperature:.2f}"] = probs
+    reliability_path = plot_reliability(
+        curves, labels, out / f"{split}_reliability.png", f"{title}: reliability"
+    )
+    risk_path = plot_risk_coverage(
+        probs, labels, out / f"{split}_risk_coverage.png", f"{title}: risk-coverage"
     )
     errors_path = out / f"{split}_misclassified.csv"
     with open(errors_path, "w", newline="", encoding="utf-8") as handle:
@@ -106,4 +133,34 @@ def evaluate_model(
                     f"{probs[i, preds[i]]:.4f}",
                 ]
             )
-    return EvalReport(split, metrics, metrics_path, confusion_path, errors_path)
+    return EvalReport(
+        split, metrics, metrics_path, confusion_path, errors_path, reliability_path, risk_path
+    )
+
+
+def trust_metrics(
+    split: str,
+    logits: np.ndarray,
+    labels: np.ndarray,
+    preds: np.ndarray,
+    abstained: np.ndarray,
+    policy: DecisionPolicy,
+    num_labels: int,
+) -> dict[str, Any]:
+    """Calibration (before/after), selective accuracy, abstention and bootstrap intervals."""
+    out: dict[str, Any] = policy_metrics(logits, labels, policy, split)
+    probs = policy.probabilities(logits)
+    for coverage in COVERAGES:
+        key = f"{split}_accuracy_at_{round(coverage * 100)}pct_coverage"
+        out[key] = accuracy_at_coverage(probs, labels, coverage)
+    if policy.min_confidence is not None:
+        answered = ~abstained
+        out[f"{split}_coverage"] = float(answered.mean())
+        out[f"{split}_answered_accuracy"] = (
+            float((preds[answered] == labels[answered]).mean()) if answered.any() else None
+        )
+    for name in BOOTSTRAP_METRICS:
+        metric = fast_metric(name, num_labels)
+        lo, hi = bootstrap_interval(labels, preds, metric, n_resamples=BOOTSTRAP_RESAMPLES)
+        out[f"{split}_{name}_ci95"] = [lo, hi]
+    return out

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from sentiment_hf.errors import SentimentError
+from sentiment_hf.policy import ABSTAIN_LABEL
 from sentiment_hf.rundir import RunDir, open_run
 
 log = logging.getLogger(__name__)
@@ -20,12 +21,17 @@ MAX_TEXT_CHARS = 100_000
 
 @dataclass
 class Prediction:
-    """One input's label, its probability and the probability of every label."""
+    """One input's answer, the probability of the chosen label and that of every label.
+
+    ``label`` is :data:`~sentiment_hf.policy.ABSTAIN_LABEL` when the run's policy abstains
+    (``abstained``; ``score`` is then the probability of the label it would have chosen).
+    """
 
     text: str
     label: str
     score: float
     probabilities: dict[str, float]
+    abstained: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -33,13 +39,8 @@ class Prediction:
             "label": self.label,
             "score": self.score,
             "probabilities": self.probabilities,
+            "abstained": self.abstained,
         }
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=-1, keepdims=True)
 
 
 class TorchBackend:
@@ -122,6 +123,7 @@ class Predictor:
         if batch_size < 1:
             raise SentimentError(f"batch size must be >= 1, got {batch_size}")
         self.labels = self.run.labels
+        self.policy = self.run.policy
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
         self.max_length = max_length or self.run.max_length
         self.batch_size = batch_size
@@ -151,8 +153,8 @@ class Predictor:
         return rows
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        """Probabilities, shape (len(texts), num_labels), in input order."""
-        return _softmax(self.predict_logits(texts))
+        """Probabilities calibrated by the run's policy, shape (len(texts), num_labels)."""
+        return self.policy.probabilities(self.predict_logits(texts))
 
     def predict_logits(self, texts: Sequence[str]) -> np.ndarray:
         """Raw logits, shape (len(texts), num_labels), in input order."""
@@ -184,19 +186,23 @@ class Predictor:
         return logits
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
-        """Label, score and per-label probabilities for each text, in input order."""
-        probs = self.predict_proba(texts)
+        """Answer, score and per-label probabilities for each text, in input order."""
+        return self.decide(texts, self.predict_proba(texts))
+
+    def decide(self, texts: Sequence[str], probs: np.ndarray) -> list[Prediction]:
+        """The run's decision policy applied to calibrated ``probs`` of ``texts``."""
+        preds, abstained = self.policy.decide(probs)
         out = []
-        for text, row in zip(texts, probs, strict=True):
-            best = int(row.argmax())
+        for text, row, best, skip in zip(texts, probs, preds, abstained, strict=True):
             out.append(
                 Prediction(
                     text=text,
-                    label=self.labels[best],
+                    label=ABSTAIN_LABEL if skip else self.labels[best],
                     score=float(row[best]),
                     probabilities={
                         name: float(p) for name, p in zip(self.labels, row, strict=True)
                     },
+                    abstained=bool(skip),
                 )
             )
         return out

@@ -111,3 +111,15 @@ def test_bootstrap_interval_brackets_the_estimate_and_narrows_with_more_data() -
         assert lo < accuracy(labels, preds) < hi
         widths.append(hi - lo)
     assert widths[1] < widths[0] / 2.5  # ~1/sqrt(16) = 1/4 of the width
+
+
+@pytest.mark.parametrize("num_labels", [2, 3])
+def test_bootstrap_metrics_equal_the_reported_ones(num_labels: int) -> None:
+    from sentiment_hf.metrics import classification_metrics, fast_metric
+
+    rng = np.random.default_rng(num_labels)
+    labels = rng.integers(0, num_labels, 300)
+    preds = np.where(rng.random(300) < 0.7, labels, rng.integers(0, num_labels, 300))
+    reported = classification_metrics(labels, preds, num_labels)
+    for name in ("accuracy", "f1"):
+        assert fast_metric(name, num_labels)(labels, preds) == pytest.approx(reported[name])

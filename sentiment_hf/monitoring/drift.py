@@ -74,9 +74,16 @@ def oov_counts(texts: list[str], vocab: set[str]) -> tuple[int, int]:
 
 
 class EmbeddingScorer:
-    """Probabilities and mean-pooled last-layer embeddings from a run's torch model."""
+    """Calibrated probabilities (``temperature`` of the run's policy) and mean-pooled
+    last-layer embeddings from a run's torch model."""
 
-    def __init__(self, model_dir: Path, max_length: int = 128, batch_size: int = 64) -> None:
+    def __init__(
+        self,
+        model_dir: Path,
+        max_length: int = 128,
+        batch_size: int = 64,
+        temperature: float = 1.0,
+    ) -> None:
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -89,6 +96,7 @@ class EmbeddingScorer:
         self.labels = [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
         self.max_length = max_length
         self.batch_size = batch_size
+        self.temperature = temperature
 
     def __call__(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         torch = self.torch
@@ -107,7 +115,7 @@ class EmbeddingScorer:
                 out = self.model(**enc, output_hidden_states=True)
             mask = enc["attention_mask"].unsqueeze(-1).float()
             pooled = (out.hidden_states[-1] * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-            probs.append(torch.softmax(out.logits.float(), -1).numpy())
+            probs.append(torch.softmax(out.logits.float() / self.temperature, -1).numpy())
             embs.append(pooled.float().numpy())
         inverse = np.argsort(order)
         return np.concatenate(probs)[inverse], np.concatenate(embs)[inverse]
@@ -271,7 +279,9 @@ def detect_drift(config: DriftConfig) -> DriftReport:
     ref_texts = [train_texts[i] for i in sorted(pick)]
     cur_texts = [row.text for row in rows]
     vocab = {w for text in train_texts for w in words(text)}
-    scorer = EmbeddingScorer(model_dir, max_length=run.max_length)
+    scorer = EmbeddingScorer(
+        model_dir, max_length=run.max_length, temperature=run.policy.temperature
+    )
     checks, arrays = run_checks(
         ref_texts,
         cur_texts,

@@ -183,18 +183,17 @@ def create_app(
         started = time.perf_counter()
         probs = await runner.run(texts)
         latency_ms = (time.perf_counter() - started) * 1000.0
-        labels = predictor.labels
         preds = []
-        for row in probs.tolist():
-            best = max(range(len(row)), key=row.__getitem__)
+        for p in predictor.decide(texts, probs):
             preds.append(
                 LabelScore(
-                    label=labels[best],
-                    score=row[best],
-                    probabilities=dict(zip(labels, row, strict=True)),
+                    label=p.label,
+                    score=p.score,
+                    probabilities=p.probabilities,
+                    abstained=p.abstained,
                 )
             )
-            metrics.predictions.labels(labels[best]).inc()
+            metrics.predictions.labels(p.label).inc()
         metrics.request_batch.observe(len(texts))
         request_log: RequestLog | None = state["log"]
         if request_log is not None:

@@ -83,6 +83,11 @@ class LabelScore(BaseModel):
     label: str
     score: float = Field(description="Probability of the predicted label.")
     probabilities: dict[str, float] = Field(description="Probability of every label.")
+    abstained: bool = Field(
+        False,
+        description="True when the model's decision policy abstains: `label` is then "
+        "'uncertain' and `score` the probability of the label it would have chosen.",
+    )
 
 
 class PredictResponse(BaseModel):
