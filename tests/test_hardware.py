@@ -11,7 +11,7 @@ from conftest import REPO
 
 from sentiment_hf.hardware import cpu_has_native_bf16
 from sentiment_hf.recipe import load_recipe
-from sentiment_hf.train import build_training_args
+from sentiment_hf.training import build_training_args
 
 
 def _cpu_flags() -> set[str]:
@@ -42,7 +42,7 @@ def test_bf16_falls_back_to_fp32_on_a_cpu_without_bf16_units(
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     recipe = load_recipe(REPO / "recipes" / "base.yaml", [f"training.output_dir={tmp_path}"])
-    with caplog.at_level(logging.WARNING, logger="sentiment_hf.train"):
+    with caplog.at_level(logging.WARNING, logger="sentiment_hf.training"):
         args = build_training_args(recipe)
     assert args.bf16 is False
     assert "AVX512_BF16" in caplog.text
