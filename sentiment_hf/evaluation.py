@@ -11,7 +11,7 @@ import numpy as np
 
 from sentiment_hf.data import load_splits
 from sentiment_hf.errors import SentimentError
-from sentiment_hf.manifest import write_json
+from sentiment_hf.fileio import write_json
 from sentiment_hf.metrics import classification_metrics, confusion
 from sentiment_hf.predict import Predictor, check_model_dir
 from sentiment_hf.recipe import DataConfig, read_recipe_file, recipe_from_dict

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from sentiment_hf.errors import SentimentError
-from sentiment_hf.manifest import write_json
+from sentiment_hf.fileio import write_json
 from sentiment_hf.onnx_backend import INT8_FILE, ONNX_FILE
 from sentiment_hf.predict import Predictor, check_model_dir
 

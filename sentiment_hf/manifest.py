@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import platform
 import subprocess
 import sys
@@ -93,12 +92,3 @@ def build_manifest(
         "command": sys.argv,
         **extra,
     }
-
-
-def write_json(path: str | Path, payload: Any) -> Path:
-    """Write JSON atomically (temp file, then rename)."""
-    path = Path(path)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
-    tmp.replace(path)
-    return path

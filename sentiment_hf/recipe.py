@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from sentiment_hf.errors import SentimentError
+from sentiment_hf.fileio import write_text_atomic
 
 DEFAULT_BACKBONE = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_DATASET = "cornell-movie-review-data/rotten_tomatoes"
@@ -479,8 +480,4 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
 
 def save_recipe(recipe: Recipe, path: str | Path) -> Path:
     """Write the resolved recipe as YAML (atomically) and return its path."""
-    path = Path(path)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(recipe.to_yaml(), encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_text_atomic(path, recipe.to_yaml())

@@ -15,8 +15,9 @@ from typing import Any
 
 from sentiment_hf.data import SentimentData, load_splits, tokenize_splits
 from sentiment_hf.errors import SentimentError
+from sentiment_hf.fileio import write_json
 from sentiment_hf.hardware import cpu_has_native_bf16
-from sentiment_hf.manifest import build_manifest, write_json
+from sentiment_hf.manifest import build_manifest
 from sentiment_hf.metrics import make_compute_metrics
 from sentiment_hf.modeling import build_model, build_tokenizer, resolve_backbone
 from sentiment_hf.recipe import Recipe, save_recipe

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from sentiment_hf.errors import SentimentError
-from sentiment_hf.manifest import write_json
+from sentiment_hf.fileio import write_json
 from sentiment_hf.monitoring.stats import chi2_test, ks_test, mmd_permutation_test
 
 WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
