@@ -28,8 +28,9 @@ import numpy as np
 from sentiment_hf import Predictor, SentimentError
 from sentiment_hf.export import PARITY_FILE, _test_split, export_onnx
 from sentiment_hf.fileio import write_json
-from sentiment_hf.manifest import device_info, package_versions
-from sentiment_hf.onnx_backend import INT8_FILE, ONNX_FILE, physical_cores
+from sentiment_hf.hardware import device_info, physical_cores
+from sentiment_hf.manifest import package_versions
+from sentiment_hf.onnx_backend import INT8_FILE, ONNX_FILE
 from sentiment_hf.predict import check_model_dir
 
 BACKENDS = ("torch", "onnx", "onnx-int8")

@@ -1,23 +1,53 @@
-"""Training: the real packaged MiniLM, resume after a crash, 2-process torchrun, W&B offline."""
+"""Training: the arguments a run gets on this machine, the real packaged MiniLM, resume after a
+crash, 2-process torchrun, W&B offline."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import REPO, tiny_recipe_overrides
 from transformers import TrainerCallback
 
 from sentiment_hf import load_recipe, train
 from sentiment_hf.errors import SentimentError
+from sentiment_hf.hardware import cpu_has_native_bf16
+from sentiment_hf.training import build_training_args
 
 BASE = REPO / "recipes" / "base.yaml"
 TOL_ACCURACY = 0.05
 TOL_LOSS = 0.02
+
+
+def _base(tmp_path: Path, *overrides: str):
+    return load_recipe(BASE, [f"training.output_dir={tmp_path}", *overrides])
+
+
+def test_base_recipe_keeps_bf16_where_the_cpu_has_it(tmp_path: Path) -> None:
+    recipe = _base(tmp_path)
+    assert recipe.training["bf16"] is True
+    args = build_training_args(recipe)
+    assert args.bf16 is (torch.cuda.is_available() or cpu_has_native_bf16())
+
+
+def test_bf16_falls_back_to_fp32_on_a_cpu_without_bf16_units(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Such a CPU cannot exist on this machine, so its feature probes are faked.
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    recipe = _base(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="sentiment_hf.training"):
+        args = build_training_args(recipe)
+    assert args.bf16 is False
+    assert "AVX512_BF16" in caplog.text
 
 
 def test_real_minilm_learns_on_a_slice_of_rt_polarity(tmp_path: Path, rt_dir: Path) -> None:
