@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -54,30 +54,84 @@ class TrainResult:
     manifest: dict[str, Any] = field(default_factory=dict)
 
 
-def build_training_args(recipe: Recipe, **overrides: Any) -> Any:
-    """TrainingArguments from the recipe's ``training`` section (plus tracking)."""
+@dataclass(frozen=True)
+class EffectiveChange:
+    """A TrainingArguments field that ran with another value than the recipe asked for."""
+
+    field: str
+    requested: Any  # the recipe's value (with the caller's overrides), else the field's default
+    used: Any
+    why: str
+    warn: bool = False  # changes the numbers or the speed the recipe was tuned for
+
+    def to_dict(self) -> dict[str, Any]:
+        """The manifest's record: ``{"field", "requested", "used", "why"}``."""
+        return {
+            "field": self.field,
+            "requested": self.requested,
+            "used": self.used,
+            "why": self.why,
+        }
+
+
+def _training_kwargs(
+    recipe: Recipe, overrides: dict[str, Any]
+) -> tuple[dict[str, Any], list[EffectiveChange]]:
+    """The TrainingArguments keywords the run uses, and each change made to what was asked."""
+    import torch
     from transformers import TrainingArguments
 
-    kwargs = dict(recipe.training)
+    kwargs = {**recipe.training, **overrides}
+    defaults = {f.name: f.default for f in fields(TrainingArguments)}
+    changes: list[EffectiveChange] = []
+
+    def use(name: str, value: Any, why: str, warn: bool = False) -> None:
+        requested = kwargs.get(name, defaults.get(name))
+        if requested != value:
+            changes.append(EffectiveChange(name, requested, value, why, warn))
+        kwargs[name] = value
+
     report_to = configure_tracking(recipe.tracking, run_name=recipe.name)
     if report_to:
-        kwargs["report_to"] = report_to
-        kwargs.setdefault("run_name", recipe.name)
-    kwargs.update(overrides)
-    import torch
-
+        if "report_to" not in overrides:
+            use("report_to", report_to, "tracking.wandb is true")
+        if "run_name" not in kwargs:
+            use("run_name", recipe.name, "tracking: the run is named after the recipe")
     if not torch.cuda.is_available():
-        kwargs["dataloader_pin_memory"] = False  # pinning needs an accelerator
+        use("dataloader_pin_memory", False, "no CUDA device; pinning needs one")
         # Without use_cpu, transformers 5 ignores a torchrun (gloo) process group on CPU and
         # every rank trains alone; with it, CPU ranks really run DDP.
-        kwargs["use_cpu"] = True
+        use("use_cpu", True, "no CUDA device; CPU ranks run DDP over gloo")
         if kwargs.get("bf16") and not cpu_has_native_bf16():
-            log.warning("training.bf16: CPU lacks AVX512_BF16/AMX (bf16 is slower); using fp32")
-            kwargs["bf16"] = False
+            use("bf16", False, "CPU lacks AVX512_BF16/AMX: bf16 is slower there", warn=True)
+    return kwargs, changes
+
+
+def resolve_training_args(recipe: Recipe, **overrides: Any) -> tuple[Any, list[EffectiveChange]]:
+    """TrainingArguments from the recipe's ``training`` section (plus tracking and overrides),
+    and every field this machine or the tracking set-up made differ from what was asked.
+
+    The changes are logged once here (a warning when one alters precision) and belong in the
+    run's manifest, so that what ran is what is recorded.
+    """
+    from transformers import TrainingArguments
+
+    kwargs, changes = _training_kwargs(recipe, overrides)
+    if changes:
+        log.log(
+            logging.WARNING if any(c.warn for c in changes) else logging.INFO,
+            "training settings changed for this run: %s",
+            "; ".join(f"{c.field} {c.requested!r} -> {c.used!r} ({c.why})" for c in changes),
+        )
     try:
-        return TrainingArguments(**kwargs)
+        return TrainingArguments(**kwargs), changes
     except (ValueError, TypeError) as exc:
         raise SentimentError(f"invalid training settings: {exc}".splitlines()[0]) from exc
+
+
+def build_training_args(recipe: Recipe, **overrides: Any) -> Any:
+    """TrainingArguments from the recipe's ``training`` section (plus tracking and overrides)."""
+    return resolve_training_args(recipe, **overrides)[0]
 
 
 def prepare(recipe: Recipe, args: Any) -> Prepared:
@@ -207,7 +261,7 @@ def train(
     started = time.time()
     run_dir = recipe.output_dir
     checkpoint = _check_run_dir(run_dir, resume, overwrite)
-    args = build_training_args(recipe)
+    args, changes = resolve_training_args(recipe)
     set_seed(args.seed)
     prepared = prepare(recipe, args)
     callbacks = list(callbacks or [])
@@ -221,6 +275,7 @@ def train(
         save_recipe(recipe, run_dir / RECIPE_FILE)
     train_output = trainer.train(resume_from_checkpoint=checkpoint)
     extra = {
+        "effective_changes": [c.to_dict() for c in changes],
         "resumed_from": checkpoint,
         "train_runtime_s": train_output.metrics.get("train_runtime"),
         "train_samples_per_second": train_output.metrics.get("train_samples_per_second"),

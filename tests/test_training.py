@@ -1,5 +1,5 @@
-"""Training: the arguments a run gets on this machine, the real packaged MiniLM, resume after a
-crash, 2-process torchrun, W&B offline."""
+"""Training: the arguments a run gets on this machine and the record of what it changed in them,
+the real packaged MiniLM, resume after a crash, 2-process torchrun, W&B offline."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import REPO, tiny_recipe_overrides
-from transformers import TrainerCallback
+from transformers import TrainerCallback, TrainingArguments
 
-from sentiment_hf import load_recipe, train
+from sentiment_hf import load_recipe, train, training
 from sentiment_hf.errors import SentimentError
 from sentiment_hf.hardware import cpu_has_native_bf16
-from sentiment_hf.training import build_training_args
+from sentiment_hf.training import build_training_args, resolve_training_args
 
 BASE = REPO / "recipes" / "base.yaml"
 TOL_ACCURACY = 0.05
@@ -27,6 +27,17 @@ TOL_LOSS = 0.02
 
 def _base(tmp_path: Path, *overrides: str):
     return load_recipe(BASE, [f"training.output_dir={tmp_path}", *overrides])
+
+
+def _fake_machine(monkeypatch: pytest.MonkeyPatch, cuda: bool, native_bf16: bool) -> None:
+    """Make the probes report a machine this one may not be (a mock of hardware): the settings
+    they drive are still checked on real TrainingArguments."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(training, "cpu_has_native_bf16", lambda: native_bf16)
+
+
+def _records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "sentiment_hf.training"]
 
 
 def test_base_recipe_keeps_bf16_where_the_cpu_has_it(tmp_path: Path) -> None:
@@ -48,6 +59,96 @@ def test_bf16_falls_back_to_fp32_on_a_cpu_without_bf16_units(
         args = build_training_args(recipe)
     assert args.bf16 is False
     assert "AVX512_BF16" in caplog.text
+
+
+def test_every_change_on_a_cpu_without_bf16_is_recorded_and_logged_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    _fake_machine(monkeypatch, cuda=False, native_bf16=False)
+    with caplog.at_level(logging.INFO, logger="sentiment_hf.training"):
+        args, changes = resolve_training_args(_base(tmp_path))
+    assert (args.bf16, args.use_cpu, args.dataloader_pin_memory) == (False, True, False)
+    recorded = [c.to_dict() for c in changes]
+    assert [(c["field"], c["requested"], c["used"]) for c in recorded] == [
+        ("dataloader_pin_memory", True, False),
+        ("use_cpu", False, True),
+        ("bf16", True, False),
+    ]
+    assert all(c["why"] for c in recorded)
+    assert "AVX512_BF16" in recorded[-1]["why"]
+    json.dumps(recorded)  # the manifest's record is plain JSON
+    (record,) = _records(caplog)  # one line for all of them, a warning: precision changed
+    assert record.levelno == logging.WARNING
+    assert all(c["field"] in record.getMessage() for c in recorded)
+
+
+def test_a_cpu_with_bf16_units_changes_only_the_device_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    _fake_machine(monkeypatch, cuda=False, native_bf16=True)
+    with caplog.at_level(logging.INFO, logger="sentiment_hf.training"):
+        args, changes = resolve_training_args(_base(tmp_path))
+    assert args.bf16 is True
+    assert [c.field for c in changes] == ["dataloader_pin_memory", "use_cpu"]
+    (record,) = _records(caplog)
+    assert record.levelno == logging.INFO
+
+
+def test_settings_the_recipe_already_states_are_no_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    _fake_machine(monkeypatch, cuda=False, native_bf16=False)
+    recipe = _base(
+        tmp_path,
+        "training.bf16=false",
+        "training.use_cpu=true",
+        "training.dataloader_pin_memory=false",
+    )
+    with caplog.at_level(logging.INFO, logger="sentiment_hf.training"):
+        args, changes = resolve_training_args(recipe)
+    assert changes == [] and _records(caplog) == []
+    assert (args.bf16, args.use_cpu, args.dataloader_pin_memory) == (False, True, False)
+
+
+def test_tracking_changes_report_to_and_is_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("WANDB_PROJECT", "WANDB_NAME", "WANDB_SILENT"):  # configure_tracking sets them
+        monkeypatch.setenv(name, "test")
+    recipe = _base(tmp_path, "tracking.wandb=true")
+    args, changes = resolve_training_args(recipe)
+    by_field = {c.field: c for c in changes}
+    assert args.report_to == ["wandb"] and args.run_name == "base"
+    assert (by_field["report_to"].requested, by_field["report_to"].used) == ("none", ["wandb"])
+    assert (by_field["run_name"].requested, by_field["run_name"].used) == (None, "base")
+    # A caller's explicit override is what was asked, not a change.
+    args, changes = resolve_training_args(recipe, report_to=["tensorboard"])
+    assert args.report_to == ["tensorboard"]
+    assert "report_to" not in {c.field for c in changes}
+
+
+def test_the_manifest_records_what_ran(tiny_run: Path) -> None:
+    """Each recorded change is what the saved TrainingArguments hold; every other field of the
+    saved recipe ran as the recipe says."""
+    manifest = json.loads((tiny_run / "manifest.json").read_text())
+    ran = torch.load(tiny_run / "training_args.bin", weights_only=False)
+    recipe = load_recipe(tiny_run / "recipe.yaml")
+    changes = {c["field"]: c for c in manifest["effective_changes"]}
+    expected = set()
+    if not torch.cuda.is_available():
+        expected = {"dataloader_pin_memory", "use_cpu"} | (
+            {"bf16"} if not cpu_has_native_bf16() else set()
+        )
+    assert set(changes) == expected
+    defaults = TrainingArguments(output_dir=str(tiny_run))
+    for name, change in changes.items():
+        assert getattr(ran, name) == change["used"], name
+        assert recipe.training.get(name, getattr(defaults, name)) == change["requested"], name
+    for name, value in recipe.training.items():
+        used = changes.get(name, {"used": value})["used"]
+        if name == "report_to" and used == "none":
+            used = []  # the Trainer stores "none" as no integrations
+        assert getattr(ran, name) == used, name
 
 
 def test_real_minilm_learns_on_a_slice_of_rt_polarity(tmp_path: Path, rt_dir: Path) -> None:
