@@ -27,12 +27,15 @@ DEFAULT_DATASET = "cornell-movie-review-data/rotten_tomatoes"
 _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 #: Project defaults for ``training`` (TrainingArguments fields); a recipe overrides any of them.
+#: ``recipes/base.yaml`` restates each one it names with the same value (tests/test_recipe.py);
+#: its CPU speed settings (``bf16``, ``train_sampling_strategy``) stay in the recipe, since the
+#: recipes that omit them (``pipeline.yaml``) train without them.
 TRAINING_DEFAULTS: dict[str, Any] = {
     "output_dir": "runs/base",
     "num_train_epochs": 2.0,
     "learning_rate": 5e-5,
     "per_device_train_batch_size": 32,
-    "per_device_eval_batch_size": 64,
+    "per_device_eval_batch_size": 128,
     "weight_decay": 0.01,
     "warmup_steps": 0.1,
     "eval_strategy": "epoch",
