@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -66,12 +66,7 @@ class EffectiveChange:
 
     def to_dict(self) -> dict[str, Any]:
         """The manifest's record: ``{"field", "requested", "used", "why"}``."""
-        return {
-            "field": self.field,
-            "requested": self.requested,
-            "used": self.used,
-            "why": self.why,
-        }
+        return {k: v for k, v in asdict(self).items() if k != "warn"}
 
 
 def _training_kwargs(

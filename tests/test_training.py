@@ -61,37 +61,36 @@ def test_bf16_falls_back_to_fp32_on_a_cpu_without_bf16_units(
     assert "AVX512_BF16" in caplog.text
 
 
-def test_every_change_on_a_cpu_without_bf16_is_recorded_and_logged_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+DEVICE_CHANGES = [("dataloader_pin_memory", True, False), ("use_cpu", False, True)]
+
+
+@pytest.mark.parametrize(
+    ("native_bf16", "expected", "level"),
+    [
+        (False, [*DEVICE_CHANGES, ("bf16", True, False)], logging.WARNING),  # precision changed
+        (True, DEVICE_CHANGES, logging.INFO),
+    ],
+    ids=["cpu-without-bf16-units", "cpu-with-bf16-units"],
+)
+def test_every_change_a_cpu_makes_is_recorded_and_logged_once(
+    native_bf16: bool,
+    expected: list[tuple[str, bool, bool]],
+    level: int,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    _fake_machine(monkeypatch, cuda=False, native_bf16=False)
+    _fake_machine(monkeypatch, cuda=False, native_bf16=native_bf16)
     with caplog.at_level(logging.INFO, logger="sentiment_hf.training"):
         args, changes = resolve_training_args(_base(tmp_path))
-    assert (args.bf16, args.use_cpu, args.dataloader_pin_memory) == (False, True, False)
+    assert (args.bf16, args.use_cpu, args.dataloader_pin_memory) == (native_bf16, True, False)
     recorded = [c.to_dict() for c in changes]
-    assert [(c["field"], c["requested"], c["used"]) for c in recorded] == [
-        ("dataloader_pin_memory", True, False),
-        ("use_cpu", False, True),
-        ("bf16", True, False),
-    ]
+    assert [(c["field"], c["requested"], c["used"]) for c in recorded] == expected
     assert all(c["why"] for c in recorded)
-    assert "AVX512_BF16" in recorded[-1]["why"]
     json.dumps(recorded)  # the manifest's record is plain JSON
-    (record,) = _records(caplog)  # one line for all of them, a warning: precision changed
-    assert record.levelno == logging.WARNING
+    (record,) = _records(caplog)  # one line for all of them
+    assert record.levelno == level
     assert all(c["field"] in record.getMessage() for c in recorded)
-
-
-def test_a_cpu_with_bf16_units_changes_only_the_device_settings(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    _fake_machine(monkeypatch, cuda=False, native_bf16=True)
-    with caplog.at_level(logging.INFO, logger="sentiment_hf.training"):
-        args, changes = resolve_training_args(_base(tmp_path))
-    assert args.bf16 is True
-    assert [c.field for c in changes] == ["dataloader_pin_memory", "use_cpu"]
-    (record,) = _records(caplog)
-    assert record.levelno == logging.INFO
 
 
 def test_settings_the_recipe_already_states_are_no_change(
