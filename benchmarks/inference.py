@@ -26,8 +26,9 @@ import numpy as np
 
 from sentiment_hf import Predictor, SentimentError
 from sentiment_hf.export import _test_split, export_onnx
-from sentiment_hf.manifest import device_info, package_versions, write_json
-from sentiment_hf.onnx_backend import physical_cores
+from sentiment_hf.fileio import write_json
+from sentiment_hf.hardware import device_info, physical_cores
+from sentiment_hf.manifest import package_versions
 from sentiment_hf.rundir import RunDir
 
 BACKENDS = ("torch", "onnx", "onnx-int8")

@@ -8,7 +8,7 @@ One invocation prints everything the speed claims in docs/results.md rest on:
          tokens (``default_data_collator``), fp32, random batches;
      (b) a plain Trainer with dynamic padding (``DataCollatorWithPadding``), fp32, random batches;
      (c) the project's default recipe, loaded from recipes/base.yaml with ``load_recipe`` and
-         built with ``sentiment_hf.train``'s ``build_training_args`` / ``prepare`` /
+         built with ``sentiment_hf.training``'s ``build_training_args`` / ``prepare`` /
          ``build_trainer``;
    plus ablations of (c) (one setting flipped each), interleaved a, b, c, ... for several
    repetitions after one untimed warm-up per configuration. Prints samples/s of every repetition,
@@ -209,7 +209,7 @@ def build(
     from sentiment_hf.data import load_splits
     from sentiment_hf.metrics import make_compute_metrics
     from sentiment_hf.modeling import build_tokenizer, resolve_backbone
-    from sentiment_hf.train import build_trainer, build_training_args, prepare
+    from sentiment_hf.training import build_trainer, build_training_args, prepare
 
     out = tempfile.mkdtemp(prefix=f"{cfg.name}-", dir=args.tmp)
     limit = [f"data.max_train_samples={max_train}"] if max_train else []

@@ -16,8 +16,6 @@ datasets until a command needs them.
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and the API reference
@@ -29,7 +27,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and the API refe
     from sentiment_hf.modeling import resolve_backbone
     from sentiment_hf.predict import Prediction, Predictor
     from sentiment_hf.recipe import Recipe, load_recipe, recipe_from_dict
-    from sentiment_hf.train import TrainResult, train
+    from sentiment_hf.training import TrainResult, train
 
 __version__ = "0.1.0"
 
@@ -40,7 +38,7 @@ _EXPORTS: dict[str, str] = {
     "Recipe": "recipe",
     "SentimentData": "data",
     "SentimentError": "errors",
-    "TrainResult": "train",
+    "TrainResult": "training",
     "evaluate_model": "evaluation",
     "export_onnx": "export",
     "load_recipe": "recipe",
@@ -49,7 +47,7 @@ _EXPORTS: dict[str, str] = {
     "read_rt_polarity": "data",
     "recipe_from_dict": "recipe",
     "resolve_backbone": "modeling",
-    "train": "train",
+    "train": "training",
 }
 
 __all__ = [
@@ -84,17 +82,3 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return [*__all__, "__version__"]
-
-
-class _Package(types.ModuleType):
-    """Keeps ``sentiment_hf.train`` the function: importing the submodule of the same name would
-    otherwise rebind the package attribute to the module (the submodule stays importable as
-    ``from sentiment_hf.train import ...``)."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if isinstance(value, types.ModuleType) and name in _EXPORTS:
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

@@ -63,7 +63,7 @@ def train(
     early_stopping and tracking; see README.md for the reference.
     """
     from sentiment_hf.recipe import load_recipe
-    from sentiment_hf.train import train as run_train
+    from sentiment_hf.training import train as run_train
 
     result = run_train(
         load_recipe(recipe, overrides or []),

@@ -1,6 +1,17 @@
-"""What the CPU can do fast, for settings that only pay off on some hardware."""
+"""Hardware probes: what this machine has (cores, CPU model, GPU) and what it runs fast.
+
+Every probe of the machine lives here, so the settings that depend on it (bf16 autocast, ONNX
+Runtime threads) and the run manifest's ``device`` record read the same answers.
+"""
 
 from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+CPUINFO = Path("/proc/cpuinfo")
 
 
 def cpu_has_native_bf16() -> bool:
@@ -16,3 +27,54 @@ def cpu_has_native_bf16() -> bool:
     ]
     available = [p for p in probes if p is not None]
     return not available or any(p() for p in available)
+
+
+def physical_cores() -> int:
+    """Physical cores this process may run on (hyper-threads counted once), at least 1."""
+    try:
+        allowed = os.sched_getaffinity(0)
+    except AttributeError:  # not Linux
+        allowed = set(range(os.cpu_count() or 1))
+    cores: set[tuple[str, str]] = set()
+    try:
+        cpu = phys = core = None
+        for line in [*CPUINFO.read_text().splitlines(), ""]:
+            key, _, value = line.partition(":")
+            key, value = key.strip(), value.strip()
+            if key == "processor":
+                cpu = int(value)
+            elif key == "physical id":
+                phys = value
+            elif key == "core id":
+                core = value
+            elif not key and cpu is not None:
+                if cpu in allowed and core is not None:
+                    cores.add((phys or "0", core))
+                cpu = phys = core = None
+    except (OSError, ValueError):
+        cores = set()
+    return max(1, len(cores) or len(allowed))
+
+
+def device_info() -> dict[str, Any]:
+    """CPU model and core count, and the GPU when there is one."""
+    import torch
+
+    cpu = platform.processor() or None
+    try:
+        for line in CPUINFO.read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info: dict[str, Any] = {
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.is_available(),
+    }
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+        info["gpu_count"] = torch.cuda.device_count()
+    return info

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import platform
 import subprocess
 import sys
@@ -10,6 +9,8 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from sentiment_hf.hardware import device_info
 
 PACKAGES = (
     "sentiment-hf",
@@ -53,30 +54,6 @@ def package_versions() -> dict[str, str | None]:
     return out
 
 
-def device_info() -> dict[str, Any]:
-    """CPU model and core count, and the GPU when there is one."""
-    import torch
-
-    cpu = platform.processor() or None
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info: dict[str, Any] = {
-        "cpu": cpu,
-        "cpu_count": __import__("os").cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "cuda": torch.cuda.is_available(),
-    }
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-        info["gpu_count"] = torch.cuda.device_count()
-    return info
-
-
 def build_manifest(
     data_fingerprint: str, started: float, finished: float, world_size: int, **extra: Any
 ) -> dict[str, Any]:
@@ -93,12 +70,3 @@ def build_manifest(
         "command": sys.argv,
         **extra,
     }
-
-
-def write_json(path: str | Path, payload: Any) -> Path:
-    """Write JSON atomically (temp file, then rename)."""
-    path = Path(path)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
-    tmp.replace(path)
-    return path

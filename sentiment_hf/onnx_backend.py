@@ -6,40 +6,13 @@ beside the tokenizer; this backend runs them with session options tuned for CPU 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
 from sentiment_hf.errors import SentimentError
+from sentiment_hf.hardware import physical_cores
 from sentiment_hf.rundir import RunDir
-
-
-def physical_cores() -> int:
-    """Physical cores this process may run on (hyper-threads counted once), at least 1."""
-    try:
-        allowed = os.sched_getaffinity(0)
-    except AttributeError:  # not Linux
-        allowed = set(range(os.cpu_count() or 1))
-    cores: set[tuple[str, str]] = set()
-    try:
-        cpu = phys = core = None
-        for line in [*Path("/proc/cpuinfo").read_text().splitlines(), ""]:
-            key, _, value = line.partition(":")
-            key, value = key.strip(), value.strip()
-            if key == "processor":
-                cpu = int(value)
-            elif key == "physical id":
-                phys = value
-            elif key == "core id":
-                core = value
-            elif not key and cpu is not None:
-                if cpu in allowed and core is not None:
-                    cores.add((phys or "0", core))
-                cpu = phys = core = None
-    except (OSError, ValueError):
-        cores = set()
-    return max(1, len(cores) or len(allowed))
 
 
 def session_options(intra_op_threads: int | None = None) -> object:

@@ -115,7 +115,7 @@ def test_onnx_backend_without_export_names_the_fix(tiny_run: Path) -> None:
 
 def test_predictor_threads_reach_the_onnx_session(exported: Path) -> None:
     """The server's --intra-op-threads: one session built with that many intra-op threads."""
-    from sentiment_hf.onnx_backend import physical_cores
+    from sentiment_hf.hardware import physical_cores
 
     for backend in ("onnx", "onnx-int8"):
         chosen = Predictor(exported, backend=backend, intra_op_threads=3).backend.session

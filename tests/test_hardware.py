@@ -1,17 +1,15 @@
-"""bf16 autocast only where the CPU has native bf16 units (AVX512_BF16 / AMX)."""
+"""Hardware probes: native bf16 (AVX512_BF16 / AMX), physical cores, the manifest's device."""
 
 from __future__ import annotations
 
-import logging
+import os
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO
 
-from sentiment_hf.hardware import cpu_has_native_bf16
-from sentiment_hf.recipe import load_recipe
-from sentiment_hf.train import build_training_args
+from sentiment_hf import hardware
+from sentiment_hf.hardware import cpu_has_native_bf16, device_info, physical_cores
 
 
 def _cpu_flags() -> set[str]:
@@ -27,22 +25,45 @@ def test_probe_agrees_with_the_kernels_cpu_flags() -> None:
     assert cpu_has_native_bf16() == bool({"avx512_bf16", "amx_tile"} & flags)
 
 
-def test_base_recipe_keeps_bf16_where_the_cpu_has_it(tmp_path: Path) -> None:
-    recipe = load_recipe(REPO / "recipes" / "base.yaml", [f"training.output_dir={tmp_path}"])
-    assert recipe.training["bf16"] is True
-    args = build_training_args(recipe)
-    assert args.bf16 is (torch.cuda.is_available() or cpu_has_native_bf16())
+def test_physical_cores_of_this_process() -> None:
+    allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert 1 <= physical_cores() <= (allowed or 1)
 
 
-def test_bf16_falls_back_to_fp32_on_a_cpu_without_bf16_units(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+def _cpuinfo(entries: list[tuple[int, str, str]]) -> str:
+    return "\n".join(
+        f"processor\t: {cpu}\nphysical id\t: {phys}\ncore id\t\t: {core}\n"
+        for cpu, phys, core in entries
+    )
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="needs os.sched_getaffinity")
+def test_physical_cores_counts_hyperthreads_once_and_only_allowed_cpus(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Such a CPU cannot exist on this machine, so its feature probes are faked.
-    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    recipe = load_recipe(REPO / "recipes" / "base.yaml", [f"training.output_dir={tmp_path}"])
-    with caplog.at_level(logging.WARNING, logger="sentiment_hf.train"):
-        args = build_training_args(recipe)
-    assert args.bf16 is False
-    assert "AVX512_BF16" in caplog.text
+    # A made-up machine (2 sockets x 2 cores x 2 hyper-threads): this one may not look like it.
+    entries = [(cpu, str(cpu // 4), str(cpu // 2 % 2)) for cpu in range(8)]
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(_cpuinfo(entries))
+    monkeypatch.setattr(hardware, "CPUINFO", cpuinfo)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
+    assert physical_cores() == 4
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 4})  # 1 core + 1 thread
+    assert physical_cores() == 2
+    monkeypatch.setattr(hardware, "CPUINFO", tmp_path / "missing")
+    assert physical_cores() == 3  # no cpuinfo: every allowed CPU counts
+
+
+def test_device_info_names_the_cpu_and_the_gpu_when_there_is_one() -> None:
+    info = device_info()
+    assert info["cpu_count"] == os.cpu_count()
+    assert info["torch_threads"] == torch.get_num_threads()
+    assert info["cuda"] is torch.cuda.is_available()
+    assert ("gpu" in info) is info["cuda"] and ("gpu_count" in info) is info["cuda"]
+
+
+def test_the_old_homes_still_answer() -> None:
+    from sentiment_hf import manifest, onnx_backend
+
+    assert onnx_backend.physical_cores is physical_cores
+    assert manifest.device_info is device_info

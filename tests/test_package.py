@@ -20,9 +20,9 @@ def test_cli_starts_without_the_heavy_libraries() -> None:
 
 
 def test_public_names_resolve_to_their_objects() -> None:
-    import sentiment_hf.train  # the submodule named like the function
+    import sentiment_hf.training  # the function's module; importing it rebinds nothing
     from sentiment_hf.predict import Predictor
-    from sentiment_hf.train import train
+    from sentiment_hf.training import train
 
     assert sentiment_hf.train is train and callable(sentiment_hf.train)
     assert sentiment_hf.Predictor is Predictor
@@ -31,6 +31,15 @@ def test_public_names_resolve_to_their_objects() -> None:
         assert getattr(obj, "__name__", name) == name, name
     assert set(sentiment_hf.__all__) <= set(dir(sentiment_hf))
     assert sorted(sentiment_hf.__all__) == sorted(sentiment_hf._EXPORTS)
+
+
+def test_no_submodule_shares_a_public_name() -> None:
+    """A submodule named like a public name would replace it on import (``sentiment_hf.train``
+    was one until the module became ``sentiment_hf.training``)."""
+    import importlib.util
+
+    clashes = [n for n in sentiment_hf.__all__ if importlib.util.find_spec(f"sentiment_hf.{n}")]
+    assert clashes == []
 
 
 def test_unknown_name_is_an_attribute_error() -> None:

@@ -11,12 +11,14 @@ from sentiment_hf.recipe import (
     DEFAULT_BACKBONE,
     TRAINING_DEFAULTS,
     load_recipe,
+    read_recipe_file,
     recipe_from_dict,
     save_recipe,
 )
 
 REPO = Path(__file__).resolve().parents[1]
 BASE = REPO / "recipes" / "base.yaml"
+RECIPES = sorted((REPO / "recipes").glob("*.yaml"))
 
 
 def test_base_recipe_is_the_default_task() -> None:
@@ -26,6 +28,44 @@ def test_base_recipe_is_the_default_task() -> None:
     assert recipe.training["output_dir"] == "runs/base"
     assert recipe.training["eval_strategy"] == "epoch"
     assert recipe.training["average_tokens_across_devices"] is False
+
+
+#: The TRAINING_DEFAULTS keys each shipped recipe sets to another value, on purpose. A changed
+#: default that a recipe relied on (or restated) shows up here instead of moving it silently.
+DIFFERS_FROM_TRAINING_DEFAULTS = {
+    "base.yaml": set(),
+    "distilbert.yaml": {
+        "output_dir",
+        "num_train_epochs",
+        "learning_rate",
+        "dataloader_num_workers",
+    },
+    "pipeline.yaml": {"output_dir", "save_total_limit"},
+    "sweep.yaml": {"output_dir", "save_total_limit"},
+}
+
+
+def test_every_shipped_recipe_is_listed() -> None:
+    assert sorted(DIFFERS_FROM_TRAINING_DEFAULTS) == [p.name for p in RECIPES]
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.name)
+def test_each_recipe_leaves_the_training_defaults_only_where_it_means_to(path: Path) -> None:
+    training = load_recipe(path).training
+    differs = {key for key, value in TRAINING_DEFAULTS.items() if training[key] != value}
+    assert differs == DIFFERS_FROM_TRAINING_DEFAULTS[path.name]
+
+
+def test_base_recipe_restates_each_training_default_or_omits_it() -> None:
+    """The defaults and recipes/base.yaml cannot drift apart: a key both name has one value."""
+    stated = read_recipe_file(BASE)["training"]
+    typed = load_recipe(BASE).training
+    disagree = {
+        key: {"TRAINING_DEFAULTS": default, "base.yaml": typed[key]}
+        for key, default in TRAINING_DEFAULTS.items()
+        if key in stated and typed[key] != default
+    }
+    assert disagree == {}
 
 
 def test_distilbert_recipe_loads() -> None:

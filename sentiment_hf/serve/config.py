@@ -57,7 +57,7 @@ class ServeConfig:
             if value is not None:
                 setattr(self, name, Path(value))
         if self.inference_threads is None:
-            from sentiment_hf.onnx_backend import physical_cores
+            from sentiment_hf.hardware import physical_cores
 
             self.inference_threads = physical_cores()
         positive = (

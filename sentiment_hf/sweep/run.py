@@ -109,7 +109,7 @@ def sweep(recipe: Recipe, retrain_best: bool = False) -> SweepResult:
         if result.best_recipe is None:
             raise SentimentError("--retrain-best: the study has no complete trial yet")
         from sentiment_hf.recipe import load_recipe
-        from sentiment_hf.train import train
+        from sentiment_hf.training import train
 
         result.retrained = train(load_recipe(result.best_recipe), overwrite=True)
     return result

@@ -9,24 +9,22 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from sentiment_hf.data import SentimentData, load_splits, tokenize_splits
 from sentiment_hf.errors import SentimentError
+from sentiment_hf.fileio import write_json
 from sentiment_hf.hardware import cpu_has_native_bf16
-from sentiment_hf.manifest import build_manifest, write_json
+from sentiment_hf.manifest import build_manifest
 from sentiment_hf.metrics import make_compute_metrics
 from sentiment_hf.modeling import build_model, build_tokenizer, resolve_backbone
 from sentiment_hf.recipe import Recipe, save_recipe
+from sentiment_hf.rundir import CONFIG_FILE, MANIFEST_FILE, METRICS_FILE, RECIPE_FILE
 from sentiment_hf.tracking import configure_tracking
 
 log = logging.getLogger(__name__)
-
-RECIPE_FILE = "recipe.yaml"
-METRICS_FILE = "metrics.json"
-MANIFEST_FILE = "manifest.json"
 
 
 @dataclass
@@ -53,30 +51,79 @@ class TrainResult:
     manifest: dict[str, Any] = field(default_factory=dict)
 
 
-def build_training_args(recipe: Recipe, **overrides: Any) -> Any:
-    """TrainingArguments from the recipe's ``training`` section (plus tracking)."""
+@dataclass(frozen=True)
+class EffectiveChange:
+    """A TrainingArguments field that ran with another value than the recipe asked for."""
+
+    field: str
+    requested: Any  # the recipe's value (with the caller's overrides), else the field's default
+    used: Any
+    why: str
+    warn: bool = False  # changes the numbers or the speed the recipe was tuned for
+
+    def to_dict(self) -> dict[str, Any]:
+        """The manifest's record: ``{"field", "requested", "used", "why"}``."""
+        return {k: v for k, v in asdict(self).items() if k != "warn"}
+
+
+def _training_kwargs(
+    recipe: Recipe, overrides: dict[str, Any]
+) -> tuple[dict[str, Any], list[EffectiveChange]]:
+    """The TrainingArguments keywords the run uses, and each change made to what was asked."""
+    import torch
     from transformers import TrainingArguments
 
-    kwargs = dict(recipe.training)
+    kwargs = {**recipe.training, **overrides}
+    defaults = {f.name: f.default for f in fields(TrainingArguments)}
+    changes: list[EffectiveChange] = []
+
+    def use(name: str, value: Any, why: str, warn: bool = False) -> None:
+        requested = kwargs.get(name, defaults.get(name))
+        if requested != value:
+            changes.append(EffectiveChange(name, requested, value, why, warn))
+        kwargs[name] = value
+
     report_to = configure_tracking(recipe.tracking, run_name=recipe.name)
     if report_to:
-        kwargs["report_to"] = report_to
-        kwargs.setdefault("run_name", recipe.name)
-    kwargs.update(overrides)
-    import torch
-
+        if "report_to" not in overrides:
+            use("report_to", report_to, "tracking.wandb is true")
+        if "run_name" not in kwargs:
+            use("run_name", recipe.name, "tracking: the run is named after the recipe")
     if not torch.cuda.is_available():
-        kwargs["dataloader_pin_memory"] = False  # pinning needs an accelerator
+        use("dataloader_pin_memory", False, "no CUDA device; pinning needs one")
         # Without use_cpu, transformers 5 ignores a torchrun (gloo) process group on CPU and
         # every rank trains alone; with it, CPU ranks really run DDP.
-        kwargs["use_cpu"] = True
+        use("use_cpu", True, "no CUDA device; CPU ranks run DDP over gloo")
         if kwargs.get("bf16") and not cpu_has_native_bf16():
-            log.warning("training.bf16: CPU lacks AVX512_BF16/AMX (bf16 is slower); using fp32")
-            kwargs["bf16"] = False
+            use("bf16", False, "CPU lacks AVX512_BF16/AMX: bf16 is slower there", warn=True)
+    return kwargs, changes
+
+
+def resolve_training_args(recipe: Recipe, **overrides: Any) -> tuple[Any, list[EffectiveChange]]:
+    """TrainingArguments from the recipe's ``training`` section (plus tracking and overrides),
+    and every field this machine or the tracking set-up made differ from what was asked.
+
+    The changes are logged once here (a warning when one alters precision) and belong in the
+    run's manifest, so that what ran is what is recorded.
+    """
+    from transformers import TrainingArguments
+
+    kwargs, changes = _training_kwargs(recipe, overrides)
+    if changes:
+        log.log(
+            logging.WARNING if any(c.warn for c in changes) else logging.INFO,
+            "training settings changed for this run: %s",
+            "; ".join(f"{c.field} {c.requested!r} -> {c.used!r} ({c.why})" for c in changes),
+        )
     try:
-        return TrainingArguments(**kwargs)
+        return TrainingArguments(**kwargs), changes
     except (ValueError, TypeError) as exc:
         raise SentimentError(f"invalid training settings: {exc}".splitlines()[0]) from exc
+
+
+def build_training_args(recipe: Recipe, **overrides: Any) -> Any:
+    """TrainingArguments from the recipe's ``training`` section (plus tracking and overrides)."""
+    return resolve_training_args(recipe, **overrides)[0]
 
 
 def prepare(recipe: Recipe, args: Any) -> Prepared:
@@ -151,7 +198,7 @@ def _check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> str | None:
         if last is None:
             log.warning("--resume: no checkpoint in %s, starting from scratch", run_dir)
         return last
-    started = last is not None or (run_dir / "config.json").exists()
+    started = last is not None or (run_dir / CONFIG_FILE).exists()
     if started and not overwrite:
         raise SentimentError(
             f"run directory {str(run_dir)!r} already holds a run; pass --resume to continue it, "
@@ -211,7 +258,7 @@ def train(
     started = time.time()
     run_dir = recipe.output_dir
     checkpoint = _check_run_dir(run_dir, resume, overwrite)
-    args = build_training_args(recipe)
+    args, changes = resolve_training_args(recipe)
     set_seed(args.seed)
     prepared = prepare(recipe, args)
     callbacks = list(callbacks or [])
@@ -225,8 +272,26 @@ def train(
         save_recipe(recipe, run_dir / RECIPE_FILE)
     train_output = trainer.train(resume_from_checkpoint=checkpoint)
     extra = {
+        "effective_changes": [c.to_dict() for c in changes],
         "resumed_from": checkpoint,
         "train_runtime_s": train_output.metrics.get("train_runtime"),
         "train_samples_per_second": train_output.metrics.get("train_samples_per_second"),
     }
-    return finish_run(trainer, prepared, started, extra)
+    result = finish_run(trainer, prepared, started, extra)
+    policy = recipe.policy
+    if policy.calibrate and trainer.is_world_process_zero():
+        from sentiment_hf.policy import fit_policy
+
+        fitted = fit_policy(
+            run_dir,
+            threshold_metric=policy.threshold_metric,
+            min_confidence=policy.min_confidence,
+        )
+        result.metrics.update(fitted.metrics)
+        log.info(
+            "calibrated: temperature %.3f, test ECE %.4f -> %.4f",
+            fitted.policy.temperature,
+            fitted.metrics["test_ece_uncalibrated"],
+            fitted.metrics["test_ece"],
+        )
+    return result
