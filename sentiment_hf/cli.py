@@ -15,6 +15,10 @@ from sentiment_hf.monitoring.config import DriftConfig
 from sentiment_hf.monitoring.report import DriftThresholds
 from sentiment_hf.serve.config import ServeConfig
 
+#: Arguments several commands take, defined once.
+RunDirArg = Annotated[Path, typer.Argument(help="A run directory written by `sentiment train`.")]
+BatchSize = Annotated[int, typer.Option(min=1, help="Inference batch size.")]
+
 app = typer.Typer(
     name="sentiment",
     help="Fine-tune, sweep, evaluate, export, serve and ship transformer sentiment classifiers.",
@@ -115,9 +119,7 @@ def sweep(
 
 @app.command("eval")
 def eval_(
-    model_dir: Annotated[
-        Path, typer.Argument(help="A run directory written by `sentiment train`.")
-    ],
+    model_dir: RunDirArg,
     split: Annotated[str, typer.Option(help="train, validation or test.")] = "test",
     data: Annotated[
         str | None, typer.Option(help="Evaluate on this data source instead of the recipe's.")
@@ -125,13 +127,13 @@ def eval_(
     output: Annotated[
         Path | None, typer.Option(help="Report folder (default MODEL_DIR/eval).")
     ] = None,
-    batch_size: Annotated[int, typer.Option(min=1, help="Inference batch size.")] = 64,
+    batch_size: BatchSize = 64,
 ) -> None:
     """Evaluate a trained model under its decision policy.
 
-    Writes metrics JSON (with calibration before/after, accuracy at 90 % and 80 % coverage and
-    bootstrap 95 % intervals of accuracy and F1), confusion-matrix, reliability and
-    risk-coverage PNGs, and the misclassified CSV.
+    Metrics JSON: accuracy/F1 with bootstrap 95 % intervals, calibration before/after,
+    accuracy at 90 % and 80 % coverage.
+    PNGs: confusion matrix, reliability diagram, risk-coverage curve; misclassified CSV.
     """
     from sentiment_hf.evaluation import evaluate_model
 
@@ -144,9 +146,7 @@ def eval_(
 
 @app.command()
 def calibrate(
-    model_dir: Annotated[
-        Path, typer.Argument(help="A run directory written by `sentiment train`.")
-    ],
+    model_dir: RunDirArg,
     threshold_metric: Annotated[
         str | None,
         typer.Option(
@@ -165,13 +165,13 @@ def calibrate(
     data: Annotated[
         str | None, typer.Option(help="Fit on this data source instead of the recipe's.")
     ] = None,
-    batch_size: Annotated[int, typer.Option(min=1, help="Inference batch size.")] = 64,
+    batch_size: BatchSize = 64,
 ) -> None:
     """Fit the run's decision policy on its validation split and store it in policy.json.
 
-    Temperature scaling (one temperature, minimising validation NLL) makes the probabilities
-    honest; every backend, eval, predict and the server apply it. NLL, Brier score and 10-bin
-    ECE before and after, on validation and test, go to metrics.json; reliability.png shows them.
+    One temperature (minimising validation NLL) calibrates the probabilities.
+    Every backend, eval, predict and the server apply the stored policy.
+    NLL, Brier and 10-bin ECE before/after (validation, test) go to metrics.json.
     """
     from sentiment_hf.policy import fit_policy
 
@@ -188,9 +188,7 @@ def calibrate(
 
 @app.command()
 def predict(
-    model_dir: Annotated[
-        Path, typer.Argument(help="A run directory written by `sentiment train`.")
-    ],
+    model_dir: RunDirArg,
     texts: Annotated[
         list[str] | None,
         typer.Argument(help="Texts to classify; none reads --file or stdin.", show_default=False),
@@ -202,7 +200,7 @@ def predict(
     backend: Annotated[
         str, typer.Option(help="Inference backend: torch, onnx or onnx-int8.")
     ] = "torch",
-    batch_size: Annotated[int, typer.Option(min=1, help="Inference batch size.")] = 32,
+    batch_size: BatchSize = 32,
 ) -> None:
     """Print the label and probability of each input text."""
     from sentiment_hf.predict import Predictor
@@ -228,9 +226,7 @@ def predict(
 
 @app.command("export")
 def export_(
-    model_dir: Annotated[
-        Path, typer.Argument(help="A run directory written by `sentiment train`.")
-    ],
+    model_dir: RunDirArg,
     quantize: Annotated[
         str | None, typer.Option(help="Also write an int8 model: --quantize int8.")
     ] = None,
@@ -273,9 +269,7 @@ def export_(
 
 @app.command("push-to-hub")
 def push_to_hub_(
-    model_dir: Annotated[
-        Path, typer.Argument(help="A run directory written by `sentiment train`.")
-    ],
+    model_dir: RunDirArg,
     repo_id: Annotated[str, typer.Option(help="Target model repository, ORG/NAME.")],
     private: Annotated[bool, typer.Option("--private", help="Create the repo as private.")] = False,
     revision: Annotated[
@@ -317,9 +311,7 @@ def push_to_hub_(
 
 @app.command()
 def serve(
-    model_dir: Annotated[
-        Path, typer.Argument(help="A run directory written by `sentiment train`.")
-    ],
+    model_dir: RunDirArg,
     backend: Annotated[
         str, typer.Option(help="torch, onnx or onnx-int8 (onnx needs `sentiment export`).")
     ] = ServeConfig.backend,
