@@ -8,9 +8,6 @@ section takes any :class:`transformers.TrainingArguments` field; the project's d
 from __future__ import annotations
 
 import dataclasses
-import enum
-import re
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,11 +17,10 @@ import yaml
 
 from sentiment_hf.errors import SentimentError
 from sentiment_hf.fileio import write_text_atomic
+from sentiment_hf.schema import apply_overrides, build, coerce
 
 DEFAULT_BACKBONE = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_DATASET = "cornell-movie-review-data/rotten_tomatoes"
-
-_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 #: Project defaults for ``training`` (TrainingArguments fields); a recipe overrides any of them.
 #: ``recipes/base.yaml`` restates each one it names with the same value (tests/test_recipe.py);
@@ -204,102 +200,6 @@ def _training_fields() -> dict[str, dataclasses.Field]:
     return {f.name: f for f in dataclasses.fields(TrainingArguments) if f.init}
 
 
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
-
-
-def _coerce(value: Any, tp: Any, where: str) -> Any:
-    """Check ``value`` against the annotation ``tp``; int→float is the only widening."""
-    if tp is Any or tp is object:
-        return value
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        enums = [t for t in typing.get_args(tp) if isinstance(t, type) and issubclass(t, enum.Enum)]
-        if enums and isinstance(value, str):
-            # "IntervalStrategy | str" accepts any string in the annotation; only the enum's do.
-            return _coerce(value, enums[0], where)
-        errors = []
-        for option in typing.get_args(tp):
-            try:
-                return _coerce(value, option, where)
-            except SentimentError as exc:
-                errors.append(exc)
-        raise SentimentError(
-            f"{where}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}"
-        )
-    if origin is typing.Literal:
-        if value in typing.get_args(tp):
-            return value
-        raise SentimentError(f"{where}: must be one of {typing.get_args(tp)}, got {value!r}")
-    if tp is type(None):
-        if value is None:
-            return None
-    elif origin is list:
-        if isinstance(value, list):
-            (item_tp,) = typing.get_args(tp) or (Any,)
-            return [_coerce(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
-    elif origin is dict or tp is dict:
-        if isinstance(value, dict):
-            return value
-    elif isinstance(tp, type) and issubclass(tp, enum.Enum):
-        allowed = [m.value for m in tp]
-        if value in allowed:
-            return value
-        raise SentimentError(f"{where}: must be one of {allowed}, got {value!r}")
-    elif tp is bool:
-        if isinstance(value, bool):
-            return value
-    elif tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        # YAML 1.1 reads 3e-5 (no dot) as a string; accept it as the number it is.
-        if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
-            return float(value)
-    elif tp is str:
-        if isinstance(value, str):
-            return value
-    elif dataclasses.is_dataclass(tp):
-        return _build(tp, value, where)
-    elif isinstance(tp, type):
-        if isinstance(value, tp):
-            return value
-    else:
-        return value
-    raise SentimentError(
-        f"{where}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}; "
-        "fix the value in the recipe or the override"
-    )
-
-
-def _build(cls: type, data: Any, where: str) -> Any:
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise SentimentError(f"{where}: expected a mapping, got {type(data).__name__} {data!r}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(data) - set(names))
-    if unknown:
-        raise SentimentError(
-            f"{where}: unknown key {unknown[0]!r}; allowed keys: {', '.join(names)}"
-        )
-    kwargs = {}
-    for name in names:
-        if name not in data:
-            continue
-        sub = f"{where}.{name}" if where else name
-        if name == "training" and cls is Recipe:
-            kwargs[name] = _build_training(data[name], sub)
-        elif name == "sweep" and cls is Recipe:
-            kwargs[name] = None if data[name] is None else _build_sweep(data[name], sub)
-        else:
-            kwargs[name] = _coerce(data[name], hints[name], sub)
-    return cls(**kwargs)
-
-
 def _build_training(data: Any, where: str) -> dict[str, Any]:
     if data is None:
         data = {}
@@ -314,7 +214,7 @@ def _build_training(data: Any, where: str) -> dict[str, Any]:
                 f"{where}: unknown key {key!r}: not a transformers.TrainingArguments field; "
                 "check the spelling (see `sentiment train --help`)"
             )
-        merged[key] = _coerce(value, hints.get(key, Any), f"{where}.{key}")
+        merged[key] = coerce(value, hints.get(key, Any), f"{where}.{key}")
     return merged
 
 
@@ -362,7 +262,7 @@ def _check_search_param(name: str, spec: SearchParam, where: str) -> SearchParam
     for value in values:
         if spec.type == "float" and hint is not Any:
             value = float(value)
-        _coerce(value, hint, f"{where} (TrainingArguments.{name})")
+        coerce(value, hint, f"{where} (TrainingArguments.{name})")
     return spec
 
 
@@ -392,7 +292,7 @@ def _flatten_params(raw: dict[str, Any]) -> dict[str, Any]:
 
 def _build_sweep(data: Any, where: str) -> SweepConfig:
     """The ``sweep`` section, with every search dimension validated (names, bounds, choices)."""
-    cfg = _build(SweepConfig, data, where)
+    cfg = build(SweepConfig, data, where)
     if not isinstance(cfg.params, dict) or not cfg.params:
         raise SentimentError(
             f"{where}.params: declare at least one hyperparameter, e.g. "
@@ -415,7 +315,7 @@ def _build_sweep(data: Any, where: str) -> SweepConfig:
                 f"{sub}: unknown hyperparameter {name!r}: neither a transformers.TrainingArguments "
                 f"field nor a model parameter ({searchable}); fix the name"
             )
-        spec = raw_spec if isinstance(raw_spec, SearchParam) else _build(SearchParam, raw_spec, sub)
+        spec = raw_spec if isinstance(raw_spec, SearchParam) else build(SearchParam, raw_spec, sub)
         params[name] = _check_search_param(name, spec, sub)
     if not params:
         raise SentimentError(f"{where}.params: every hyperparameter was removed; keep at least one")
@@ -433,42 +333,14 @@ def _build_sweep(data: Any, where: str) -> SweepConfig:
     return cfg
 
 
-def parse_overrides(overrides: list[str] | tuple[str, ...]) -> list[tuple[list[str], Any]]:
-    """Parse ``a.b=value`` strings; values are YAML scalars (``3e-5``, ``true``, ``[a]``)."""
-    parsed = []
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise SentimentError(
-                f"override {item!r} has no '='; write KEY=VALUE, e.g. training.learning_rate=3e-5"
-            )
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else raw
-        except yaml.YAMLError:
-            value = raw
-        parsed.append((key.strip().split("."), value))
-    return parsed
-
-
-def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
-    """Apply dotted overrides onto a raw recipe mapping (validated later by the schema)."""
-    for path, value in parse_overrides(overrides):
-        node = raw
-        for part in path[:-1]:
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            if not isinstance(child, dict):
-                raise SentimentError(f"override {'.'.join(path)}: {part!r} is not a section")
-            node = child
-        node[path[-1]] = value
-    return raw
-
-
 def recipe_from_dict(raw: dict[str, Any], overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
     """Validate a mapping (plus overrides) into a :class:`Recipe`."""
     raw = apply_overrides(dict(raw), overrides)
-    return _build(Recipe, raw, "")
+    return build(Recipe, raw, "", {"training": _build_training, "sweep": _build_sweep_or_none})
+
+
+def _build_sweep_or_none(data: Any, where: str) -> SweepConfig | None:
+    return None if data is None else _build_sweep(data, where)
 
 
 def read_recipe_file(path: str | Path) -> dict[str, Any]:
