@@ -143,6 +143,18 @@ def _parity_table(parity: dict[str, Any]) -> str:
     return markdown_table(["file", "max abs logit diff", "argmax agreement", "accuracy"], rows)
 
 
+def _calibration(run: RunDir) -> dict[str, str] | None:
+    """The card's calibration line, from the stored policy and metrics (None: uncalibrated)."""
+    before, after = run.metrics.get("test_ece_uncalibrated"), run.metrics.get("test_ece")
+    if run.policy.temperature == 1.0 or before is None or after is None:
+        return None
+    return {
+        "temperature": f"{run.policy.temperature:.2f}",
+        "ece_before": f"{before:.3f}",
+        "ece_after": f"{after:.3f}",
+    }
+
+
 def build_model_card(
     model_dir: str | Path | RunDir, repo_id: str, license: str = "apache-2.0"
 ) -> str:
@@ -194,5 +206,6 @@ def build_model_card(
         parity_samples=parity.get("samples"),
         parity_split=parity.get("split"),
         max_length=run.max_length,
+        calibration=_calibration(run),
     )
     return str(card)

@@ -24,6 +24,7 @@ from sentiment_hf.modeling import hub_offline
 from sentiment_hf.rundir import (
     CONFIG_FILE,
     METRICS_FILE,
+    POLICY_FILE,
     RECIPE_FILE,
     WEIGHTS_INDEX,
     RunDir,
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 DEFAULT_LICENSE = "apache-2.0"
 CARD_FILE = "README.md"
 #: Run-directory files copied as they are (the tokenizer is re-saved by transformers).
-COPIED = (CONFIG_FILE, RECIPE_FILE, METRICS_FILE)
+COPIED = (CONFIG_FILE, RECIPE_FILE, METRICS_FILE, POLICY_FILE)
 
 
 @dataclass

@@ -79,17 +79,3 @@ class OnnxBackend:
         }
         (logits,) = self.session.run(["logits"], feed)
         return np.asarray(logits, dtype=np.float32)
-
-
-def onnx_fp32(
-    model_dir: Path, device: str | None = None, intra_op_threads: int | None = None
-) -> OnnxBackend:
-    """Backend factory for ``backend="onnx"``."""
-    return OnnxBackend(model_dir, device=device, intra_op_threads=intra_op_threads)
-
-
-def onnx_int8(
-    model_dir: Path, device: str | None = None, intra_op_threads: int | None = None
-) -> OnnxBackend:
-    """Backend factory for ``backend="onnx-int8"``."""
-    return OnnxBackend(model_dir, device=device, quantized=True, intra_op_threads=intra_op_threads)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -70,28 +71,25 @@ class TorchBackend:
             return self.model(**inputs).logits.float().cpu().numpy()
 
 
-def _onnx_fp32(
-    model_dir: Path, device: str | None = None, intra_op_threads: int | None = None
+def _onnx_backend(
+    model_dir: Path,
+    device: str | None = None,
+    intra_op_threads: int | None = None,
+    quantized: bool = False,
 ) -> Any:
-    from sentiment_hf.onnx_backend import onnx_fp32
+    from sentiment_hf.onnx_backend import OnnxBackend  # onnxruntime only when asked for
 
-    return onnx_fp32(model_dir, device=device, intra_op_threads=intra_op_threads)
-
-
-def _onnx_int8(
-    model_dir: Path, device: str | None = None, intra_op_threads: int | None = None
-) -> Any:
-    from sentiment_hf.onnx_backend import onnx_int8
-
-    return onnx_int8(model_dir, device=device, intra_op_threads=intra_op_threads)
+    return OnnxBackend(
+        model_dir, device=device, quantized=quantized, intra_op_threads=intra_op_threads
+    )
 
 
 #: Backend name → factory(model_dir, device, intra_op_threads). "onnx" / "onnx-int8" need
 #: `sentiment export` first.
 BACKENDS: dict[str, Callable[..., Any]] = {
     "torch": TorchBackend,
-    "onnx": _onnx_fp32,
-    "onnx-int8": _onnx_int8,
+    "onnx": _onnx_backend,
+    "onnx-int8": partial(_onnx_backend, quantized=True),
 }
 
 

@@ -40,6 +40,12 @@ def test_fitted_policy_is_stored_and_lowers_validation_nll(run: Path) -> None:
             assert f"{prefix}_{key}" in metrics and f"{prefix}_{key}_uncalibrated" in metrics
     assert "test_accuracy" in metrics  # the training metrics are kept beside the new ones
     assert report.reliability_path.stat().st_size > 1000
+    from sentiment_hf.card import build_model_card
+
+    card = build_model_card(run, "me/tiny")
+    assert f"T = {report.policy.temperature:.2f}" in card
+    assert f"test ECE {metrics['test_ece_uncalibrated']:.3f} → {metrics['test_ece']:.3f}" in card
+    assert "not calibrated" not in card
 
 
 def test_predictor_returns_probabilities_at_the_stored_temperature(run: Path) -> None:
