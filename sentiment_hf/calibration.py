@@ -139,10 +139,18 @@ def plot_risk_coverage(probs: np.ndarray, labels: np.ndarray, path: Path, title:
     cov, acc = risk_coverage(probs, labels)
     fig, ax = plt.subplots(figsize=(4.6, 3.6), dpi=120)
     ax.plot(cov, acc, color="tab:blue")
-    for c in COVERAGES:
+    for i, c in enumerate(COVERAGES):
         value = accuracy_at_coverage(probs, labels, c)
         ax.plot([c], [value], marker="o", color="tab:red")
-        ax.annotate(f"{value:.3f} @ {c:.0%}", (c, value), textcoords="offset points", xytext=(4, 6))
+        # left of the point, alternately below and above, so neighbours do not overlap
+        ax.annotate(
+            f"{value:.3f} @ {c:.0%}",
+            (c, value),
+            textcoords="offset points",
+            xytext=(-6, -14 if i % 2 == 0 else 8),
+            ha="right",
+            fontsize=8,
+        )
     ax.set_xlabel("coverage (share answered, most confident first)")
     ax.set_ylabel("accuracy")
     ax.set_xlim(0, 1)

@@ -1,8 +1,9 @@
-"""Evaluate a trained model directory on a split: metrics JSON, confusion matrix PNG, errors CSV."""
+"""Evaluate a trained model directory on a split: metrics JSON, PNGs, errors CSV, HTML report."""
 
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,16 +20,29 @@ from sentiment_hf.calibration import (
 )
 from sentiment_hf.data import load_splits
 from sentiment_hf.errors import SentimentError
-from sentiment_hf.fileio import write_json
-from sentiment_hf.metrics import classification_metrics, confusion, fast_metric
+from sentiment_hf.eval_plots import plot_accuracy_by_length, plot_confusion
+from sentiment_hf.fileio import write_json, write_text_atomic
+from sentiment_hf.metrics import (
+    accuracy_by_length,
+    classification_metrics,
+    confusion,
+    fast_metric,
+    per_class_metrics,
+)
 from sentiment_hf.policy import DecisionPolicy, policy_metrics
 from sentiment_hf.predict import Predictor
+from sentiment_hf.report_html import Mistake, render_eval_report
 from sentiment_hf.rundir import RunDir, open_run
 
 #: Metrics eval brackets with a bootstrap 95 % interval (percentile method, seeded).
-BOOTSTRAP_METRICS = ("accuracy", "f1")
+BOOTSTRAP_METRICS = ("accuracy", "f1", "f1_macro")
 BOOTSTRAP_RESAMPLES = 1000
 SPLIT_ALIASES = {"val": "validation", "valid": "validation", "dev": "validation"}
+#: How many of the most confident mistakes the HTML report shows (and explains).
+REPORT_MISTAKES = 10
+#: Word attributions of texts: ``explain(texts)[i]`` is ``[(word, attribution), ...]`` of
+#: ``texts[i]``, positive towards the predicted label.
+Explainer = Callable[[list[str]], list[list[tuple[str, float]]]]
 
 
 @dataclass
@@ -42,31 +56,26 @@ class EvalReport:
     errors_path: Path
     reliability_path: Path | None = None
     risk_coverage_path: Path | None = None
+    length_path: Path | None = None
+    report_path: Path | None = None
 
 
-def plot_confusion(matrix: np.ndarray, labels: list[str], path: Path, title: str) -> Path:
-    """Save a labelled confusion-matrix heat map as PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(3.2 + 0.4 * len(labels), 3 + 0.4 * len(labels)), dpi=120)
-    ax.imshow(matrix, cmap="Blues")
-    ax.set_xticks(range(len(labels)), labels)
-    ax.set_yticks(range(len(labels)), labels)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title)
-    peak = matrix.max() or 1
-    for i in range(matrix.shape[0]):
-        for j in range(matrix.shape[1]):
-            color = "white" if matrix[i, j] > peak / 2 else "black"
-            ax.text(j, i, str(matrix[i, j]), ha="center", va="center", color=color)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+def confident_mistakes(
+    texts: list[str],
+    labels: np.ndarray,
+    preds: np.ndarray,
+    probs: np.ndarray,
+    names: list[str],
+    k: int = REPORT_MISTAKES,
+) -> list[Mistake]:
+    """The ``k`` misclassified inputs whose wrong label got the highest probability."""
+    wrong = np.flatnonzero(preds != labels)
+    chosen = probs[wrong, preds[wrong]]
+    order = wrong[np.argsort(-chosen, kind="stable")][:k]
+    return [
+        Mistake(int(i), texts[i], names[labels[i]], names[preds[i]], float(probs[i, preds[i]]))
+        for i in order
+    ]
 
 
 def evaluate_model(
@@ -76,11 +85,14 @@ def evaluate_model(
     output_dir: str | Path | None = None,
     batch_size: int = 64,
     backend: str = "torch",
+    explain: Explainer | None = None,
 ) -> EvalReport:
     """Evaluate ``model_dir`` on ``split`` of its recipe's data (or ``data``) and write reports.
 
-    Files go to ``output_dir`` (default ``MODEL_DIR/eval``): ``{split}_metrics.json``,
-    ``{split}_confusion.png`` and ``{split}_misclassified.csv``.
+    Files go to ``output_dir`` (default ``MODEL_DIR/eval``): ``{split}_metrics.json``, the
+    confusion, reliability, risk-coverage and accuracy-by-length PNGs,
+    ``{split}_misclassified.csv`` and ``{split}_report.html`` (all of it on one page). With
+    ``explain``, the report highlights the words of its most confident mistakes.
     """
     run = open_run(model_dir)
     split = SPLIT_ALIASES.get(split, split)
@@ -100,6 +112,10 @@ def evaluate_model(
     }
     metrics[f"{split}_samples"] = len(texts)
     metrics.update(trust_metrics(split, logits, labels, preds, abstained, predictor.policy, n))
+    metrics[f"{split}_per_class"] = per_class_metrics(labels, preds, predictor.labels)
+    tokens = predictor.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+    by_length = accuracy_by_length(np.array([len(t) for t in tokens]), preds == labels)
+    metrics[f"{split}_accuracy_by_length"] = by_length
     out = Path(output_dir) if output_dir else run.eval_dir
     out.mkdir(parents=True, exist_ok=True)
     metrics_path = write_json(out / f"{split}_metrics.json", {**metrics, "data_source": cfg.source})
@@ -119,6 +135,12 @@ def evaluate_model(
     risk_path = plot_risk_coverage(
         probs, labels, out / f"{split}_risk_coverage.png", f"{title}: risk-coverage"
     )
+    length_path = plot_accuracy_by_length(
+        by_length,
+        metrics[f"{split}_accuracy"],
+        out / f"{split}_accuracy_by_length.png",
+        f"{title}: accuracy by length",
+    )
     errors_path = out / f"{split}_misclassified.csv"
     with open(errors_path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
@@ -133,8 +155,41 @@ def evaluate_model(
                     f"{probs[i, preds[i]]:.4f}",
                 ]
             )
+    mistakes = confident_mistakes(texts, labels, preds, probs, predictor.labels)
+    attributions = explain([m.text for m in mistakes]) if explain and mistakes else None
+    if attributions is not None and len(attributions) != len(mistakes):
+        raise SentimentError(
+            f"the explainer returned {len(attributions)} attribution lists for "
+            f"{len(mistakes)} texts; it must return one per text"
+        )
+    page = render_eval_report(
+        split,
+        metrics,
+        predictor.labels,
+        {
+            "confusion": confusion_path,
+            "reliability": reliability_path,
+            "risk_coverage": risk_path,
+            "length": length_path,
+        },
+        mistakes,
+        by_length,
+        attributions,
+        title=run.path.name,
+        policy=predictor.policy.to_dict(),
+        details={"data": cfg.source, "backend": backend, "max_length": predictor.max_length},
+    )
+    report_path = write_text_atomic(out / f"{split}_report.html", page)
     return EvalReport(
-        split, metrics, metrics_path, confusion_path, errors_path, reliability_path, risk_path
+        split,
+        metrics,
+        metrics_path,
+        confusion_path,
+        errors_path,
+        reliability_path,
+        risk_path,
+        length_path,
+        report_path,
     )
 
 

@@ -1,0 +1,59 @@
+"""Pictures of `sentiment eval` (calibration.py draws the others): confusion matrix, length."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def plot_confusion(matrix: np.ndarray, labels: list[str], path: Path, title: str) -> Path:
+    """Save a labelled confusion-matrix heat map as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(3.2 + 0.4 * len(labels), 3 + 0.4 * len(labels)), dpi=120)
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    peak = matrix.max() or 1
+    for i in range(matrix.shape[0]):
+        for j in range(matrix.shape[1]):
+            color = "white" if matrix[i, j] > peak / 2 else "black"
+            ax.text(j, i, str(matrix[i, j]), ha="center", va="center", color=color)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_accuracy_by_length(
+    rows: list[dict[str, Any]], overall: float, path: Path, title: str, unit: str = "tokens"
+) -> Path:
+    """Bar chart of the accuracy per length bucket, the overall accuracy as a dashed line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.6, 3.2), dpi=120)
+    names = [f"{r['min']}-{r['max']}\n(n={r['samples']})" for r in rows]
+    ax.bar(range(len(rows)), [r["accuracy"] for r in rows], color="tab:blue")
+    ax.axhline(overall, color="grey", linestyle="--", linewidth=1, label=f"all ({overall:.3f})")
+    ax.set_xticks(range(len(rows)), names, fontsize=8)
+    ax.set_xlabel(f"length ({unit})")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(0, 1.15)  # the strip above 1 keeps the legend off the bars
+    ax.set_yticks(np.linspace(0, 1, 6))
+    ax.set_title(title)
+    ax.legend(loc="upper right", fontsize=8, frameon=False)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
