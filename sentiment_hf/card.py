@@ -14,7 +14,7 @@ from typing import Any
 from sentiment_hf.errors import SentimentError
 from sentiment_hf.fileio import looks_like_path
 from sentiment_hf.modeling import PACKAGED_BACKBONES
-from sentiment_hf.rundir import METRICS_FILE, RunDir, open_run
+from sentiment_hf.rundir import EVAL_DIR, METRICS_FILE, RunDir, open_run
 
 RT_DATASET = "cornell-movie-review-data/rotten_tomatoes"
 PACKAGED_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
@@ -155,6 +155,32 @@ def _calibration(run: RunDir) -> dict[str, str] | None:
     }
 
 
+def _trust(run: RunDir) -> dict[str, str] | None:
+    """Test accuracy with its 95 % interval and accuracy at 80 % coverage (None: not measured).
+
+    From ``metrics.json`` when it has them, else from ``sentiment eval``'s
+    ``eval/test_metrics.json`` when that scored the run's own data; never mixed, so the
+    accuracy and its interval come from the same evaluation.
+    """
+    keys = ("test_accuracy_ci95", "test_accuracy_at_80pct_coverage")
+    metrics, where = run.metrics, METRICS_FILE
+    if not any(key in metrics for key in keys):
+        metrics, where = run.eval_metrics("test"), f"{EVAL_DIR}/test_metrics.json"
+        source = run.recipe.data.source if run.recipe else None
+        if source is None or metrics.get("data_source") != source:
+            return None
+    interval, at_80 = (metrics.get(key) for key in keys)
+    if metrics.get("test_accuracy") is None or (interval is None and at_80 is None):
+        return None
+    return {
+        "where": where,
+        "samples": str(metrics.get("test_samples", NA)),
+        "accuracy": f"{metrics['test_accuracy']:.4f}",
+        "interval": f"{interval[0]:.4f} to {interval[1]:.4f}" if interval else "",
+        "at_80": f"{at_80:.4f}" if at_80 is not None else "",
+    }
+
+
 def build_model_card(
     model_dir: str | Path | RunDir, repo_id: str, license: str = "apache-2.0"
 ) -> str:
@@ -207,5 +233,6 @@ def build_model_card(
         parity_split=parity.get("split"),
         max_length=run.max_length,
         calibration=_calibration(run),
+        trust=_trust(run),
     )
     return str(card)

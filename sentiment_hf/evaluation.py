@@ -32,7 +32,7 @@ from sentiment_hf.metrics import (
 from sentiment_hf.policy import DecisionPolicy, policy_metrics
 from sentiment_hf.predict import Predictor
 from sentiment_hf.report_html import Mistake, render_eval_report
-from sentiment_hf.rundir import RunDir, open_run
+from sentiment_hf.rundir import EVAL_METRICS_FILE, RunDir, open_run
 
 #: Metrics eval brackets with a bootstrap 95 % interval (percentile method, seeded).
 BOOTSTRAP_METRICS = ("accuracy", "f1", "f1_macro")
@@ -118,7 +118,9 @@ def evaluate_model(
     metrics[f"{split}_accuracy_by_length"] = by_length
     out = Path(output_dir) if output_dir else run.eval_dir
     out.mkdir(parents=True, exist_ok=True)
-    metrics_path = write_json(out / f"{split}_metrics.json", {**metrics, "data_source": cfg.source})
+    metrics_path = write_json(
+        out / EVAL_METRICS_FILE.format(split=split), {**metrics, "data_source": cfg.source}
+    )
     title = f"{run.path.name}: {split}"
     confusion_path = plot_confusion(
         confusion(labels, preds, n),

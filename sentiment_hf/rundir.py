@@ -12,7 +12,7 @@ drift, push-to-hub) opens it through :class:`RunDir`, so the layout is written d
       manifest.json            what ran: versions, device, effective settings (train)
       policy.json, reliability.png  temperature, threshold, abstain band   (train, calibrate)
       model.onnx, model.int8.onnx, export_parity.json                       (export)
-      eval/                    {split}_metrics.json, confusion PNG, errors CSV (eval)
+      eval/                    {split}_metrics.json, {split}_report.html, PNGs, errors CSV (eval)
 """
 
 from __future__ import annotations
@@ -42,6 +42,8 @@ PARITY_FILE = "export_parity.json"
 POLICY_FILE = "policy.json"
 RELIABILITY_FILE = "reliability.png"
 EVAL_DIR = "eval"
+#: ``sentiment eval``'s metrics of one split, in the report folder.
+EVAL_METRICS_FILE = "{split}_metrics.json"
 WEIGHTS_GLOB = "model*.safetensors"
 WEIGHTS_INDEX = "model.safetensors.index.json"
 #: Token budget when a run has no recipe: the position limit of BERT-like encoders.
@@ -93,6 +95,10 @@ class RunDir:
     def eval_dir(self) -> Path:
         """Where ``sentiment eval`` writes its reports by default."""
         return self.path / EVAL_DIR
+
+    def eval_metrics(self, split: str = "test") -> dict[str, Any]:
+        """``sentiment eval``'s metrics of ``split`` in :attr:`eval_dir` (``{}`` when absent)."""
+        return read_json(self.eval_dir / EVAL_METRICS_FILE.format(split=split))
 
     def onnx_path(self, quantized: bool = False) -> Path:
         """Where the exported fp32 (or int8) ONNX model lives."""

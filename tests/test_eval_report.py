@@ -163,3 +163,23 @@ def test_report_reads_in_headless_chromium(evaluated: Any, tmp_path: Path) -> No
         assert seen["errors"] == [], f"{name}: console errors {seen['errors']}"
         assert all(u.startswith(("file:", "data:")) for u in seen["requested"]), seen["requested"]
         assert (tmp_path / f"eval_report_{name}.png").stat().st_size > 10_000
+
+
+def test_model_card_states_the_evaluated_trust_figures(evaluated: Any) -> None:
+    from sentiment_hf.card import build_model_card
+
+    run = evaluated.metrics_path.parents[1]
+    metrics = json.loads(evaluated.metrics_path.read_text())
+    card = build_model_card(run, "someone/tiny")
+    lo, hi = metrics["test_accuracy_ci95"]
+    assert f"accuracy is {metrics['test_accuracy']:.4f}" in card
+    assert f"(95 % bootstrap interval {lo:.4f} to {hi:.4f})" in card
+    assert f"it is {metrics['test_accuracy_at_80pct_coverage']:.4f}." in card
+    assert f"On the test split ({metrics['test_samples']} samples" in card
+    # evaluated on other data: the card does not borrow those figures
+    other = json.loads(evaluated.metrics_path.read_text())
+    evaluated.metrics_path.write_text(json.dumps({**other, "data_source": "/elsewhere"}))
+    try:
+        assert "bootstrap interval" not in build_model_card(run, "someone/tiny")
+    finally:
+        evaluated.metrics_path.write_text(json.dumps(other))
