@@ -133,7 +133,8 @@ def eval_(
 
     Metrics JSON: accuracy/F1 with bootstrap 95 % intervals, calibration before/after,
     accuracy at 90 % and 80 % coverage.
-    PNGs: confusion matrix, reliability diagram, risk-coverage curve; misclassified CSV.
+    PNGs: confusion matrix, reliability diagram, risk-coverage curve, accuracy by length;
+    misclassified CSV; all of it on one self-contained page, {split}_report.html.
     """
     from sentiment_hf.evaluation import evaluate_model
 
