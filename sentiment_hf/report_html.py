@@ -233,11 +233,10 @@ def render_eval_report(
     facts = {"split": split, "samples": m.get("samples"), **(details or {})}
     meta = " · ".join(f"{esc(k)}: {esc(v)}" for k, v in facts.items() if v is not None)
 
-    f1_name = f"F1 (positive: {labels[1]})" if len(labels) == 2 else "F1 (macro)"
-    cards = "".join(
-        _card(name, m, key)
-        for name, key in (("Accuracy", "accuracy"), (f1_name, "f1"), ("Macro F1", "f1_macro"))
-    )
+    headline = [("Accuracy", "accuracy"), ("Macro F1", "f1_macro")]
+    if len(labels) == 2:  # with more labels, F1 is the macro F1
+        headline.insert(1, (f"F1 (positive: {labels[1]})", "f1"))
+    cards = "".join(_card(name, m, key) for name, key in headline)
     per_class = m.get("per_class") or {}
     per_class_rows = [
         [
