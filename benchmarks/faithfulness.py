@@ -13,8 +13,9 @@ much more probability than chance: target ratio >= 2x.
 Every baseline x aggregation pair is measured on the same texts (``special``: [CLS] [PAD]...
 [SEP]; ``pad``: [PAD] everywhere; ``sum``: signed sum of token attributions, top = most
 positive; ``l2``: L2 norm, top = largest magnitude). Time per explanation is one text per call,
-as ``POST /explain`` does (median and range). Writes JSON (default RUN_DIR/faithfulness.json)
-and prints a table.
+as ``POST /explain`` does (median and range). ``|outside|`` is the mean probability change the
+words do not account for (on [CLS]/[SEP], plus the integral's error). Writes JSON (default
+RUN_DIR/faithfulness.json) and prints a table.
 """
 
 from __future__ import annotations
@@ -99,6 +100,13 @@ def comprehensiveness(
     }
 
 
+def outside_words(items: list[Explanation]) -> float:
+    """Mean |score - baseline_score - sum of word attributions|: the change that the words do
+    not account for (attribution on [CLS]/[SEP] plus the convergence error)."""
+    gaps = [i.score - i.baseline_score - sum(w.attribution for w in i.words) for i in items]
+    return float(np.mean(np.abs(gaps)))
+
+
 def sample_texts(run: RunDir, samples: int) -> list[str]:
     """``samples`` texts of the run's test split (load_splits shuffles, seeded, then cuts)."""
     cfg = run.data_config()
@@ -141,6 +149,7 @@ def run(
                     "aggregate": aggregate,
                     **scores,
                     "mean_abs_delta": float(np.mean([abs(i.delta) for i in items])),
+                    "mean_abs_outside_words": outside_words(items) if aggregate == "sum" else None,
                     "seconds_per_explanation": {
                         "median": statistics.median(seconds),
                         "min": min(seconds),
@@ -171,13 +180,15 @@ def print_report(report: dict[str, Any]) -> None:
         f"{report['share_deleted']:.0%} of words deleted, n_steps={report['n_steps']}"
     )
     head = f"{'baseline':<9} {'agg':<4} {'drop top':>9} {'drop rand':>9} {'ratio':>6} "
-    print(head + f"{'|delta|':>8} {'s/expl median (min-max)':>24}")
+    print(head + f"{'|delta|':>8} {'|outside|':>9} {'s/expl median (min-max)':>24}")
     for r in report["results"]:
         t = r["seconds_per_explanation"]
         ratio = f"{r['ratio']:>5.2f}x" if r["ratio"] is not None else "   n/a"
+        outside = r["mean_abs_outside_words"]
+        outside = f"{outside:>9.4f}" if outside is not None else f"{'-':>9}"
         print(
             f"{r['baseline']:<9} {r['aggregate']:<4} {r['mean_drop_top']:>9.4f} "
-            f"{r['mean_drop_random']:>9.4f} {ratio} {r['mean_abs_delta']:>8.1e} "
+            f"{r['mean_drop_random']:>9.4f} {ratio} {r['mean_abs_delta']:>8.1e} {outside} "
             f"{t['median']:>9.3f} ({t['min']:.3f}-{t['max']:.3f})"
         )
     print(f"target: ratio >= {report['target_ratio']:.0f}x")
