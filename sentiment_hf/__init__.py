@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and the API refe
     from sentiment_hf.data import SentimentData, load_splits, read_rt_polarity
     from sentiment_hf.errors import SentimentError
     from sentiment_hf.evaluation import EvalReport, evaluate_model
+    from sentiment_hf.explain import Explainer, Explanation, explain
     from sentiment_hf.export import export_onnx
     from sentiment_hf.hub import push_to_hub
     from sentiment_hf.modeling import resolve_backbone
@@ -35,6 +36,8 @@ __version__ = "0.1.0"
 
 _EXPORTS: dict[str, str] = {
     "EvalReport": "evaluation",
+    "Explainer": "explain",
+    "Explanation": "explain",
     "Prediction": "predict",
     "Predictor": "predict",
     "Recipe": "recipe",
@@ -42,6 +45,7 @@ _EXPORTS: dict[str, str] = {
     "SentimentError": "errors",
     "TrainResult": "train",
     "evaluate_model": "evaluation",
+    "explain": "explain",
     "export_onnx": "export",
     "load_recipe": "recipe",
     "load_splits": "data",
@@ -54,6 +58,8 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = [
     "EvalReport",
+    "Explainer",
+    "Explanation",
     "Prediction",
     "Predictor",
     "Recipe",
@@ -61,6 +67,7 @@ __all__ = [
     "SentimentError",
     "TrainResult",
     "evaluate_model",
+    "explain",
     "export_onnx",
     "load_recipe",
     "load_splits",

@@ -244,7 +244,8 @@ def explain(
     baseline: Annotated[
         str,
         typer.Option(
-            help=f"{' or '.join(BASELINES)}: [CLS] [PAD]... [SEP], or [PAD] at every position."
+            help=f"{' or '.join(BASELINES)}: keep CLS and SEP with PAD between them, or PAD at "
+            "every position."
         ),
     ] = DEFAULT_BASELINE,
     color: Annotated[
