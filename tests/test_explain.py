@@ -8,6 +8,8 @@ import importlib.util
 import json
 import shutil
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -215,6 +217,23 @@ def test_explain_endpoint(client: TestClient, explained) -> None:
     assert total == pytest.approx(body["score"] - body["baseline_score"], abs=1e-4)
     metrics = client.get("/metrics").text
     assert 'endpoint="/explain",method="POST",status="200"' in metrics
+
+
+def test_explain_runs_off_the_event_loop(client: TestClient, explained, monkeypatch) -> None:
+    service = client.app.state.explainer
+    release = threading.Event()
+
+    def slow(text: str):
+        assert release.wait(30)
+        return explained[0]
+
+    monkeypatch.setattr(service, "_explain", slow)
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(client.post, "/explain", json={"text": TEXTS[0]})
+        assert client.get("/health").status_code == 200  # the loop is free
+        assert not pending.done()
+        release.set()
+        assert pending.result(timeout=30).status_code == 200
 
 
 J = {"content-type": "application/json"}

@@ -10,6 +10,7 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from functools import cache
 from importlib import resources
@@ -65,7 +66,8 @@ def load_predictor(config: ServeConfig) -> Any:
 
 
 class ExplainService:
-    """Explanations for the app, one at a time (each costs about ``n_steps`` model passes).
+    """Explanations for the app, one at a time in their own thread (each costs about
+    ``n_steps`` model passes; waiting requests queue), never on the event loop.
 
     Reuses the serving predictor when it is the torch backend; otherwise loads a torch one on
     the first request (integrated gradients need gradients, which ONNX models do not give).
@@ -75,13 +77,13 @@ class ExplainService:
         self.config = config
         self.predictor = predictor if config.backend == "torch" else None
         self._explainer: Any = None
-        self._one_at_a_time = asyncio.Semaphore(1)
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="explain")
 
     def _explain(self, text: str) -> Any:
         from sentiment_hf.explain import Explainer
         from sentiment_hf.predict import Predictor
 
-        if self._explainer is None:
+        if self._explainer is None:  # only ever touched by the one explain thread
             predictor = self.predictor or Predictor(
                 self.config.model_dir, intra_op_threads=self.config.intra_op_threads
             )
@@ -89,9 +91,8 @@ class ExplainService:
         return self._explainer.explain([text])[0]
 
     async def explain(self, text: str) -> Any:
-        """The :class:`~sentiment_hf.explain.Explanation` of ``text``, off the event loop."""
-        async with self._one_at_a_time:
-            return await asyncio.to_thread(self._explain, text)
+        """The :class:`~sentiment_hf.explain.Explanation` of ``text``."""
+        return await asyncio.get_running_loop().run_in_executor(self._thread, self._explain, text)
 
 
 def _error(status: int, detail: str, errors: list[dict[str, Any]] | None = None) -> JSONResponse:
@@ -183,6 +184,7 @@ def create_app(
     app.state.metrics = metrics
     app.state.predictor = predictor
     app.state.runner = runner
+    app.state.explainer = explainer
     app.state.model_version = version
     app.state.serve_state = state
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=config.max_body_bytes)
