@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and the API refe
     from sentiment_hf.data import SentimentData, load_splits, read_rt_polarity
     from sentiment_hf.errors import SentimentError
     from sentiment_hf.evaluation import EvalReport, evaluate_model
+    from sentiment_hf.explain import Explainer, Explanation, explain
     from sentiment_hf.export import export_onnx
     from sentiment_hf.hub import push_to_hub
     from sentiment_hf.modeling import resolve_backbone
@@ -33,6 +34,8 @@ __version__ = "0.1.0"
 
 _EXPORTS: dict[str, str] = {
     "EvalReport": "evaluation",
+    "Explainer": "explain",
+    "Explanation": "explain",
     "Prediction": "predict",
     "Predictor": "predict",
     "Recipe": "recipe",
@@ -40,6 +43,7 @@ _EXPORTS: dict[str, str] = {
     "SentimentError": "errors",
     "TrainResult": "training",
     "evaluate_model": "evaluation",
+    "explain": "explain",
     "export_onnx": "export",
     "load_recipe": "recipe",
     "load_splits": "data",
@@ -52,6 +56,8 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = [
     "EvalReport",
+    "Explainer",
+    "Explanation",
     "Prediction",
     "Predictor",
     "Recipe",
@@ -59,6 +65,7 @@ __all__ = [
     "SentimentError",
     "TrainResult",
     "evaluate_model",
+    "explain",
     "export_onnx",
     "load_recipe",
     "load_splits",

@@ -6,11 +6,12 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from sentiment_hf.errors import SentimentError
+from sentiment_hf.explain import BASELINES, DEFAULT_BASELINE, DEFAULT_STEPS, MAX_STEPS, MAX_TEXTS
 from sentiment_hf.monitoring.config import DriftConfig
 from sentiment_hf.monitoring.report import DriftThresholds
 from sentiment_hf.serve.config import ServeConfig
@@ -18,6 +19,8 @@ from sentiment_hf.serve.config import ServeConfig
 #: Arguments several commands take, defined once.
 RunDirArg = Annotated[Path, typer.Argument(help="A run directory written by `sentiment train`.")]
 BatchSize = Annotated[int, typer.Option(min=1, help="Inference batch size.")]
+if TYPE_CHECKING:
+    from sentiment_hf.explain import Explanation
 
 app = typer.Typer(
     name="sentiment",
@@ -223,6 +226,75 @@ def predict(
             typer.echo(json.dumps(pred.to_dict(), ensure_ascii=False))
         else:
             typer.echo(f"{pred.label}\t{pred.score:.4f}\t{pred.text}")
+
+
+@app.command()
+def explain(
+    model_dir: RunDirArg,
+    texts: Annotated[list[str], typer.Argument(help=f"Texts to explain (at most {MAX_TEXTS}).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+    n_steps: Annotated[
+        int,
+        typer.Option(min=1, max=MAX_STEPS, help="Integrated-gradients steps (cost per text)."),
+    ] = DEFAULT_STEPS,
+    baseline: Annotated[
+        str,
+        typer.Option(
+            help=f"{' or '.join(BASELINES)}: keep CLS and SEP with PAD between them, or PAD at "
+            "every position."
+        ),
+    ] = DEFAULT_BASELINE,
+    color: Annotated[
+        bool | None,
+        typer.Option("--color/--no-color", help="Colour the words (default: on a terminal)."),
+    ] = None,
+) -> None:
+    """Show which words pushed each text towards its predicted label (green) or away (red).
+
+    Integrated gradients over the input embeddings; attributions are in units of the predicted
+    label's calibrated probability and add up to score - baseline score.
+    """
+    from sentiment_hf.explain import explain as run_explain
+
+    for item in run_explain(model_dir, texts, n_steps=n_steps, baseline=baseline):
+        if as_json:
+            typer.echo(json.dumps(item.to_dict(), ensure_ascii=False))
+        else:
+            typer.echo(render_explanation(item), color=color)
+
+
+#: 256-colour backgrounds from faint to strong: towards the label (green), against it (red).
+_TOWARDS = (194, 157, 120, 83, 46)
+_AGAINST = (224, 217, 210, 203, 196)
+
+
+def render_explanation(item: Explanation, top: int = 5) -> str:
+    """The text with each word's background coloured by its attribution, then the top words.
+
+    Green pushes towards the explained label, red against it, stronger for larger magnitudes
+    (relative to the largest in the text); words under 5 % of it stay plain.
+    """
+    peak = max((abs(w.attribution) for w in item.words), default=0.0) or 1.0
+    parts, pos = [], 0
+    for w in item.words:
+        parts.append(item.text[pos : w.start])
+        share = abs(w.attribution) / peak
+        if share < 0.05:
+            parts.append(w.word)
+        else:
+            scale = _TOWARDS if w.attribution > 0 else _AGAINST
+            level = scale[min(len(scale) - 1, int(share * len(scale)))]
+            parts.append(typer.style(w.word, fg=16, bg=level))
+        pos = w.end
+    parts.append(item.text[pos:])
+    head = f"{item.label}\t{item.score:.4f}"
+    if item.abstained:
+        head += f"\t(explaining {item.target})"
+    if item.truncated:
+        head += f"\t(truncated to {item.tokens} tokens)"
+    ranked = sorted(item.words, key=lambda w: abs(w.attribution), reverse=True)[:top]
+    tops = "  ".join(f"{w.word} {w.attribution:+.3g}" for w in ranked)
+    return f"{head}\n{''.join(parts)}\n  top: {tops}  (delta {item.delta:+.1e})"
 
 
 @app.command("export")

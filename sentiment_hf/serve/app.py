@@ -1,13 +1,16 @@
 """The FastAPI inference app: ``create_app(model_dir, backend=...)``.
 
-Endpoints: ``POST /predict``, ``GET /health``, ``GET /ready``, ``GET /metrics``, ``GET /`` (the
-page) and the OpenAPI docs at ``/docs``. Every 4xx/5xx answer is JSON with a one-line ``detail``.
+Endpoints: ``POST /predict``, ``POST /explain``, ``GET /health``, ``GET /ready``, ``GET /metrics``,
+``GET /`` (the page) and the OpenAPI docs at ``/docs``. Every 4xx/5xx answer is JSON with a
+one-line ``detail``.
 """
 
+import asyncio
 import logging
 import os
 import time
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from functools import cache
 from importlib import resources
@@ -26,7 +29,14 @@ from sentiment_hf.serve.metrics import ServeMetrics
 from sentiment_hf.serve.middleware import BodyLimitMiddleware, MetricsMiddleware
 from sentiment_hf.serve.requestlog import LoggedPrediction, RequestLog
 from sentiment_hf.serve.runner import build_runner
-from sentiment_hf.serve.schemas import ErrorBody, LabelScore, PredictResponse, predict_request_model
+from sentiment_hf.serve.schemas import (
+    ErrorBody,
+    ExplainResponse,
+    LabelScore,
+    PredictResponse,
+    explain_request_model,
+    predict_request_model,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +63,36 @@ def load_predictor(config: ServeConfig) -> Any:
         batch_size=config.predictor_batch_size,
         intra_op_threads=config.intra_op_threads,
     )
+
+
+class ExplainService:
+    """Explanations for the app, one at a time in their own thread (each costs about
+    ``n_steps`` model passes; waiting requests queue), never on the event loop.
+
+    Reuses the serving predictor when it is the torch backend; otherwise loads a torch one on
+    the first request (integrated gradients need gradients, which ONNX models do not give).
+    """
+
+    def __init__(self, config: ServeConfig, predictor: Any) -> None:
+        self.config = config
+        self.predictor = predictor if config.backend == "torch" else None
+        self._explainer: Any = None
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="explain")
+
+    def _explain(self, text: str) -> Any:
+        from sentiment_hf.explain import Explainer
+        from sentiment_hf.predict import Predictor
+
+        if self._explainer is None:  # only ever touched by the one explain thread
+            predictor = self.predictor or Predictor(
+                self.config.model_dir, intra_op_threads=self.config.intra_op_threads
+            )
+            self._explainer = Explainer(predictor)
+        return self._explainer.explain([text])[0]
+
+    async def explain(self, text: str) -> Any:
+        """The :class:`~sentiment_hf.explain.Explanation` of ``text``."""
+        return await asyncio.get_running_loop().run_in_executor(self._thread, self._explain, text)
 
 
 def _error(status: int, detail: str, errors: list[dict[str, Any]] | None = None) -> JSONResponse:
@@ -99,6 +139,8 @@ def create_app(
     metrics = ServeMetrics(config.drift_report)
     metrics.model_info.labels(version, config.backend, str(config.model_dir)).set(1)
     request_model = predict_request_model(config.max_text_chars, config.max_texts_per_request)
+    explain_model = explain_request_model(config.max_text_chars)
+    explainer = ExplainService(config, predictor)
 
     def on_batch(n: int, seconds: float) -> None:
         metrics.inference_batch.observe(n)
@@ -142,6 +184,7 @@ def create_app(
     app.state.metrics = metrics
     app.state.predictor = predictor
     app.state.runner = runner
+    app.state.explainer = explainer
     app.state.model_version = version
     app.state.serve_state = state
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=config.max_body_bytes)
@@ -216,6 +259,15 @@ def create_app(
             if dropped:
                 metrics.log_dropped.inc(dropped)
         return PredictResponse(model_version=version, backend=config.backend, predictions=preds)
+
+    @app.post("/explain", response_model=ExplainResponse, responses=errors_doc)
+    async def explain(body: explain_model) -> ExplainResponse:  # type: ignore[valid-type]
+        """Each word's contribution to the predicted label's probability (integrated gradients)."""
+        item = await explainer.explain(body.text)
+        return ExplainResponse(
+            model_version=version,
+            **{k: v for k, v in item.to_dict().items() if k in ExplainResponse.model_fields},
+        )
 
     @app.get("/health")
     async def health() -> dict[str, str]:

@@ -12,7 +12,7 @@ from sentiment_hf.serve.metrics import ServeMetrics
 
 #: Paths with their own metric label; anything else counts as "other" (bounded cardinality).
 KNOWN_PATHS = frozenset(
-    {"/predict", "/health", "/ready", "/metrics", "/", "/docs", "/openapi.json"}
+    {"/predict", "/explain", "/health", "/ready", "/metrics", "/", "/docs", "/openapi.json"}
 )
 
 

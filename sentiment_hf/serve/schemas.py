@@ -77,6 +77,59 @@ def predict_request_model(max_text_chars: int, max_texts_per_request: int) -> ty
     )
 
 
+class _ExplainBase(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"text": "a gorgeous, witty film"}]}
+    )
+
+    @field_validator("text", check_fields=False)
+    @classmethod
+    def _text_ok(cls, value: str) -> str:
+        return _check_text(value)
+
+
+def explain_request_model(max_text_chars: int) -> type[_ExplainBase]:
+    """The ``POST /explain`` body schema: one text of at most ``max_text_chars`` characters."""
+    return create_model(
+        "ExplainRequest",
+        __base__=_ExplainBase,
+        text=(
+            Annotated[str, Field(max_length=max_text_chars)],
+            Field(description=f"The text to explain (at most {max_text_chars} characters)."),
+        ),
+    )
+
+
+class WordScore(BaseModel):
+    """One whitespace-separated word of the text (``text[start:end]``) and its contribution."""
+
+    word: str
+    start: int
+    end: int
+    attribution: float = Field(
+        description="Change of the explained label's probability this word accounts for: "
+        "positive towards the label, negative against it."
+    )
+
+
+class ExplainResponse(BaseModel):
+    """Per-word integrated-gradients attributions of one prediction."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    model_version: str
+    label: str
+    score: float = Field(description="Probability of the predicted label (as /predict says).")
+    abstained: bool
+    target: str = Field(description="The label explained (the one chosen when abstaining).")
+    words: list[WordScore]
+    delta: float = Field(description="Convergence error: sum of attributions minus the change.")
+    baseline_score: float = Field(description="Probability of `target` for the baseline input.")
+    truncated: bool = Field(description="True when the text was cut to the model's max tokens.")
+    n_steps: int
+    baseline: str
+
+
 class LabelScore(BaseModel):
     """The prediction for one text."""
 
