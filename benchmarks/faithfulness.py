@@ -32,7 +32,7 @@ import numpy as np
 
 from sentiment_hf import Predictor, SentimentError
 from sentiment_hf.data import load_splits
-from sentiment_hf.explain import (
+from sentiment_hf.explanation import (
     AGGREGATES,
     BASELINES,
     DEFAULT_STEPS,

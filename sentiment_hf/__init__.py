@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and the API refe
     from sentiment_hf.data import SentimentData, load_splits, read_rt_polarity
     from sentiment_hf.errors import SentimentError
     from sentiment_hf.evaluation import EvalReport, evaluate_model
-    from sentiment_hf.explain import Explainer, Explanation, explain
+    from sentiment_hf.explanation import Explainer, Explanation, explain
     from sentiment_hf.export import export_onnx
     from sentiment_hf.hub import push_to_hub
     from sentiment_hf.modeling import resolve_backbone
@@ -34,8 +34,8 @@ __version__ = "0.1.0"
 
 _EXPORTS: dict[str, str] = {
     "EvalReport": "evaluation",
-    "Explainer": "explain",
-    "Explanation": "explain",
+    "Explainer": "explanation",
+    "Explanation": "explanation",
     "Prediction": "predict",
     "Predictor": "predict",
     "Recipe": "recipe",
@@ -43,7 +43,7 @@ _EXPORTS: dict[str, str] = {
     "SentimentError": "errors",
     "TrainResult": "training",
     "evaluate_model": "evaluation",
-    "explain": "explain",
+    "explain": "explanation",
     "export_onnx": "export",
     "load_recipe": "recipe",
     "load_splits": "data",

@@ -42,7 +42,7 @@ SPLIT_ALIASES = {"val": "validation", "valid": "validation", "dev": "validation"
 REPORT_MISTAKES = 10
 #: Word attributions of texts: ``explain(texts)[i]`` is ``[(word, attribution), ...]`` of
 #: ``texts[i]``, positive towards the predicted label.
-Explainer = Callable[[list[str]], list[list[tuple[str, float]]]]
+WordAttributor = Callable[[list[str]], list[list[tuple[str, float]]]]
 
 
 @dataclass
@@ -85,7 +85,7 @@ def evaluate_model(
     output_dir: str | Path | None = None,
     batch_size: int = 64,
     backend: str = "torch",
-    explain: Explainer | None = None,
+    explain: WordAttributor | None = None,
 ) -> EvalReport:
     """Evaluate ``model_dir`` on ``split`` of its recipe's data (or ``data``) and write reports.
 

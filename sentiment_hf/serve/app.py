@@ -80,7 +80,7 @@ class ExplainService:
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="explain")
 
     def _explain(self, text: str) -> Any:
-        from sentiment_hf.explain import Explainer
+        from sentiment_hf.explanation import Explainer
         from sentiment_hf.predict import Predictor
 
         if self._explainer is None:  # only ever touched by the one explain thread
@@ -91,7 +91,7 @@ class ExplainService:
         return self._explainer.explain([text])[0]
 
     async def explain(self, text: str) -> Any:
-        """The :class:`~sentiment_hf.explain.Explanation` of ``text``."""
+        """The :class:`~sentiment_hf.explanation.Explanation` of ``text``."""
         return await asyncio.get_running_loop().run_in_executor(self._thread, self._explain, text)
 
 

@@ -196,6 +196,16 @@ class Explainer:
         self.max_texts = max_texts
 
     # ------------------------------------------------------------------ public
+    def word_weights(self, texts: Sequence[str]) -> list[list[tuple[str, float]]]:
+        """``[(word, attribution), ...]`` per text, any number of texts (in chunks of
+        ``max_texts``): the shape ``evaluate_model(explain=...)`` takes."""
+        texts = list(texts)
+        out: list[list[tuple[str, float]]] = []
+        for start in range(0, len(texts), self.max_texts):
+            for item in self.explain(texts[start : start + self.max_texts]):
+                out.append([(w.word, w.attribution) for w in item.words])
+        return out
+
     def explain(self, texts: Sequence[str]) -> list[Explanation]:
         """One :class:`Explanation` per text, in input order."""
         texts = check_texts(texts, self.max_texts)

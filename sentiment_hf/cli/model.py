@@ -1,4 +1,4 @@
-"""The ``sentiment`` command line: every command is a thin call into one library function."""
+"""``sentiment train | sweep | eval | calibrate | predict | explain | export``: the model's life."""
 
 from __future__ import annotations
 
@@ -10,35 +10,18 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from sentiment_hf.cli.app import BatchSize, Overrides, RunDirArg, app
 from sentiment_hf.errors import SentimentError
-from sentiment_hf.explain import BASELINES, DEFAULT_BASELINE, DEFAULT_STEPS, MAX_STEPS, MAX_TEXTS
-from sentiment_hf.monitoring.config import DriftConfig
-from sentiment_hf.monitoring.report import DriftThresholds
-from sentiment_hf.serve.config import ServeConfig
-
-#: Arguments several commands take, defined once.
-RunDirArg = Annotated[Path, typer.Argument(help="A run directory written by `sentiment train`.")]
-BatchSize = Annotated[int, typer.Option(min=1, help="Inference batch size.")]
-if TYPE_CHECKING:
-    from sentiment_hf.explain import Explanation
-
-app = typer.Typer(
-    name="sentiment",
-    help="Fine-tune, sweep, evaluate, export, serve and ship transformer sentiment classifiers.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
+from sentiment_hf.explanation import (
+    BASELINES,
+    DEFAULT_BASELINE,
+    DEFAULT_STEPS,
+    MAX_STEPS,
+    MAX_TEXTS,
 )
 
-Overrides = Annotated[
-    list[str] | None,
-    typer.Argument(
-        help="Dotted KEY=VALUE overrides typed by the recipe schema, e.g. "
-        "training.learning_rate=3e-5 data.max_train_samples=500 "
-        "data.source=../shared/data/rt-polarity",
-        show_default=False,
-    ),
-]
+if TYPE_CHECKING:
+    from sentiment_hf.explanation import Explanation
 
 
 @app.command()
@@ -131,6 +114,14 @@ def eval_(
         Path | None, typer.Option(help="Report folder (default MODEL_DIR/eval).")
     ] = None,
     batch_size: BatchSize = 64,
+    explain_mistakes: Annotated[
+        bool,
+        typer.Option(
+            "--explain/--no-explain",
+            help="Highlight the words of the report's most confident mistakes "
+            "(integrated gradients; a few seconds on a CPU).",
+        ),
+    ] = True,
 ) -> None:
     """Evaluate a trained model under its decision policy.
 
@@ -140,12 +131,27 @@ def eval_(
     misclassified CSV; all of it on one self-contained page, {split}_report.html.
     """
     from sentiment_hf.evaluation import evaluate_model
+    from sentiment_hf.rundir import RunDir
 
+    run = RunDir.open(model_dir)  # a bad MODEL_DIR is named before anything loads
+    attributor = None
+    if explain_mistakes:
+        from sentiment_hf.explanation import Explainer
+
+        try:
+            attributor = Explainer(run).word_weights
+        except SentimentError as exc:  # e.g. no fast tokenizer: the report goes without
+            logging.getLogger(__name__).warning("mistakes not explained: %s", exc)
     report = evaluate_model(
-        model_dir, split=split, data=data, output_dir=output, batch_size=batch_size
+        run,
+        split=split,
+        data=data,
+        output_dir=output,
+        batch_size=batch_size,
+        explain=attributor,
     )
     typer.echo(json.dumps(report.metrics, indent=2))
-    typer.echo(f"reports: {report.metrics_path.parent}", err=True)
+    typer.echo(f"reports: {report.metrics_path.parent}  page: {report.report_path}", err=True)
 
 
 @app.command()
@@ -254,7 +260,7 @@ def explain(
     Integrated gradients over the input embeddings; attributions are in units of the predicted
     label's calibrated probability and add up to score - baseline score.
     """
-    from sentiment_hf.explain import explain as run_explain
+    from sentiment_hf.explanation import explain as run_explain
 
     for item in run_explain(model_dir, texts, n_steps=n_steps, baseline=baseline):
         if as_json:
@@ -338,221 +344,3 @@ def export_(
     if result.parity_path is not None:
         typer.echo(json.dumps(result.parity, indent=2))
         typer.echo(f"parity report: {result.parity_path}", err=True)
-
-
-@app.command("push-to-hub")
-def push_to_hub_(
-    model_dir: RunDirArg,
-    repo_id: Annotated[str, typer.Option(help="Target model repository, ORG/NAME.")],
-    private: Annotated[bool, typer.Option("--private", help="Create the repo as private.")] = False,
-    revision: Annotated[
-        str | None, typer.Option(help="Branch to upload to (created when missing).")
-    ] = None,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Stage and list the files; no network.")
-    ] = False,
-    stage_dir: Annotated[
-        Path | None, typer.Option(help="Stage into this new or empty folder (default: temp dir).")
-    ] = None,
-    license: Annotated[
-        str, typer.Option(help="License for the model card metadata.")
-    ] = "apache-2.0",
-) -> None:
-    """Stage MODEL_DIR (safetensors, tokenizer, config, recipe, model card) and upload it.
-
-    The token comes from HF_TOKEN or a saved `hf auth login` and is never printed.
-    """
-    from sentiment_hf.hub import push_to_hub
-
-    result = push_to_hub(
-        model_dir,
-        repo_id,
-        private=private,
-        revision=revision,
-        dry_run=dry_run,
-        stage_dir=stage_dir,
-        license=license,
-    )
-    typer.echo(f"staged {result.staged.path}:")
-    for name, size in result.staged.sizes.items():
-        typer.echo(f"  {name}\t{size}")
-    if result.uploaded:
-        typer.echo(f"uploaded to {result.url}")
-    else:
-        typer.echo(f"dry run: nothing uploaded to {repo_id}")
-
-
-@app.command()
-def serve(
-    model_dir: RunDirArg,
-    backend: Annotated[
-        str, typer.Option(help="torch, onnx or onnx-int8 (onnx needs `sentiment export`).")
-    ] = ServeConfig.backend,
-    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
-    workers: Annotated[
-        int, typer.Option(min=1, help="Server processes (each loads the model).")
-    ] = 1,
-    runner: Annotated[
-        str, typer.Option(help="threadpool (a model call per request) or batch (micro-batching).")
-    ] = ServeConfig.runner,
-    inference_threads: Annotated[
-        int | None,
-        typer.Option(
-            min=0,
-            help="Model calls run at once; 0 = one per physical core.",
-            show_default="one per physical core",
-        ),
-    ] = ServeConfig.inference_threads,
-    intra_op_threads: Annotated[
-        int | None,
-        typer.Option(min=0, help="Threads inside one model call; 0 = the backend's default."),
-    ] = ServeConfig.intra_op_threads,
-    micro_batch_size: Annotated[
-        int, typer.Option(min=1, help="Most texts the batch runner joins into one model call.")
-    ] = ServeConfig.micro_batch_size,
-    request_log: Annotated[
-        Path | None, typer.Option(help="SQLite file that receives every prediction.")
-    ] = ServeConfig.request_log,
-    no_request_log: Annotated[bool, typer.Option("--no-request-log", help="Log nothing.")] = False,
-    retention_days: Annotated[
-        float | None, typer.Option(help="Delete logged rows older than this many days.")
-    ] = ServeConfig.log_retention_days,
-    log_mirror: Annotated[
-        str | None,
-        typer.Option(help="Also copy logged rows to this fsspec URL, e.g. gs://bucket/requests."),
-    ] = ServeConfig.log_mirror,
-    mirror_option: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="fsspec option KEY=VALUE for --log-mirror (repeatable), e.g. endpoint_url=...."
-        ),
-    ] = None,
-    max_text_chars: Annotated[
-        int, typer.Option(min=1, help="Longest text accepted (422 beyond).")
-    ] = ServeConfig.max_text_chars,
-    max_texts_per_request: Annotated[
-        int, typer.Option(min=1, help="Most texts in one request (422 beyond).")
-    ] = ServeConfig.max_texts_per_request,
-    max_body_bytes: Annotated[
-        int, typer.Option(min=1, help="Largest body accepted (413 beyond).")
-    ] = ServeConfig.max_body_bytes,
-    drift_report: Annotated[
-        Path | None,
-        typer.Option(help="drift.json whose flag /metrics exposes as sentiment_drift_detected."),
-    ] = ServeConfig.drift_report,
-    access_log: Annotated[
-        bool, typer.Option("--access-log", help="Log every HTTP request.")
-    ] = False,
-) -> None:
-    """Serve MODEL_DIR over HTTP: POST /predict, GET /health /ready /metrics, the page at /."""
-    from sentiment_hf.serve.config import parse_options
-    from sentiment_hf.serve.server import serve as run_server
-
-    config = ServeConfig(
-        model_dir=model_dir,
-        backend=backend,
-        runner=runner,
-        inference_threads=inference_threads or None,
-        intra_op_threads=intra_op_threads or None,
-        micro_batch_size=micro_batch_size,
-        request_log=None if no_request_log else request_log,
-        log_retention_days=retention_days,
-        log_mirror=log_mirror,
-        log_mirror_options=parse_options(mirror_option or []),
-        max_text_chars=max_text_chars,
-        max_texts_per_request=max_texts_per_request,
-        max_body_bytes=max_body_bytes,
-        drift_report=drift_report,
-    )
-    run_server(config, host=host, port=port, workers=workers, access_log=access_log)
-
-
-@app.command()
-def drift(
-    model_dir: Annotated[
-        Path, typer.Argument(help="The run directory whose model served the requests.")
-    ],
-    requests: Annotated[
-        str,
-        typer.Option(
-            help="The SQLite request log of `sentiment serve`, or its --log-mirror URL/folder."
-        ),
-    ],
-    requests_option: Annotated[
-        list[str] | None,
-        typer.Option(help="fsspec option KEY=VALUE for a --requests URL (repeatable)."),
-    ] = None,
-    since: Annotated[
-        str | None, typer.Option(help="Only requests newer than this: 24h, 7d or an ISO date-time.")
-    ] = DriftConfig.since,
-    data: Annotated[
-        str | None, typer.Option(help="Training data source instead of the recipe's.")
-    ] = DriftConfig.data,
-    output: Annotated[
-        Path | None, typer.Option(help="Report folder (default MODEL_DIR/drift).")
-    ] = DriftConfig.output_dir,
-    alpha: Annotated[
-        float, typer.Option(help="Significance level of every test.")
-    ] = DriftThresholds.alpha,
-    min_ks: Annotated[
-        float, typer.Option(help="Smallest KS statistic that counts as drift.")
-    ] = DriftThresholds.min_ks,
-    oov_delta: Annotated[
-        float, typer.Option(help="Smallest out-of-vocabulary rate increase.")
-    ] = DriftThresholds.oov_delta,
-    label_shift: Annotated[
-        float, typer.Option(help="Smallest change of a predicted-label share.")
-    ] = DriftThresholds.label_shift,
-    reference_size: Annotated[
-        int, typer.Option(min=2, help="Training texts sampled as reference.")
-    ] = DriftConfig.reference_size,
-    max_requests: Annotated[
-        int, typer.Option(min=2, help="Most recent requests compared.")
-    ] = DriftConfig.max_requests,
-    min_requests: Annotated[
-        int, typer.Option(min=2, help="Refuse to test on fewer requests.")
-    ] = DriftConfig.min_requests,
-    permutations: Annotated[
-        int, typer.Option(min=1, help="Permutations of the MMD test.")
-    ] = DriftConfig.permutations,
-) -> None:
-    """Compare logged requests with the training data; exit code 1 when drift is flagged."""
-    from sentiment_hf.monitoring.drift import detect_drift
-    from sentiment_hf.serve.config import parse_options
-
-    report = detect_drift(
-        DriftConfig(
-            model_dir=model_dir,
-            requests=requests,
-            since=since,
-            data=data,
-            output_dir=output,
-            thresholds=DriftThresholds(
-                alpha=alpha, min_ks=min_ks, oov_delta=oov_delta, label_shift=label_shift
-            ),
-            reference_size=reference_size,
-            max_requests=max_requests,
-            min_requests=min_requests,
-            permutations=permutations,
-            storage_options=parse_options(requests_option or []),
-        )
-    )
-    typer.echo(report.summary())
-    typer.echo(f"report: {report.paths['html']} and {report.paths['json']}", err=True)
-    if report.drift_detected:
-        raise typer.Exit(1)
-
-
-def main() -> None:
-    """Console-script entry point: one-line errors with exit code 2 for bad input."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        app()
-    except SentimentError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise SystemExit(2) from None
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,11 @@
+"""The ``sentiment`` command line: every command is a thin call into one library function.
+
+The Typer ``app`` and ``main`` live in :mod:`sentiment_hf.cli.app`; the commands register on it
+from :mod:`sentiment_hf.cli.model` (train, sweep, eval, calibrate, predict, explain, export) and
+:mod:`sentiment_hf.cli.ops` (push-to-hub, serve, drift).
+"""
+
+from sentiment_hf.cli import model, ops  # noqa: F401  (importing them registers the commands)
+from sentiment_hf.cli.app import app, main
+
+__all__ = ["app", "main"]

@@ -1,0 +1,43 @@
+"""The Typer app of the ``sentiment`` command, the arguments several commands share, and
+``main`` (one-line errors, exit code 2 for bad input)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from sentiment_hf.errors import SentimentError
+
+#: Arguments several commands take, defined once.
+RunDirArg = Annotated[Path, typer.Argument(help="A run directory written by `sentiment train`.")]
+BatchSize = Annotated[int, typer.Option(min=1, help="Inference batch size.")]
+app = typer.Typer(
+    name="sentiment",
+    help="Fine-tune, sweep, evaluate, export, serve and ship transformer sentiment classifiers.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+Overrides = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help="Dotted KEY=VALUE overrides typed by the recipe schema, e.g. "
+        "training.learning_rate=3e-5 data.max_train_samples=500 "
+        "data.source=../shared/data/rt-polarity",
+        show_default=False,
+    ),
+]
+
+
+def main() -> None:
+    """Console-script entry point: one-line errors with exit code 2 for bad input."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app()
+    except SentimentError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from None
