@@ -454,7 +454,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
         log("fine-tuned run done")
 
-    from sentiment_hf.manifest import device_info, git_sha, package_versions
+    from sentiment_hf.hardware import device_info
+    from sentiment_hf.manifest import git_sha, package_versions
 
     return {
         "rows": rows,
@@ -554,7 +555,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = parse_args(argv)
     report = run(args)
-    from sentiment_hf.manifest import write_json
+    from sentiment_hf.fileio import write_json
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_json(args.out, report)

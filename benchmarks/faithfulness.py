@@ -40,7 +40,9 @@ from sentiment_hf.explanation import (
     Explanation,
     whitespace_words,
 )
-from sentiment_hf.manifest import device_info, package_versions, write_json
+from sentiment_hf.fileio import write_json
+from sentiment_hf.hardware import device_info
+from sentiment_hf.manifest import package_versions
 from sentiment_hf.rundir import RunDir
 
 SHARE = 0.2

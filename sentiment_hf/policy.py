@@ -180,6 +180,6 @@ def fit_policy(
         },
         labels["test"],
         run.file(RELIABILITY_FILE),
-        f"{run.name}: reliability (temperature fitted on validation)",
+        f"{run.name}: reliability (T fitted on validation)",
     )
     return PolicyReport(policy, metrics, policy_path, reliability_path)
