@@ -134,6 +134,7 @@ def fit_policy(
     min_confidence: float | None = None,
     data: str | None = None,
     batch_size: int = 64,
+    objective: str = "nll",
 ) -> PolicyReport:
     """Fit the temperature (and a threshold) on the run's validation split and store the policy.
 
@@ -141,13 +142,18 @@ def fit_policy(
     calibration measures of the validation and test splits (before and after) to
     ``metrics.json``. Predictions of every backend follow the stored policy from then on.
     """
-    from sentiment_hf.calibration import fit_temperature, plot_reliability
+    from sentiment_hf.calibration import TEMPERATURE_OBJECTIVES, fit_temperature, plot_reliability
     from sentiment_hf.data import load_splits
     from sentiment_hf.fileio import write_json
     from sentiment_hf.predict import Predictor
     from sentiment_hf.rundir import METRICS_FILE, POLICY_FILE, RELIABILITY_FILE, open_run
 
     run = open_run(model_dir)
+    if objective not in TEMPERATURE_OBJECTIVES:
+        raise SentimentError(
+            f"unknown calibration objective {objective!r}; choose "
+            f"{', '.join(TEMPERATURE_OBJECTIVES)}"
+        )
     if threshold_metric is not None and threshold_metric not in THRESHOLD_METRICS:
         raise SentimentError(
             f"unknown threshold metric {threshold_metric!r}; choose {', '.join(THRESHOLD_METRICS)}"
@@ -158,12 +164,16 @@ def fit_policy(
     predictor = Predictor(run, batch_size=batch_size)
     logits = {name: predictor.predict_logits(splits[name]["text"]) for name in splits}
     labels = {name: np.asarray(splits[name]["label"]) for name in splits}
-    temperature = fit_temperature(logits["validation"], labels["validation"])
+    temperature = fit_temperature(logits["validation"], labels["validation"], objective)
     policy = DecisionPolicy(
         temperature=temperature,
         threshold_metric=threshold_metric,
         min_confidence=min_confidence,
-        fitted_on={"split": "validation", "samples": len(labels["validation"])},
+        fitted_on={
+            "split": "validation",
+            "samples": len(labels["validation"]),
+            "objective": objective,
+        },
     )
     if threshold_metric is not None:
         val_probs = policy.probabilities(logits["validation"])

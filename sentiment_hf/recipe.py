@@ -105,12 +105,14 @@ class TrackingConfig:
 class PolicyConfig:
     """The decision policy fitted at the end of training (``sentiment calibrate`` refits it).
 
-    ``calibrate`` fits one temperature on the validation split (NLL); ``threshold_metric``
+    ``calibrate`` fits one temperature on the validation split, minimising ``objective``
+    (``nll``, or ``ece``: 10-bin ECE over a grid of temperatures); ``threshold_metric``
     (``f1`` or ``balanced_accuracy``, binary only) also tunes the decision threshold there;
     below ``min_confidence`` predict, eval and the server answer ``uncertain``.
     """
 
     calibrate: bool = True
+    objective: typing.Literal["nll", "ece"] = "nll"
     threshold_metric: typing.Literal["f1", "balanced_accuracy"] | None = None
     min_confidence: float | None = None
 

@@ -286,6 +286,7 @@ def train(
             run_dir,
             threshold_metric=policy.threshold_metric,
             min_confidence=policy.min_confidence,
+            objective=policy.objective,
         )
         result.metrics.update(fitted.metrics)
         log.info(

@@ -123,3 +123,13 @@ def test_bootstrap_metrics_equal_the_reported_ones(num_labels: int) -> None:
     reported = classification_metrics(labels, preds, num_labels)
     for name in ("accuracy", "f1"):
         assert fast_metric(name, num_labels)(labels, preds) == pytest.approx(reported[name])
+
+
+def test_ece_objective_picks_a_temperature_at_least_as_reliable_on_the_fitted_data() -> None:
+    logits, labels = _sampled(true_t=2.0, n=4000, seed=3)
+    t_nll = fit_temperature(logits, labels, "nll")
+    t_ece = fit_temperature(logits, labels, "ece")
+    assert abs(t_ece - 2.0) < 0.3  # both recover the generating temperature
+    assert ece(softmax(logits / t_ece), labels) <= ece(softmax(logits / t_nll), labels) + 1e-3
+    with pytest.raises(SentimentError, match="unknown calibration objective 'auc'"):
+        fit_temperature(logits, labels, "auc")

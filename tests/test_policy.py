@@ -31,7 +31,7 @@ def test_fitted_policy_is_stored_and_lowers_validation_nll(run: Path) -> None:
     stored = json.loads((run / POLICY_FILE).read_text())
     assert stored["temperature"] == pytest.approx(report.policy.temperature)
     # the run's whole validation split (eval's view of the data: no sample limits)
-    assert stored["fitted_on"] == {"split": "validation", "samples": 1066}
+    assert stored["fitted_on"] == {"split": "validation", "samples": 1066, "objective": "nll"}
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["calibration_temperature"] == pytest.approx(report.policy.temperature)
     assert metrics["eval_nll"] <= metrics["eval_nll_uncalibrated"] + 1e-9

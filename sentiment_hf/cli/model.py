@@ -176,6 +176,13 @@ def calibrate(
         str | None, typer.Option(help="Fit on this data source instead of the recipe's.")
     ] = None,
     batch_size: BatchSize = 64,
+    objective: Annotated[
+        str,
+        typer.Option(
+            help="What the temperature minimises on validation: nll (temperature scaling) or "
+            "ece (10-bin ECE over a grid of temperatures)."
+        ),
+    ] = "nll",
 ) -> None:
     """Fit the run's decision policy on its validation split and store it in policy.json.
 
@@ -191,6 +198,7 @@ def calibrate(
         min_confidence=min_confidence,
         data=data,
         batch_size=batch_size,
+        objective=objective,
     )
     typer.echo(json.dumps({"policy": report.policy.to_dict(), **report.metrics}, indent=2))
     typer.echo(f"policy: {report.policy_path}  diagram: {report.reliability_path}", err=True)
