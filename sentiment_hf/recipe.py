@@ -28,8 +28,8 @@ DEFAULT_DATASET = "cornell-movie-review-data/rotten_tomatoes"
 #: recipes that omit them (``pipeline.yaml``) train without them.
 TRAINING_DEFAULTS: dict[str, Any] = {
     "output_dir": "runs/base",
-    "num_train_epochs": 2.0,
-    "learning_rate": 5e-5,
+    "num_train_epochs": 4.0,
+    "learning_rate": 1.3e-4,
     "per_device_train_batch_size": 32,
     "per_device_eval_batch_size": 128,
     "weight_decay": 0.01,

@@ -40,8 +40,8 @@ DIFFERS_FROM_TRAINING_DEFAULTS = {
         "learning_rate",
         "dataloader_num_workers",
     },
-    "pipeline.yaml": {"output_dir", "save_total_limit"},
-    "sweep.yaml": {"output_dir", "save_total_limit"},
+    "pipeline.yaml": {"output_dir", "save_total_limit", "num_train_epochs", "learning_rate"},
+    "sweep.yaml": {"output_dir", "save_total_limit", "num_train_epochs", "learning_rate"},
 }
 
 
