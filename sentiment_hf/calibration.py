@@ -70,6 +70,16 @@ def calibration_metrics(probs: np.ndarray, labels: np.ndarray) -> dict[str, floa
     }
 
 
+def check_objective(objective: str) -> str:
+    """``objective`` if it is one of :data:`TEMPERATURE_OBJECTIVES`, else a clear error."""
+    if objective not in TEMPERATURE_OBJECTIVES:
+        raise SentimentError(
+            f"unknown calibration objective {objective!r}; choose "
+            f"{', '.join(TEMPERATURE_OBJECTIVES)}"
+        )
+    return objective
+
+
 def fit_temperature(logits: np.ndarray, labels: np.ndarray, objective: str = "nll") -> float:
     """The temperature T that minimises ``objective`` of ``softmax(logits / T)`` on ``labels``.
 
@@ -79,11 +89,7 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray, objective: str = "nl
     """
     from scipy.optimize import minimize_scalar
 
-    if objective not in TEMPERATURE_OBJECTIVES:
-        raise SentimentError(
-            f"unknown calibration objective {objective!r}; choose "
-            f"{', '.join(TEMPERATURE_OBJECTIVES)}"
-        )
+    check_objective(objective)
     logits = np.asarray(logits, dtype=np.float64)
     labels = np.asarray(labels)
 

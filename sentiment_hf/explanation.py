@@ -244,6 +244,8 @@ class Explainer:
     # ------------------------------------------------------------------ steps
     def _encode(self, text: str) -> _Encoded:
         """Tokens of ``text``, truncated as :class:`Predictor` truncates (keep the last token)."""
+        from sentiment_hf.predict import truncate_tokens
+
         enc = self.predictor.tokenizer(
             text,
             truncation=False,
@@ -258,14 +260,11 @@ class Explainer:
         limit = self.predictor.max_length
         truncated = len(ids) > limit
 
-        def cut(values: list[Any]) -> list[Any]:
-            return values[: limit - 1] + values[-1:] if truncated else values
-
         return _Encoded(
-            input_ids=cut(ids),
-            offsets=cut(offsets),
-            special=cut(special),
-            token_type_ids=cut(types) if types is not None else None,
+            input_ids=truncate_tokens(ids, limit),
+            offsets=truncate_tokens(offsets, limit),
+            special=truncate_tokens(special, limit),
+            token_type_ids=truncate_tokens(types, limit) if types is not None else None,
             truncated=truncated,
         )
 

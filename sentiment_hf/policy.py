@@ -86,12 +86,18 @@ def _metric(name: str, labels: np.ndarray, preds: np.ndarray) -> float:
     return float(balanced_accuracy_score(labels, preds))
 
 
-def tune_threshold(probs: np.ndarray, labels: np.ndarray, metric: str) -> float:
-    """The binary threshold on p(label 1) that maximises ``metric`` (ties: closest to 0.5)."""
+def check_threshold_metric(metric: str) -> str:
+    """``metric`` if it is one of :data:`THRESHOLD_METRICS`, else a clear error."""
     if metric not in THRESHOLD_METRICS:
         raise SentimentError(
             f"unknown threshold metric {metric!r}; choose {', '.join(THRESHOLD_METRICS)}"
         )
+    return metric
+
+
+def tune_threshold(probs: np.ndarray, labels: np.ndarray, metric: str) -> float:
+    """The binary threshold on p(label 1) that maximises ``metric`` (ties: closest to 0.5)."""
+    check_threshold_metric(metric)
     if probs.shape[1] != 2:
         raise SentimentError(
             "a tuned threshold needs exactly two labels; with more the policy takes the most "
@@ -142,22 +148,16 @@ def fit_policy(
     calibration measures of the validation and test splits (before and after) to
     ``metrics.json``. Predictions of every backend follow the stored policy from then on.
     """
-    from sentiment_hf.calibration import TEMPERATURE_OBJECTIVES, fit_temperature, plot_reliability
+    from sentiment_hf.calibration import check_objective, fit_temperature, plot_reliability
     from sentiment_hf.data import load_splits
     from sentiment_hf.fileio import write_json
     from sentiment_hf.predict import Predictor
     from sentiment_hf.rundir import METRICS_FILE, POLICY_FILE, RELIABILITY_FILE, open_run
 
     run = open_run(model_dir)
-    if objective not in TEMPERATURE_OBJECTIVES:
-        raise SentimentError(
-            f"unknown calibration objective {objective!r}; choose "
-            f"{', '.join(TEMPERATURE_OBJECTIVES)}"
-        )
-    if threshold_metric is not None and threshold_metric not in THRESHOLD_METRICS:
-        raise SentimentError(
-            f"unknown threshold metric {threshold_metric!r}; choose {', '.join(THRESHOLD_METRICS)}"
-        )
+    check_objective(objective)
+    if threshold_metric is not None:
+        check_threshold_metric(threshold_metric)
     cfg = run.data_config(data)
     cfg.label_names = run.labels
     splits = load_splits(cfg, splits=("validation", "test")).splits

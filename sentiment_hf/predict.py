@@ -20,6 +20,11 @@ log = logging.getLogger(__name__)
 MAX_TEXT_CHARS = 100_000
 
 
+def truncate_tokens(values: list[Any], max_length: int) -> list[Any]:
+    """The first ``max_length - 1`` items and the last one (the [SEP]-like end token stays)."""
+    return values[: max_length - 1] + values[-1:] if len(values) > max_length else values
+
+
 @dataclass
 class Prediction:
     """One input's answer, the probability of the chosen label and that of every label.
@@ -139,7 +144,7 @@ class Predictor:
             row = {k: enc[k][i] for k in keys}
             if len(row["input_ids"]) > self.max_length:
                 truncated += 1
-                row = {k: v[: self.max_length - 1] + v[-1:] for k, v in row.items()}
+                row = {k: truncate_tokens(v, self.max_length) for k, v in row.items()}
             rows.append(row)
         if truncated and not self._warned_truncation:
             log.warning(
