@@ -7,12 +7,13 @@ beside the tokenizer; this backend runs them with session options tuned for CPU 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from sentiment_hf.errors import SentimentError
 from sentiment_hf.hardware import physical_cores
-from sentiment_hf.rundir import RunDir
+from sentiment_hf.rundir import ONNX_WEIGHTS_KEY, RunDir
 
 
 def session_options(intra_op_threads: int | None = None) -> object:
@@ -27,6 +28,22 @@ def session_options(intra_op_threads: int | None = None) -> object:
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3  # errors only
     return opts
+
+
+def check_provenance(session: Any, run: RunDir, path: Path) -> None:
+    """Refuse an ONNX file that was not exported from the run's current weights."""
+    recorded = session.get_modelmeta().custom_metadata_map.get(ONNX_WEIGHTS_KEY)
+    if recorded == run.weights_sha256:
+        return
+    why = (
+        "records no weights (exported by an older version)"
+        if recorded is None
+        else f"was exported from other weights (sha256 {recorded[:12]}, the run's are "
+        f"{run.weights_sha256[:12]}: retrained since?)"
+    )
+    raise SentimentError(
+        f"{path} {why}; re-export it with `sentiment export {run.path}` before using it"
+    )
 
 
 class OnnxBackend:
@@ -68,6 +85,7 @@ class OnnxBackend:
                 + f"; re-create it with `sentiment export {model_dir}`"
             ) from exc
         self.input_names = [i.name for i in self.session.get_inputs()]
+        check_provenance(self.session, RunDir(Path(model_dir)), path)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         ids = batch["input_ids"]

@@ -39,6 +39,8 @@ MANIFEST_FILE = "manifest.json"
 ONNX_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
 PARITY_FILE = "export_parity.json"
+#: ONNX metadata key holding :attr:`RunDir.weights_sha256` of the weights a file was exported from.
+ONNX_WEIGHTS_KEY = "sentiment_hf.weights_sha256"
 POLICY_FILE = "policy.json"
 RELIABILITY_FILE = "reliability.png"
 EVAL_DIR = "eval"
@@ -186,14 +188,19 @@ class RunDir:
         return cfg
 
     @cached_property
-    def model_version(self) -> str:
-        """``<run name>-<first 12 hex of the weights' SHA-256>``: changes whenever weights do."""
+    def weights_sha256(self) -> str:
+        """SHA-256 (hex) over the safetensors weight files, in name order."""
         digest = hashlib.sha256()
         for weights in self.weights:
             with open(weights, "rb") as handle:
                 while chunk := handle.read(1 << 20):
                     digest.update(chunk)
-        return f"{self.name}-{digest.hexdigest()[:12]}"
+        return digest.hexdigest()
+
+    @property
+    def model_version(self) -> str:
+        """``<run name>-<first 12 hex of the weights' SHA-256>``: changes whenever weights do."""
+        return f"{self.name}-{self.weights_sha256[:12]}"
 
 
 def open_run(path: str | Path | RunDir) -> RunDir:

@@ -243,3 +243,59 @@ def test_inference_benchmark_script_rejects_a_non_model(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: ") and "not a trained model directory" in proc.stderr
+
+
+def _retrain_in_place(run: Path) -> None:
+    """New weights under the old export, as `train --overwrite` leaves them (one tensor moved)."""
+    from safetensors.torch import load_file, save_file
+
+    weights = run / "model.safetensors"
+    tensors = load_file(weights)
+    name = next(k for k in tensors if k.startswith("classifier") and k.endswith("weight"))
+    tensors[name] = tensors[name] + 0.5
+    save_file(tensors, weights, metadata={"format": "pt"})
+
+
+def test_export_records_the_weights_it_was_made_from(exported: Path) -> None:
+    import onnx
+
+    from sentiment_hf.rundir import ONNX_WEIGHTS_KEY, RunDir
+
+    digest = RunDir(exported).weights_sha256
+    for name in ("model.onnx", "model.int8.onnx"):
+        props = {p.key: p.value for p in onnx.load(str(exported / name)).metadata_props}
+        assert props[ONNX_WEIGHTS_KEY] == digest
+
+
+def test_a_stale_export_is_refused_with_the_fix(
+    exported: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(exported, run)
+    Predictor(run, backend="onnx")  # matching weights load
+    _retrain_in_place(run)
+    for backend in ("onnx", "onnx-int8"):
+        with pytest.raises(SentimentError, match=r"exported from other weights.*sentiment export"):
+            Predictor(run, backend=backend)
+    Predictor(run, backend="torch")  # the weights themselves are fine
+    assert _run_cli(monkeypatch, "predict", str(run), "--backend", "onnx", "good") == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1].startswith("error: ") and "re-export" in err
+    assert "Traceback" not in err
+    export_onnx(run, parity=False)
+    Predictor(run, backend="onnx")  # re-exported: accepted again
+
+
+def test_an_export_without_a_weights_record_is_refused(exported: Path, tmp_path: Path) -> None:
+    import onnx
+
+    run = tmp_path / "run"
+    shutil.copytree(exported, run)
+    model = onnx.load(str(run / "model.onnx"))
+    del model.metadata_props[:]
+    onnx.save(model, str(run / "model.onnx"))
+    with pytest.raises(SentimentError, match=r"records no weights.*sentiment export"):
+        Predictor(run, backend="onnx")
