@@ -149,8 +149,15 @@ def test_health_ready_and_openapi_limits(served) -> None:
     ready = client.get("/ready").json()
     assert ready["status"] == "ready" and ready["labels"] == ["neg", "pos"]
     schema = client.get("/openapi.json").json()["components"]["schemas"]["PredictRequest"]
-    texts = schema["properties"]["texts"]["anyOf"][0]
+    texts = schema["properties"]["texts"]
     assert texts["maxItems"] == 16 and texts["items"]["maxLength"] == 2000
+    # exactly one of the two fields, neither nullable: what the server accepts
+    assert schema["oneOf"] == [{"required": ["text"]}, {"required": ["texts"]}]
+    assert schema["properties"]["text"]["type"] == "string"
+    both = client.post("/predict", json={"text": "good", "texts": ["bad"]})
+    null = client.post("/predict", json={"text": None, "texts": ["bad"]})
+    assert both.status_code == null.status_code == 422
+    assert "null" in null.json()["detail"]
 
 
 def test_metrics_count_statuses_labels_and_model(served) -> None:

@@ -215,6 +215,7 @@ def create_app(
         return _error(500, "internal server error; see the server log")
 
     errors_doc = {
+        400: {"model": ErrorBody, "description": "Body not UTF-8, or a bad Content-Length."},
         413: {"model": ErrorBody, "description": "Body larger than max_body_bytes."},
         422: {"model": ErrorBody, "description": "Invalid body: types, empty text, limits."},
     }

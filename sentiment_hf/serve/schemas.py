@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
+#: A text the server accepts holds a character outside ECMAScript's whitespace set. Written
+#: out, so the JSON-schema pattern and the server's check (Python ``re``) agree exactly.
+NON_BLANK = r"[^\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]"
+_NON_BLANK = re.compile(NON_BLANK)
+
 
 def _check_text(text: str) -> str:
-    if not text.strip():
+    if not _NON_BLANK.search(text):
         raise ValueError("text is empty or whitespace-only; send at least one non-space character")
     try:
         text.encode("utf-8")
@@ -19,13 +25,31 @@ def _check_text(text: str) -> str:
     return text
 
 
+def _exactly_one_of_text_or_texts(schema: dict[str, Any]) -> None:
+    """The documented body is what the server accepts: ``text`` xor ``texts``, never null."""
+    for name in ("text", "texts"):
+        prop = schema["properties"][name]
+        variants = [v for v in prop.pop("anyOf", []) if v.get("type") != "null"]
+        if variants:
+            prop.update(variants[0])
+        prop.pop("default", None)
+    schema["properties"]["text"]["pattern"] = NON_BLANK
+    schema["properties"]["texts"]["items"]["pattern"] = NON_BLANK
+    schema["oneOf"] = [{"required": ["text"]}, {"required": ["texts"]}]
+    schema["examples"] = [{"text": "a gorgeous, witty film"}, {"texts": ["great film", "awful"]}]
+
+
 class _PredictBase(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [{"text": "a gorgeous, witty film"}, {"texts": ["great film", "awful"]}]
-        },
-    )
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_exactly_one_of_text_or_texts)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name in ("text", "texts"):
+                if name in data and data[name] is None:
+                    raise ValueError(f'"{name}" is null; send a string, or leave the field out')
+        return data
 
     @field_validator("text", check_fields=False)
     @classmethod
@@ -77,10 +101,13 @@ def predict_request_model(max_text_chars: int, max_texts_per_request: int) -> ty
     )
 
 
+def _explain_schema(schema: dict[str, Any]) -> None:
+    schema["properties"]["text"]["pattern"] = NON_BLANK
+    schema["examples"] = [{"text": "a gorgeous, witty film"}]
+
+
 class _ExplainBase(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"text": "a gorgeous, witty film"}]}
-    )
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_explain_schema)
 
     @field_validator("text", check_fields=False)
     @classmethod
