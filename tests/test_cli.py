@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -143,14 +144,35 @@ def test_existing_run_is_not_clobbered(cli_run: Path, tiny_backbone: Path, rt_di
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(
-    args: list[str], needle: str, tmp_path: Path, rt_dir: Path, cli_run: Path
+    args: list[str],
+    needle: str,
+    tmp_path: Path,
+    rt_dir: Path,
+    cli_run: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    """In-process through the CLI's own entry point (the subprocess path is tested below)."""
+    from sentiment_hf.cli import main
+
     subs = {"__TMP__": str(tmp_path), "__RUN__": str(cli_run), "__RT__": str(rt_dir)}
     args = [a.replace("__RT__", str(rt_dir)) for a in args]
     args = [subs.get(a, a) for a in args]
-    result = sentiment(*args, stdin="", cwd=tmp_path)  # cwd: nothing lands in the repo
-    assert result.returncode == 2, (result.stdout, result.stderr[-2000:])
-    error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(error_lines) == 1 and needle in error_lines[0], result.stderr[-2000:]
-    assert "Traceback" not in result.stderr
+    monkeypatch.chdir(tmp_path)  # nothing lands in the repo
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    monkeypatch.setattr(sys, "argv", ["sentiment", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2, err[-2000:]
+    error_lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(error_lines) == 1 and needle in error_lines[0], err[-2000:]
+    assert "Traceback" not in err
     assert not (tmp_path / "runs").exists()
+
+
+def test_bad_input_in_a_real_process_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    result = sentiment("train", BASE, "model.colour=blue", stdin="", cwd=tmp_path)
+    assert result.returncode == 2, (result.stdout, result.stderr[-2000:])
+    assert result.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert "unknown key 'colour'" in result.stderr and "Traceback" not in result.stderr
