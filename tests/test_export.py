@@ -211,6 +211,7 @@ def test_cli_export_prints_and_saves_parity(
     assert (run / "model.onnx").is_file() and not (run / "model.int8.onnx").exists()
 
 
+@pytest.mark.slow
 def test_inference_benchmark_script_runs_on_the_exported_run(
     exported: Path, tmp_path: Path
 ) -> None:

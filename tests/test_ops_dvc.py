@@ -156,6 +156,7 @@ def test_data_round_trip_through_the_gs_remote(workspace: Workspace) -> None:
     assert sha256_tree(data) == before
 
 
+@pytest.mark.slow
 def test_repro_then_push_wipe_pull_restores_the_pipeline(workspace: Workspace) -> None:
     root = workspace.root
     if not (root / ".dvc" / "cache").exists():

@@ -180,6 +180,7 @@ def test_rerun_continues_to_five_and_retries_a_dead_workers_trial(
     assert len(load(out).trials) == len(study.trials)
 
 
+@pytest.mark.slow
 def test_two_worker_processes_finish_exactly_n(
     tmp_path: Path, tiny_backbone: Path, rt_dir: Path
 ) -> None:
@@ -417,6 +418,7 @@ def test_a_worker_whose_trial_is_declared_dead_stops_cleanly(
     assert "declared this worker's trial dead" in caplog.text
 
 
+@pytest.mark.slow
 def test_pruning_replay_benchmark_reproduces_the_real_pruned_study(
     first_sweep: Any, tmp_path: Path, tiny_backbone: Path, rt_dir: Path
 ) -> None:

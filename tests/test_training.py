@@ -150,6 +150,7 @@ def test_the_manifest_records_what_ran(tiny_run: Path) -> None:
         assert getattr(ran, name) == used, name
 
 
+@pytest.mark.slow
 def test_real_minilm_learns_on_a_slice_of_rt_polarity(tmp_path: Path, rt_dir: Path) -> None:
     recipe = load_recipe(
         BASE,
@@ -223,6 +224,7 @@ def _minilm_overrides(rt_dir: Path, out: Path, batch: int) -> list[str]:
     ]
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_match_one_process(tmp_path: Path, rt_dir: Path) -> None:
     """Same global batch (2 x 16 vs 1 x 32) on the real MiniLM: metrics agree within tolerance."""
     single = train(load_recipe(BASE, _minilm_overrides(rt_dir, tmp_path / "one", 32))).metrics
@@ -257,6 +259,7 @@ def test_torchrun_two_processes_match_one_process(tmp_path: Path, rt_dir: Path) 
         assert abs(ddp[key] - single[key]) <= TOL_LOSS, (key, ddp[key], single[key])
 
 
+@pytest.mark.slow
 def test_wandb_without_a_key_runs_offline(
     tmp_path: Path, tiny_backbone: Path, rt_dir: Path
 ) -> None:
