@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from sentiment_hf.checkpoints import checkpoints, last_complete_checkpoint
 from sentiment_hf.data import SentimentData, load_splits, tokenize_splits
 from sentiment_hf.errors import SentimentError
 from sentiment_hf.fileio import write_json
@@ -22,6 +23,7 @@ from sentiment_hf.metrics import make_compute_metrics
 from sentiment_hf.modeling import build_model, build_tokenizer, resolve_backbone
 from sentiment_hf.recipe import Recipe, save_recipe
 from sentiment_hf.rundir import CONFIG_FILE, MANIFEST_FILE, METRICS_FILE, RECIPE_FILE
+from sentiment_hf.sampling import with_seeded_sampling
 from sentiment_hf.tracking import configure_tracking
 
 log = logging.getLogger(__name__)
@@ -152,7 +154,8 @@ def build_trainer(
     """A Trainer with dynamic padding, local metrics and early stopping from the recipe.
 
     ``trainer_cls`` (a Trainer subclass, or a callable taking Trainer's arguments) is built
-    instead of ``transformers.Trainer``.
+    instead of ``transformers.Trainer``; a class gets the epoch-seeded length sampler
+    (:mod:`sentiment_hf.sampling`) so that a resumed run trains on the same batches.
     """
     from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer
 
@@ -171,7 +174,10 @@ def build_trainer(
         model_kwargs = {
             "model": build_model(prepared.backbone_path, prepared.label_names, recipe.model)
         }
-    return (trainer_cls or Trainer)(
+    trainer_cls = trainer_cls or Trainer
+    if isinstance(trainer_cls, type):  # a factory (the sweep's partial) brings its own class
+        trainer_cls = with_seeded_sampling(trainer_cls)
+    return trainer_cls(
         args=args,
         train_dataset=prepared.tokenized["train"],
         eval_dataset=prepared.tokenized["validation"],
@@ -187,18 +193,16 @@ def build_trainer(
 
 def _check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> str | None:
     """Return the checkpoint to resume from; refuse to clobber a finished or started run."""
-    from transformers.trainer_utils import get_last_checkpoint
-
     if not run_dir.is_dir():
         if resume:
             log.warning("--resume: %s does not exist yet, starting a new run", run_dir)
         return None
-    last = get_last_checkpoint(str(run_dir))
     if resume:
+        last = last_complete_checkpoint(run_dir)
         if last is None:
-            log.warning("--resume: no checkpoint in %s, starting from scratch", run_dir)
-        return last
-    started = last is not None or (run_dir / CONFIG_FILE).exists()
+            log.warning("--resume: no complete checkpoint in %s, starting from scratch", run_dir)
+        return None if last is None else str(last)
+    started = bool(checkpoints(run_dir)) or (run_dir / CONFIG_FILE).exists()
     if started and not overwrite:
         raise SentimentError(
             f"run directory {str(run_dir)!r} already holds a run; pass --resume to continue it, "

@@ -18,6 +18,7 @@ from transformers import TrainerCallback
 
 from sentiment_hf.modeling import build_model
 from sentiment_hf.recipe import EarlyStoppingConfig, Recipe
+from sentiment_hf.sampling import SeededSamplingMixin
 from sentiment_hf.sweep import compat
 from sentiment_hf.sweep.plan import SweepPlan
 from sentiment_hf.sweep.space import model_overrides, pruner_description
@@ -61,7 +62,7 @@ class EvalSchedule(TrainerCallback):
         return control
 
 
-class SweepTrainer(compat.HPSearchTrainer):
+class SweepTrainer(SeededSamplingMixin, compat.HPSearchTrainer):
     """A Trainer whose trials are admitted against ``n_trials`` and report by evaluation index.
 
     ``plan`` is the sweep's plan; ``schedule`` the :class:`EvalSchedule` among ``callbacks``
