@@ -69,15 +69,32 @@ def test_ready_and_predict_over_http(server: Server) -> None:
     assert [p["label"] in ("neg", "pos") for p in resp.json()["predictions"]] == [True, True]
 
 
-def test_concurrent_requests_all_succeed(server: Server) -> None:
-    def one(i: int) -> int:
-        body = {"text": f"request number {i}: a witty and moving film"}
-        return httpx.post(f"{server.url}/predict", json=body, timeout=30).status_code
+def test_concurrent_requests_each_get_their_own_answer(server: Server, tiny_run: Path) -> None:
+    from sentiment_hf.predict import Predictor
 
+    words = ["witty", "dull", "moving", "tedious", "gorgeous", "clumsy", "tender", "flat"]
+    texts = [f"review {i}: a {words[i % 8]} and {words[(i * 3) % 8]} film" for i in range(64)]
+    expected = [p.probabilities for p in Predictor(tiny_run).predict(texts)]
+
+    def one(i: int) -> tuple[int, dict]:
+        resp = httpx.post(f"{server.url}/predict", json={"text": texts[i]}, timeout=30)
+        return resp.status_code, resp.json()
+
+    before = _requests_200(server)
     with ThreadPoolExecutor(16) as pool:
-        assert set(pool.map(one, range(64))) == {200}
+        answers = list(pool.map(one, range(64)))
+    assert [status for status, _ in answers] == [200] * 64
+    for (_, body), probs in zip(answers, expected, strict=True):  # each answer is its own text's
+        got = body["predictions"][0]["probabilities"]
+        assert got == pytest.approx(probs, abs=1e-5)
+    assert _requests_200(server) == before + 64
+
+
+def _requests_200(server: Server) -> float:
     metrics = httpx.get(f"{server.url}/metrics", timeout=10).text
-    assert 'sentiment_requests_total{endpoint="/predict",method="POST",status="200"}' in metrics
+    series = 'sentiment_requests_total{endpoint="/predict",method="POST",status="200"} '
+    lines = [line for line in metrics.splitlines() if line.startswith(series)]
+    return float(lines[0].split()[-1]) if lines else 0.0
 
 
 def test_bad_bytes_over_a_real_socket(server: Server) -> None:
@@ -151,8 +168,8 @@ def test_bad_model_dir_exits_2_with_one_line(
     assert err.startswith("error: model directory") and "\n" not in err
 
 
-# Keep this test last in the file: it stops the shared server.
-def test_rows_readable_after_the_server_stops(server: Server) -> None:
+def test_rows_readable_after_the_server_stops(tiny_run: Path, tmp_path: Path) -> None:
+    server = Server(tiny_run, tmp_path / "requests.db")  # its own: this test stops it
     texts = [f"logged review {i}: tender and funny" for i in range(25)]
     for i in range(0, 25, 5):
         resp = httpx.post(f"{server.url}/predict", json={"texts": texts[i : i + 5]}, timeout=30)
