@@ -160,20 +160,40 @@ def test_health_ready_and_openapi_limits(served) -> None:
     assert "null" in null.json()["detail"]
 
 
+def _series(text: str) -> dict[str, float]:
+    """Prometheus exposition lines as ``{name{labels}: value}``."""
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            out[key] = float(value)
+    return out
+
+
 def test_metrics_count_statuses_labels_and_model(served) -> None:
     client, app, _ = served
-    client.post("/predict", json={"texts": TEXTS[:3]})
+    ok = 'sentiment_requests_total{endpoint="/predict",method="POST",status="200"}'
+    bad = 'sentiment_requests_total{endpoint="/predict",method="POST",status="422"}'
+    batch = "sentiment_request_batch_size_count"
+    before = _series(client.get("/metrics").text)
+    answer = client.post("/predict", json={"texts": TEXTS[:3]}).json()
+    client.post("/predict", json={"text": ""})
     client.post("/predict", json={"text": ""})
     text = client.get("/metrics").text
+    after = _series(text)
     version = app.state.model_version
     assert 'sentiment_model_info{backend="torch",model_dir="' in text
     assert f'model_version="{version}"' in text
-    assert 'sentiment_requests_total{endpoint="/predict",method="POST",status="200"}' in text
-    assert 'sentiment_requests_total{endpoint="/predict",method="POST",status="422"}' in text
-    assert 'sentiment_request_latency_seconds_bucket{endpoint="/predict",le="0.05"}' in text
-    assert "sentiment_request_batch_size_bucket" in text
-    assert "sentiment_predictions_total{label=" in text
-    assert "sentiment_model_ready 1.0" in text
+    assert after[ok] - before.get(ok, 0) == 1
+    assert after[bad] - before.get(bad, 0) == 2
+    labels = [p["label"] for p in answer["predictions"]]
+    for label in set(labels):  # every answered label is counted once per text
+        key = f'sentiment_predictions_total{{label="{label}"}}'
+        assert after[key] - before.get(key, 0) == labels.count(label)
+    latency = 'sentiment_request_latency_seconds_count{endpoint="/predict"}'
+    assert after[latency] - before.get(latency, 0) >= 1
+    assert after[batch] - before.get(batch, 0) >= 1
+    assert after["sentiment_model_ready"] == 1.0
 
 
 def test_page_is_self_contained(served) -> None:
@@ -283,12 +303,13 @@ def test_inference_never_blocks_the_event_loop(kind: str) -> None:
         await runner.start()
         pending = asyncio.create_task(runner.run(["slow"]))
         await _wait_for(model.entered)
-        # The model call is blocked in its thread; the loop must still serve other work.
-        ticks = 0
-        for _ in range(5):
-            await asyncio.sleep(0)
-            ticks += 1
-        assert ticks == 5 and not pending.done()
+        # The model call is blocked in its thread; the loop must still run timers and tasks
+        # (a model called on the loop would hold it until the 30 s gate times out).
+        loop = asyncio.get_running_loop()
+        fired = loop.create_future()
+        loop.call_later(0.01, fired.set_result, "timer ran")
+        assert await asyncio.wait_for(fired, timeout=5) == "timer ran"
+        assert not pending.done() and not model.release.is_set()
         model.release.set()
         out = await asyncio.wait_for(pending, 10)
         assert out.tolist() == [[4.0, 1.0]]
