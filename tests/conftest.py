@@ -102,3 +102,16 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory, tiny_backbone: Path, rt_d
     )
     train(recipe)
     return out
+
+
+def assert_split_metrics_consistent(metrics: dict, prefix: str, samples: int) -> None:
+    """``{prefix}_accuracy`` is a whole number of the split's ``samples`` (not a value from
+    another split or an average of batches), and F1 is the harmonic mean of the stored precision
+    and recall. Replaces range checks that any number would pass."""
+    accuracy = metrics[f"{prefix}_accuracy"]
+    correct = round(accuracy * samples)
+    assert abs(accuracy * samples - correct) < 1e-6, (accuracy, samples)
+    precision, recall = metrics.get(f"{prefix}_precision"), metrics.get(f"{prefix}_recall")
+    if precision is not None and recall is not None and precision + recall > 0:
+        f1 = 2 * precision * recall / (precision + recall)
+        assert abs(metrics[f"{prefix}_f1"] - f1) < 1e-6

@@ -21,7 +21,7 @@ from typing import Any
 import optuna
 import pytest
 import yaml
-from conftest import REPO, tiny_recipe_overrides
+from conftest import REPO, assert_split_metrics_consistent, tiny_recipe_overrides
 
 from sentiment_hf.cli import main as cli_main
 from sentiment_hf.errors import SentimentError
@@ -132,7 +132,8 @@ def test_best_yaml_round_trips_through_sentiment_train(first_sweep: Any) -> None
     assert run_cli(["train", str(best_yaml)]) == 0
     run_dir = Path(raw["training"]["output_dir"])
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert 0.0 <= metrics["test_accuracy"] <= 1.0
+    test_size = json.loads((run_dir / "manifest.json").read_text())["split_sizes"]["test"]
+    assert_split_metrics_consistent(metrics, "test", test_size)
     config = json.loads((run_dir / "config.json").read_text())
     assert config["hidden_dropout_prob"] == pytest.approx(params["model.dropout"])
 
