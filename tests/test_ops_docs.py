@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import typing
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -65,15 +66,50 @@ def test_cli_reference_is_generated_from_the_typer_app(site: Path) -> None:
                     assert opt in page, f"sentiment {name} {opt}"
 
 
+def _recipe_sections() -> list[tuple[str, type]]:
+    """Every dataclass reachable from Recipe, with its dotted path (types resolved, since the
+    schema module uses ``from __future__ import annotations``)."""
+    from sentiment_hf.recipe import Recipe
+
+    def dataclasses_in(tp) -> list[type]:
+        if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+            return [tp]
+        return [c for arg in typing.get_args(tp) for c in dataclasses_in(arg)]
+
+    out, seen = [], set()
+    queue = [(f.name, t) for f, t in zip(dataclasses.fields(Recipe), _hints(Recipe), strict=True)]
+    while queue:
+        name, tp = queue.pop(0)
+        for cls in dataclasses_in(tp):
+            if cls not in seen:
+                seen.add(cls)
+                out.append((name, cls))
+                fields = dataclasses.fields(cls)
+                queue += [(f"{name}.{f.name}", t) for f, t in zip(fields, _hints(cls), strict=True)]
+    return out
+
+
+def _hints(cls: type) -> list:
+    hints = typing.get_type_hints(cls)
+    return [hints[f.name] for f in dataclasses.fields(cls)]
+
+
 def test_recipe_reference_is_generated_from_the_schema(site: Path) -> None:
     from sentiment_hf.recipe import TRAINING_DEFAULTS, Recipe
 
     page = text_of(site / "recipes" / "index.html")
     for section in dataclasses.fields(Recipe):
         assert section.name in page
-        if dataclasses.is_dataclass(section.type) or section.name in ("model", "data"):
-            for f in dataclasses.fields(getattr(Recipe(), section.name)):
-                assert f.name in page, f"{section.name}.{f.name}"
+    sections = _recipe_sections()
+    assert {"model", "data", "policy", "sweep", "sweep.params"} <= {n for n, _ in sections}
+    html = (site / "recipes" / "index.html").read_text(encoding="utf-8")
+    chunks = [" ".join(re.sub(r"<[^>]+>", " ", c).split()) for c in re.split(r"<h[23]\b", html)]
+    for name, cls in sections:  # each section has its own heading and table of all its fields
+        heading = f"{name} ({cls.__name__})"
+        found = [c for c in chunks if c.split(">", 1)[-1].strip().startswith(heading)]
+        assert len(found) == 1, heading
+        for f in dataclasses.fields(cls):
+            assert f.name in found[0], f"{name}.{f.name}"
     for key in TRAINING_DEFAULTS:
         assert key in page
 
