@@ -132,7 +132,7 @@ def _carve_missing_splits(
     out = dict(dd)
     train = out["train"]
     if cfg.label_column not in train.column_names:
-        _check_columns(train, "train", cfg)
+        check_columns(train, "train", cfg)
     labels = train[cfg.label_column]
     counts: dict[Any, int] = {}
     for label in labels:
@@ -204,7 +204,8 @@ def _normalize(ds: Dataset, split: str, cfg: DataConfig, label_names: list[str])
     return Dataset.from_dict({"text": texts, "label": out_labels}, features=features)
 
 
-def _check_columns(ds: Dataset, split: str, cfg: DataConfig) -> None:
+def check_columns(ds: Dataset, split: str, cfg: DataConfig) -> None:
+    """Raise a clear error unless ``ds`` has the recipe's text and label columns."""
     for column, key in ((cfg.text_column, "text_column"), (cfg.label_column, "label_column")):
         if column not in ds.column_names:
             raise SentimentError(
@@ -213,7 +214,8 @@ def _check_columns(ds: Dataset, split: str, cfg: DataConfig) -> None:
             )
 
 
-def _infer_label_names(dd: DatasetDict, cfg: DataConfig) -> list[str]:
+def infer_label_names(dd: DatasetDict, cfg: DataConfig) -> list[str]:
+    """``data.label_names``, else the label feature's names, else the sorted values found."""
     if cfg.label_names:
         if len(set(cfg.label_names)) != len(cfg.label_names) or len(cfg.label_names) < 2:
             raise SentimentError("data.label_names must list at least two distinct names")
@@ -283,8 +285,8 @@ def load_splits(
     raw = read_splits(cfg, seed, splits, whole_file)
     for split in splits:
         if split in raw:
-            _check_columns(raw[split], split, cfg)
-    label_names = _infer_label_names(raw, cfg)
+            check_columns(raw[split], split, cfg)
+    label_names = infer_label_names(raw, cfg)
     limits = {
         "train": cfg.max_train_samples,
         "validation": cfg.max_eval_samples,
