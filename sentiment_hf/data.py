@@ -134,6 +134,11 @@ def _carve_missing_splits(
     if cfg.label_column not in train.column_names:
         check_columns(train, "train", cfg)
     labels = train[cfg.label_column]
+    if None in labels:
+        raise SentimentError(
+            f"row {labels.index(None)} of {cfg.source!r}: the {cfg.label_column!r} cell is empty; "
+            "label the row or drop it"
+        )
     counts: dict[Any, int] = {}
     for label in labels:
         counts[stratum(label)] = counts.get(stratum(label), 0) + 1
