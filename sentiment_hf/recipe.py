@@ -69,7 +69,8 @@ class DataConfig:
 
     ``encoding`` reads CSV/TSV files in that codec (default: UTF-8, a BOM dropped, else cp1252
     with a warning). ``check`` runs the data check at the start of training: ``strict`` stops on
-    its errors (leakage, conflicting labels, empty texts), ``warn`` only logs, ``off`` skips it.
+    its errors (leakage, conflicting labels, empty texts), ``warn`` only logs, ``skip`` skips it
+    (not ``off``: YAML reads that as false).
     """
 
     source: str = DEFAULT_DATASET
@@ -86,7 +87,7 @@ class DataConfig:
     test_size: float = 0.1
     pad_to_multiple_of: int | None = 8
     encoding: str | None = None
-    check: typing.Literal["strict", "warn", "off"] = "strict"
+    check: typing.Literal["strict", "warn", "skip"] = "strict"
 
 
 @dataclass

@@ -134,7 +134,7 @@ def prepare(recipe: Recipe, args: Any) -> Prepared:
         recipe.model.backbone, recipe.model.revision, recipe.model.cache_dir
     )
     tokenizer = build_tokenizer(backbone, recipe.model)
-    if recipe.data.check != "off":
+    if recipe.data.check != "skip":
         from sentiment_hf.datacheck import check_loaded, gate
 
         gate(check_loaded(data, tokenizer, recipe.model.max_length), recipe.data.check)

@@ -2,7 +2,7 @@
 token lengths of every split, before anyone trains on them.
 
 Errors (``sentiment data check`` exits 1; ``sentiment train`` stops unless ``data.check`` is
-``warn`` or ``off``) are findings that make training or its test figures wrong:
+``warn`` or ``skip``) are findings that make training or its test figures wrong:
 
 * ``empty_text`` — a text that is empty, whitespace only, or not a string (an empty cell);
 * ``missing_label`` — a row without a label;
