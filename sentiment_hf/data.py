@@ -119,10 +119,14 @@ def _load_hub(cfg: DataConfig) -> DatasetDict:
 def _carve_missing_splits(
     dd: DatasetDict, cfg: DataConfig, seed: int, needed: tuple[str, ...] = SPLITS
 ) -> DatasetDict:
-    """Cut validation/test out of train, stratified by label, when a source only has train."""
+    """Cut validation/test out of train, stratified by label, when a source only has train.
+
+    Whatever ``needed`` says, a source with train is always cut the same way, so every stage
+    sees the rows training held out.
+    """
     missing = [s for s in ("test", "validation") if s not in dd]
-    if not any(s in missing for s in needed):
-        return dd
+    if not missing or ("train" not in dd and all(s in dd for s in needed)):
+        return dd  # nothing to cut, or a folder holding just the splits asked for
     if "train" not in dd:
         present = ", ".join(dd) or "none"
         raise SentimentError(
