@@ -44,8 +44,13 @@ def check(
     seed: Annotated[int | None, typer.Option(help="Seed that cuts a single file.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Duplicates and train/test leakage (exact and normalised), conflicting labels, empty
-    texts, labels per split and token lengths. Exit code 1 when an error is found."""
+    """Check a data source: leakage, duplicates, conflicting labels, empty texts, lengths.
+
+    Exact and normalised (case, punctuation, spaces) duplicates within and across splits,
+    labels per split, token-length percentiles and the share max_length truncates. Errors
+    (leakage, conflicting labels, empty texts, missing labels) make the exit code 1; see
+    docs/data.md.
+    """
     from sentiment_hf.datacheck import check_source, load_tokenizer
     from sentiment_hf.recipe import Recipe, load_recipe
 
