@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and the API reference
     from sentiment_hf.data import SentimentData, load_splits, read_rt_polarity
+    from sentiment_hf.datacheck import DataReport, check_source
     from sentiment_hf.errors import SentimentError
     from sentiment_hf.evaluation import EvalReport, evaluate_model
     from sentiment_hf.explanation import Explainer, Explanation, explain
@@ -33,6 +34,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and the API refe
 __version__ = "0.1.0"
 
 _EXPORTS: dict[str, str] = {
+    "DataReport": "datacheck",
     "EvalReport": "evaluation",
     "Explainer": "explanation",
     "Explanation": "explanation",
@@ -42,6 +44,7 @@ _EXPORTS: dict[str, str] = {
     "SentimentData": "data",
     "SentimentError": "errors",
     "TrainResult": "training",
+    "check_source": "datacheck",
     "evaluate_model": "evaluation",
     "explain": "explanation",
     "export_onnx": "export",
@@ -55,6 +58,7 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
+    "DataReport",
     "EvalReport",
     "Explainer",
     "Explanation",
@@ -64,6 +68,7 @@ __all__ = [
     "SentimentData",
     "SentimentError",
     "TrainResult",
+    "check_source",
     "evaluate_model",
     "explain",
     "export_onnx",

@@ -1,15 +1,17 @@
 """Load, validate and tokenize the train / validation / test splits.
 
 ``data.source`` is a hub dataset id, a directory of the raw Cornell ``rt-polarity.pos`` /
-``rt-polarity.neg`` files, a directory of ``{split}.csv|jsonl|parquet`` files, or one such file
-(then cut into stratified splits). Every split ends with a ``text`` and an integer ``label``
-column; the label names travel with it into ``model.config.id2label``.
+``rt-polarity.neg`` files, a directory of ``{split}.csv|tsv|jsonl|parquet`` files, or one such
+file (then cut into splits stratified by label); files are read by :mod:`sentiment_hf.readers`.
+Every split ends with a ``text`` and an integer ``label`` column; the label names travel with it
+into ``model.config.id2label``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -19,14 +21,15 @@ from typing import Any
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 from sentiment_hf.errors import SentimentError
 from sentiment_hf.fileio import looks_like_path
+from sentiment_hf.readers import FILE_FORMATS, read_file
 from sentiment_hf.recipe import DataConfig
+from sentiment_hf.stratify import stratified_cut, stratum
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation", "test")
 RT_FILES = {"pos": "rt-polarity.pos", "neg": "rt-polarity.neg"}
 RT_LABEL_NAMES = ["neg", "pos"]
-FILE_FORMATS = {".csv": "csv", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
 
 
 @dataclass
@@ -68,29 +71,9 @@ def _is_local(source: str) -> bool:
     if looks_like_path(source) or Path(source).suffix in FILE_FORMATS:
         raise SentimentError(
             f"data.source path {source!r} does not exist; point it at the rt-polarity directory, "
-            "a folder of train/validation/test files, or one CSV/JSONL/parquet file"
+            "a folder of train/validation/test files, or one CSV/TSV/JSONL/parquet file"
         )
     return False
-
-
-def _load_file(path: Path) -> Dataset:
-    fmt = FILE_FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise SentimentError(
-            f"data file {str(path)!r} has an unsupported type; use .csv, .jsonl or .parquet"
-        )
-    from datasets import load_dataset
-
-    try:
-        return load_dataset(fmt, data_files=str(path), split="train")
-    except Exception as exc:  # datasets raises many types for unreadable files
-        if "corresponds to no data" in str(exc) or "No columns to parse" in str(exc):
-            raise SentimentError(
-                f"data file {str(path)!r} has no rows; every split needs examples"
-            ) from exc
-        raise SentimentError(
-            f"could not read {str(path)!r} as {fmt}: {exc}".splitlines()[0]
-        ) from exc
 
 
 def _load_local(path: Path, cfg: DataConfig) -> DatasetDict:
@@ -107,15 +90,15 @@ def _load_local(path: Path, cfg: DataConfig) -> DatasetDict:
             for suffix in FILE_FORMATS:
                 candidate = path / f"{name}{suffix}"
                 if candidate.is_file():
-                    found[split] = _load_file(candidate)
+                    found[split] = read_file(candidate, cfg.encoding)
                     break
         if not found:
             raise SentimentError(
                 f"data.source directory {str(path)!r} has neither rt-polarity.pos/.neg nor "
-                f"{cfg.train_split}.csv|jsonl|parquet files"
+                f"{'/'.join(wanted.values())}.csv|tsv|jsonl|parquet files"
             )
         return DatasetDict(found)
-    return DatasetDict({"train": _load_file(path)})
+    return DatasetDict({"train": read_file(path, cfg.encoding)})
 
 
 def _load_hub(cfg: DataConfig) -> DatasetDict:
@@ -133,24 +116,67 @@ def _load_hub(cfg: DataConfig) -> DatasetDict:
     return DatasetDict({rename[k]: v for k, v in raw.items() if k in rename})
 
 
-def _carve_missing_splits(dd: DatasetDict, cfg: DataConfig, seed: int) -> DatasetDict:
-    """Cut validation/test out of train when a source only has train."""
+def _carve_missing_splits(
+    dd: DatasetDict, cfg: DataConfig, seed: int, needed: tuple[str, ...] = SPLITS
+) -> DatasetDict:
+    """Cut validation/test out of train, stratified by label, when a source only has train.
+
+    Whatever ``needed`` says, a source with train is always cut the same way, so every stage
+    sees the rows training held out.
+    """
+    missing = [s for s in ("test", "validation") if s not in dd]
+    if not missing or ("train" not in dd and all(s in dd for s in needed)):
+        return dd  # nothing to cut, or a folder holding just the splits asked for
     if "train" not in dd:
-        raise SentimentError(f"data source {cfg.source!r} has no {cfg.train_split!r} split")
+        present = ", ".join(dd) or "none"
+        raise SentimentError(
+            f"data source {cfg.source!r} has no {cfg.train_split!r} split to cut "
+            f"{' and '.join(missing)} from (found: {present}); add the missing split files"
+        )
     out = dict(dd)
+    train = out["train"]
+    if cfg.label_column not in train.column_names:
+        check_columns(train, "train", cfg)
+    labels = train[cfg.label_column]
+    if None in labels:
+        raise SentimentError(
+            f"row {labels.index(None)} of {cfg.source!r}: the {cfg.label_column!r} cell is empty; "
+            "label the row or drop it"
+        )
+    counts: dict[Any, int] = {}
+    for label in labels:
+        counts[stratum(label)] = counts.get(stratum(label), 0) + 1
+    need = len(missing) + 1
+    small = {k: c for k, c in counts.items() if c < need}
+    if small:
+        key, count = next(iter(small.items()))
+        raise SentimentError(
+            f"class {key!r} has only {count} example(s) in {cfg.source!r}: cutting train / "
+            f"{' / '.join(missing)} by label needs at least {need} per class; add examples, "
+            "or supply the validation/test splits as their own files"
+        )
     for split, size in (("test", cfg.test_size), ("validation", cfg.validation_size)):
         if split in out:
             continue
         if not 0 < size < 1:
             raise SentimentError(f"data.{split}_size must be between 0 and 1, got {size}")
-        cut = out["train"].train_test_split(test_size=size, seed=seed)
-        out["train"], out[split] = cut["train"], cut["test"]
+        kept, held = stratified_cut(out["train"][cfg.label_column], size, seed)
+        out["train"], out[split] = out["train"].select(kept), out["train"].select(held)
     return DatasetDict(out)
 
 
 def _label_names_of(ds: Dataset, label_column: str) -> list[str] | None:
     feature = ds.features.get(label_column)
     return list(feature.names) if isinstance(feature, ClassLabel) else None
+
+
+def encode_label(label: Any, index: dict[str, int]) -> int | None:
+    """The class index of one raw label (a name or an index), or None when it is not one."""
+    if isinstance(label, str) and label in index:
+        return index[label]
+    if isinstance(label, int) and not isinstance(label, bool) and 0 <= label < len(index):
+        return label
+    return None
 
 
 def _normalize(ds: Dataset, split: str, cfg: DataConfig, label_names: list[str]) -> Dataset:
@@ -162,26 +188,33 @@ def _normalize(ds: Dataset, split: str, cfg: DataConfig, label_names: list[str])
     index = {name: i for i, name in enumerate(label_names)}
     out_labels = []
     for row, (text, label) in enumerate(zip(texts, labels, strict=True)):
+        if text is None or (isinstance(text, float) and math.isnan(text)):
+            raise SentimentError(
+                f"{split} row {row}: the {cfg.text_column!r} cell is empty; fill it or drop the "
+                "row (`sentiment data check` lists every such row)"
+            )
         if not isinstance(text, str):
             raise SentimentError(
                 f"{split} row {row}: text is {type(text).__name__}, not a string; clean the data"
             )
-        if isinstance(label, str) and label in index:
-            out_labels.append(index[label])
-        elif (
-            isinstance(label, int) and not isinstance(label, bool) and 0 <= label < len(label_names)
-        ):
-            out_labels.append(label)
-        else:
+        if label is None:
+            raise SentimentError(
+                f"{split} row {row}: the {cfg.label_column!r} cell is empty; label the row or "
+                "drop it"
+            )
+        encoded = encode_label(label, index)
+        if encoded is None:
             raise SentimentError(
                 f"{split} row {row}: label {label!r} is outside the declared set {label_names}; "
                 "fix the data or set data.label_names"
             )
+        out_labels.append(encoded)
     features = Features({"text": Value("string"), "label": ClassLabel(names=label_names)})
     return Dataset.from_dict({"text": texts, "label": out_labels}, features=features)
 
 
-def _check_columns(ds: Dataset, split: str, cfg: DataConfig) -> None:
+def check_columns(ds: Dataset, split: str, cfg: DataConfig) -> None:
+    """Raise a clear error unless ``ds`` has the recipe's text and label columns."""
     for column, key in ((cfg.text_column, "text_column"), (cfg.label_column, "label_column")):
         if column not in ds.column_names:
             raise SentimentError(
@@ -190,7 +223,8 @@ def _check_columns(ds: Dataset, split: str, cfg: DataConfig) -> None:
             )
 
 
-def _infer_label_names(dd: DatasetDict, cfg: DataConfig) -> list[str]:
+def infer_label_names(dd: DatasetDict, cfg: DataConfig) -> list[str]:
+    """``data.label_names``, else the label feature's names, else the sorted values found."""
     if cfg.label_names:
         if len(set(cfg.label_names)) != len(cfg.label_names) or len(cfg.label_names) < 2:
             raise SentimentError("data.label_names must list at least two distinct names")
@@ -232,15 +266,36 @@ def fingerprint(dd: DatasetDict) -> str:
     return digest.hexdigest()
 
 
-def load_splits(cfg: DataConfig, seed: int = 42, splits: tuple[str, ...] = SPLITS) -> SentimentData:
-    """Load the splits a recipe names, validate them and apply the sample limits."""
+def read_splits(
+    cfg: DataConfig, seed: int = 42, splits: tuple[str, ...] = SPLITS, whole_file: bool = False
+) -> DatasetDict:
+    """The raw splits of ``cfg.source`` (columns as in the files), missing ones carved out.
+
+    ``whole_file``: a single-file source is not cut; all of its rows are each split asked for
+    (``sentiment eval --data FILE``).
+    """
     source = cfg.source
-    raw = _load_local(Path(source).expanduser(), cfg) if _is_local(source) else _load_hub(cfg)
-    raw = _carve_missing_splits(raw, cfg, seed)
+    local = _is_local(source)
+    raw = _load_local(Path(source).expanduser(), cfg) if local else _load_hub(cfg)
+    if whole_file and local and Path(source).expanduser().is_file():
+        return DatasetDict({split: raw["train"] for split in splits})
+    return _carve_missing_splits(raw, cfg, seed, splits)
+
+
+def load_splits(
+    cfg: DataConfig, seed: int = 42, splits: tuple[str, ...] = SPLITS, whole_file: bool = False
+) -> SentimentData:
+    """Load the splits a recipe names, validate them and apply the sample limits.
+
+    Only the splits asked for must exist: a folder holding just ``test.csv`` serves
+    ``splits=("test",)``. ``whole_file`` is :func:`read_splits`'.
+    """
+    source = cfg.source
+    raw = read_splits(cfg, seed, splits, whole_file)
     for split in splits:
         if split in raw:
-            _check_columns(raw[split], split, cfg)
-    label_names = _infer_label_names(raw, cfg)
+            check_columns(raw[split], split, cfg)
+    label_names = infer_label_names(raw, cfg)
     limits = {
         "train": cfg.max_train_samples,
         "validation": cfg.max_eval_samples,

@@ -89,6 +89,8 @@ def evaluate_model(
 ) -> EvalReport:
     """Evaluate ``model_dir`` on ``split`` of its recipe's data (or ``data``) and write reports.
 
+    ``data`` is a folder (only ``{split}`` file is needed) or one file, evaluated whole.
+
     Files go to ``output_dir`` (default ``MODEL_DIR/eval``): ``{split}_metrics.json``, the
     confusion, reliability, risk-coverage and accuracy-by-length PNGs,
     ``{split}_misclassified.csv`` and ``{split}_report.html`` (all of it on one page). With
@@ -101,7 +103,11 @@ def evaluate_model(
     predictor = Predictor(run, backend=backend, batch_size=batch_size)
     cfg = run.data_config(data)
     cfg.label_names = predictor.labels
-    dataset = load_splits(cfg, splits=(split,)).splits[split]
+    # The recipe's own data is cut as training cut it (same seed); ``--data FILE`` is one
+    # file evaluated whole, ``--data DIR`` needs only the evaluated split's file.
+    seed = run.recipe.training.get("seed", 42) if run.recipe is not None else 42
+    loaded = load_splits(cfg, seed=seed, splits=(split,), whole_file=data is not None)
+    dataset = loaded.splits[split]
     texts, labels = dataset["text"], np.asarray(dataset["label"])
     logits = predictor.predict_logits(texts)
     probs = predictor.policy.probabilities(logits)

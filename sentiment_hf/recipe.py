@@ -65,7 +65,13 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    """Where the examples come from and how their columns are named."""
+    """Where the examples come from and how their columns are named.
+
+    ``encoding`` reads CSV/TSV files in that codec (default: UTF-8, a BOM dropped, else cp1252
+    with a warning). ``check`` runs the data check at the start of training: ``strict`` stops on
+    its errors (leakage, conflicting labels, empty texts), ``warn`` only logs, ``skip`` skips it
+    (not ``off``: YAML reads that as false).
+    """
 
     source: str = DEFAULT_DATASET
     text_column: str = "text"
@@ -80,6 +86,8 @@ class DataConfig:
     validation_size: float = 0.1
     test_size: float = 0.1
     pad_to_multiple_of: int | None = 8
+    encoding: str | None = None
+    check: typing.Literal["strict", "warn", "skip"] = "strict"
 
 
 @dataclass

@@ -129,12 +129,17 @@ def build_training_args(recipe: Recipe, **overrides: Any) -> Any:
 
 
 def prepare(recipe: Recipe, args: Any) -> Prepared:
-    """Load data, resolve the backbone and tokenize (rank 0 first under torchrun)."""
+    """Load data, run the data check (``data.check``), resolve the backbone and tokenize
+    (rank 0 first under torchrun)."""
     data = load_splits(recipe.data, seed=recipe.training.get("seed", 42))
     backbone = resolve_backbone(
         recipe.model.backbone, recipe.model.revision, recipe.model.cache_dir
     )
     tokenizer = build_tokenizer(backbone, recipe.model)
+    if recipe.data.check != "skip":
+        from sentiment_hf.datacheck import check_loaded, gate
+
+        gate(check_loaded(data, tokenizer, recipe.model.max_length), recipe.data.check)
     tokenized = tokenize_splits(
         data,
         tokenizer,

@@ -85,14 +85,65 @@ def test_local_tables_with_custom_columns_and_string_labels(tmp_path: Path, fmt:
 
 
 def test_single_file_is_cut_into_stratified_splits(tmp_path: Path) -> None:
-    rows = [{"text": f"t{i}", "label": i % 2} for i in range(100)]
+    # 90/10 imbalance, minority rows clustered at the end: an unstratified cut of 10 test and
+    # 9 validation rows misses the 10 minority rows in one split about a third of the time.
+    rows = [{"text": f"t{i}", "label": int(i >= 90)} for i in range(100)]
     path = tmp_path / "all.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    data = load_splits(DataConfig(source=str(path), label_names=["neg", "pos"]))
-    sizes = {k: len(v) for k, v in data.splits.items()}
-    assert sizes == {"train": 81, "validation": 9, "test": 10}
-    seen = set().union(*(set(v["text"]) for v in data.splits.values()))
-    assert len(seen) == 100
+    for seed in (0, 1, 2, 42):
+        data = load_splits(DataConfig(source=str(path), label_names=["neg", "pos"]), seed=seed)
+        counts = {k: [v["label"].count(0), v["label"].count(1)] for k, v in data.splits.items()}
+        assert counts == {"train": [73, 8], "validation": [8, 1], "test": [9, 1]}, seed
+        seen = set().union(*(set(v["text"]) for v in data.splits.values()))
+        assert len(seen) == 100
+    again = load_splits(DataConfig(source=str(path), label_names=["neg", "pos"]), seed=42)
+    other = load_splits(DataConfig(source=str(path), label_names=["neg", "pos"]), seed=7)
+    assert again.fingerprint == data.fingerprint  # seeded: the same cut every time
+    assert other.splits["test"]["text"] != data.splits["test"]["text"]
+
+
+def test_three_classes_keep_their_shares(tmp_path: Path) -> None:
+    names = ["neg", "neu", "pos"]
+    rows = [{"text": f"r{i}", "label": names[i % 10 // 4 if i % 10 < 8 else 2]} for i in range(200)]
+    path = tmp_path / "three.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    data = load_splits(DataConfig(source=str(path), test_size=0.2, validation_size=0.25))
+    per_split = {k: [v["label"].count(i) for i in range(3)] for k, v in data.splits.items()}
+    total = [sum(r["label"] == n for r in rows) for n in names]
+    assert total == [80, 80, 40]
+    assert per_split["test"] == [16, 16, 8]  # 20 % of each class
+    assert per_split["validation"] == [16, 16, 8]  # 25 % of the remaining 160
+    assert per_split["train"] == [48, 48, 24]
+
+
+def test_class_too_small_to_stratify_names_the_fix(tmp_path: Path) -> None:
+    path = tmp_path / "tiny.csv"
+    path.write_text("text,label\n" + "".join(f"t{i},pos\n" for i in range(20)) + "x,neg\ny,neg\n")
+    with pytest.raises(SentimentError) as info:
+        load_splits(DataConfig(source=str(path)))
+    message = str(info.value)
+    assert "class 'neg' has only 2 example(s)" in message
+    assert "at least 3 per class" in message and "own files" in message
+
+
+def test_folder_with_only_the_evaluated_split(tmp_path: Path) -> None:
+    folder = tmp_path / "only-test"
+    folder.mkdir()
+    (folder / "test.csv").write_text("text,label\ngreat,pos\nawful,neg\nfine,pos\n")
+    data = load_splits(DataConfig(source=str(folder)), splits=("test",))
+    assert data.splits["test"]["label"] == [1, 0, 1]
+    with pytest.raises(SentimentError, match="has no 'train' split to cut validation from"):
+        load_splits(DataConfig(source=str(folder)), splits=("validation",))
+
+
+def test_single_file_evaluated_whole(tmp_path: Path) -> None:
+    path = tmp_path / "reviews.csv"
+    path.write_text("text,label\n" + "".join(f"t{i},{i % 2}\n" for i in range(30)))
+    cfg = DataConfig(source=str(path), label_names=["neg", "pos"])
+    whole = load_splits(cfg, splits=("test",), whole_file=True)
+    assert whole.splits["test"]["text"] == [f"t{i}" for i in range(30)]
+    cut = load_splits(cfg, splits=("test",))
+    assert len(cut.splits["test"]) == 3
 
 
 @pytest.mark.parametrize(

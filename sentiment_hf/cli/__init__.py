@@ -2,10 +2,11 @@
 
 The Typer ``app`` and ``main`` live in :mod:`sentiment_hf.cli.app`; the commands register on it
 from :mod:`sentiment_hf.cli.model` (train, sweep, eval, calibrate, predict, explain, export) and
-:mod:`sentiment_hf.cli.ops` (push-to-hub, serve, drift).
+:mod:`sentiment_hf.cli.ops` (push-to-hub, serve, drift) and :mod:`sentiment_hf.cli.data`
+(data check).
 """
 
-from sentiment_hf.cli import model, ops  # noqa: F401  (importing them registers the commands)
+from sentiment_hf.cli import data, model, ops  # noqa: F401  (importing them registers the commands)
 from sentiment_hf.cli.app import app, main
 
 __all__ = ["app", "main"]
