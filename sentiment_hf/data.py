@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+from sentiment_hf import multilabel
 from sentiment_hf.errors import SentimentError
 from sentiment_hf.fileio import looks_like_path
 from sentiment_hf.recipe import DataConfig
@@ -37,6 +38,7 @@ class SentimentData:
     label_names: list[str]
     fingerprint: str
     source: str
+    multi_label: bool = False  # `label` is a float multi-hot list (see multilabel.py)
 
 
 def read_rt_polarity(directory: str | Path) -> DatasetDict:
@@ -182,7 +184,12 @@ def _normalize(ds: Dataset, split: str, cfg: DataConfig, label_names: list[str])
 
 
 def _check_columns(ds: Dataset, split: str, cfg: DataConfig) -> None:
-    for column, key in ((cfg.text_column, "text_column"), (cfg.label_column, "label_column")):
+    if cfg.label_columns:
+        multilabel.check_label_columns(ds, split, cfg)
+    wanted = [(cfg.text_column, "text_column")]
+    if not cfg.label_columns:
+        wanted.append((cfg.label_column, "label_column"))
+    for column, key in wanted:
         if column not in ds.column_names:
             raise SentimentError(
                 f"{split} split has no column {column!r} (columns: {', '.join(ds.column_names)}); "
@@ -228,7 +235,10 @@ def fingerprint(dd: DatasetDict) -> str:
         digest.update(split.encode())
         for text, label in zip(dd[split]["text"], dd[split]["label"], strict=True):
             digest.update(text.encode("utf-8", "surrogatepass"))
-            digest.update(b"\x00%d\n" % label)
+            if isinstance(label, list):
+                digest.update(multilabel.fingerprint_label(label))
+            else:
+                digest.update(b"\x00%d\n" % label)
     return digest.hexdigest()
 
 
@@ -240,7 +250,8 @@ def load_splits(cfg: DataConfig, seed: int = 42, splits: tuple[str, ...] = SPLIT
     for split in splits:
         if split in raw:
             _check_columns(raw[split], split, cfg)
-    label_names = _infer_label_names(raw, cfg)
+    multi = multilabel.detect_multi_label(raw, cfg)
+    label_names = multilabel.infer_label_names(raw, cfg) if multi else _infer_label_names(raw, cfg)
     limits = {
         "train": cfg.max_train_samples,
         "validation": cfg.max_eval_samples,
@@ -250,7 +261,8 @@ def load_splits(cfg: DataConfig, seed: int = 42, splits: tuple[str, ...] = SPLIT
     for split in splits:
         if split not in raw:
             raise SentimentError(f"data source {source!r} has no {split} split")
-        ds = _normalize(raw[split], split, cfg, label_names)
+        normalize = multilabel.normalize if multi else _normalize
+        ds = normalize(raw[split], split, cfg, label_names)
         limit = limits[split]
         if limit is not None:
             if limit < 1:
@@ -260,7 +272,7 @@ def load_splits(cfg: DataConfig, seed: int = 42, splits: tuple[str, ...] = SPLIT
                 ds = ds.shuffle(seed=seed).select(range(limit))
         out[split] = ds
     dd = DatasetDict(out)
-    return SentimentData(dd, label_names, fingerprint(dd), source)
+    return SentimentData(dd, label_names, fingerprint(dd), source, multi_label=multi)
 
 
 def tokenize_splits(

@@ -29,6 +29,7 @@ from sentiment_hf.metrics import (
     fast_metric,
     per_class_metrics,
 )
+from sentiment_hf.multilabel import check_same_kind
 from sentiment_hf.policy import DecisionPolicy, policy_metrics
 from sentiment_hf.predict import Predictor
 from sentiment_hf.report_html import Mistake, render_eval_report
@@ -98,10 +99,16 @@ def evaluate_model(
     split = SPLIT_ALIASES.get(split, split)
     if split not in ("train", "validation", "test"):
         raise SentimentError(f"unknown split {split!r}; use train, validation or test")
+    if run.multi_label:  # per-label figures; mistakes are not explained
+        from sentiment_hf.multilabel_eval import evaluate_multilabel
+
+        return evaluate_multilabel(run, split, data, output_dir, batch_size, backend)
     predictor = Predictor(run, backend=backend, batch_size=batch_size)
     cfg = run.data_config(data)
     cfg.label_names = predictor.labels
-    dataset = load_splits(cfg, splits=(split,)).splits[split]
+    loaded = load_splits(cfg, splits=(split,))
+    check_same_kind(False, loaded.multi_label, cfg.source)
+    dataset = loaded.splits[split]
     texts, labels = dataset["text"], np.asarray(dataset["label"])
     logits = predictor.predict_logits(texts)
     probs = predictor.policy.probabilities(logits)

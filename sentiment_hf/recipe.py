@@ -71,6 +71,9 @@ class DataConfig:
     text_column: str = "text"
     label_column: str = "label"
     label_names: list[str] | None = None
+    #: Multi-label from several 0/1 columns, one per label (the column names are the labels).
+    #: A label column of lists (JSON lists in CSV) is multi-label without it.
+    label_columns: list[str] | None = None
     train_split: str = "train"
     validation_split: str = "validation"
     test_split: str = "test"

@@ -231,6 +231,7 @@ def create_app(
             preds.append(
                 LabelScore(
                     label=p.label,
+                    labels=p.labels,
                     score=p.score,
                     probabilities=p.probabilities,
                     abstained=p.abstained,
@@ -258,7 +259,12 @@ def create_app(
             )
             if dropped:
                 metrics.log_dropped.inc(dropped)
-        return PredictResponse(model_version=version, backend=config.backend, predictions=preds)
+        return PredictResponse(
+            model_version=version,
+            backend=config.backend,
+            multi_label=predictor.policy.multi_label,
+            predictions=preds,
+        )
 
     @app.post("/explain", response_model=ExplainResponse, responses=errors_doc)
     async def explain(body: explain_model) -> ExplainResponse:  # type: ignore[valid-type]
@@ -284,6 +290,7 @@ def create_app(
             "model_version": version,
             "backend": config.backend,
             "labels": predictor.labels,
+            "multi_label": predictor.policy.multi_label,
             "request_log": str(config.request_log) if config.request_log else None,
         }
 
