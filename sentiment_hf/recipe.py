@@ -65,7 +65,11 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    """Where the examples come from and how their columns are named."""
+    """Where the examples come from and how their columns are named.
+
+    Multi-label data (docs: Multi-label) has a ``label_column`` of lists of names, or one 0/1
+    column per label named in ``label_columns``.
+    """
 
     source: str = DEFAULT_DATASET
     text_column: str = "text"
