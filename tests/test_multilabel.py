@@ -316,6 +316,13 @@ def test_predict_export_and_serve_return_every_label_above_its_threshold(
             assert got["labels"] == want.labels and got["label"] == want.label
             assert set(got["probabilities"]) == set(names)
         assert client.get("/ready").json()["multi_label"] is True
+        counted: dict[str, int] = {}
+        for p in onnx_preds:
+            for name in p.labels or ["(none)"]:
+                counted[name] = counted.get(name, 0) + 1
+        exposition = client.get("/metrics").text
+        for name, count in counted.items():
+            assert f'sentiment_predictions_total{{label="{name}"}} {float(count)}' in exposition
         bad = client.post("/predict", json={"texts": []})
         assert bad.status_code == 422
         assert "pred.labels" in client.get("/").text

@@ -135,7 +135,7 @@ def eval_(
 
     run = RunDir.open(model_dir)  # a bad MODEL_DIR is named before anything loads
     attributor = None
-    if explain_mistakes:
+    if explain_mistakes and not run.multi_label:  # multi-label runs are not explained
         from sentiment_hf.explanation import Explainer
 
         try:

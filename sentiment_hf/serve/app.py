@@ -237,7 +237,9 @@ def create_app(
                     abstained=p.abstained,
                 )
             )
-            metrics.predictions.labels(p.label).inc()
+            # multi-label: one count per label given, "(none)" when no label reaches its threshold
+            for name in (p.labels or ["(none)"]) if predictor.policy.multi_label else [p.label]:
+                metrics.predictions.labels(name).inc()
         metrics.request_batch.observe(len(texts))
         request_log: RequestLog | None = state["log"]
         if request_log is not None:
