@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import sqlite3
-import subprocess
 import sys
 from pathlib import Path
 
@@ -124,27 +123,23 @@ def test_bad_multi_label_data_is_one_clear_error(rows, overrides, message, tmp_p
         load_splits(DataConfig(source=str(source), **overrides))
 
 
-def test_bad_labels_stop_the_cli_with_exit_2(tmp_path: Path, tiny_backbone: Path) -> None:
+def test_bad_labels_stop_the_cli_with_exit_2(
+    tmp_path: Path, minilm_dir: Path, monkeypatch, capsys
+) -> None:
+    from sentiment_hf.cli import main
+
     source = _write_jsonl(
         tmp_path / "bad", [{"text": "a", "label": ["x", "y"]}, {"text": "b", "label": "x"}]
     )
     out = tmp_path / "run"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sentiment_hf.cli",
-            "train",
-            str(REPO / "recipes" / "base.yaml"),
-            *tiny_recipe_overrides(tiny_backbone, source, out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1].startswith("error: train row 1: label 'x'")
-    assert "Traceback" not in result.stderr
+    argv = ["sentiment", "train", str(REPO / "recipes" / "base.yaml")]
+    monkeypatch.setattr(sys, "argv", argv + tiny_recipe_overrides(minilm_dir, source, out))
+    with pytest.raises(SystemExit) as exc:
+        main()
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: train row 1: label 'x' is not a JSON list of names")
+    assert not any("Traceback" in line for line in err)
     assert not out.exists()
 
 
