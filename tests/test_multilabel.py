@@ -357,3 +357,14 @@ def test_card_and_drift_run_on_a_multi_label_run(
     )
     confidence = next(c for c in report.checks if c.name == "confidence")
     assert 0.0 < confidence.current <= 1.0
+
+
+def test_single_label_data_for_a_multi_label_run_is_refused(ml_run: Path, tmp_path: Path) -> None:
+    from sentiment_hf import evaluate_model
+    from sentiment_hf.policy import fit_policy
+
+    single = _write_jsonl(tmp_path / "single", [{"text": "fine", "labels": "positive"}] * 4)
+    with pytest.raises(SentimentError, match=r"multi-label but .* holds single-label data"):
+        evaluate_model(ml_run, data=str(single))
+    with pytest.raises(SentimentError, match=r"min_confidence .* single-label runs only"):
+        fit_policy(ml_run, min_confidence=0.6)
