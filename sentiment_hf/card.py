@@ -62,8 +62,10 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
-def classifier_kind(labels: Sequence[str]) -> str:
-    """How the card names the task: binary for two labels, N-class otherwise."""
+def classifier_kind(labels: Sequence[str], multi_label: bool = False) -> str:
+    """How the card names the task: binary for two labels, N-class otherwise (or multi-label)."""
+    if multi_label:
+        return f"multi-label ({len(labels)} labels)"
     return "binary" if len(labels) == 2 else f"{len(labels)}-class"
 
 
@@ -218,7 +220,7 @@ def build_model_card(
         template_str=template.read_text(encoding="utf-8"),
         name=name,
         repo_id=repo_id,
-        kind=classifier_kind(run.labels),
+        kind=classifier_kind(run.labels, run.multi_label),
         labels=run.labels,
         base_model=base_model,
         data_line=(

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+from sentiment_hf import multilabel
 from sentiment_hf.errors import SentimentError
 from sentiment_hf.fileio import looks_like_path
 from sentiment_hf.readers import FILE_FORMATS, read_file
@@ -40,6 +41,7 @@ class SentimentData:
     label_names: list[str]
     fingerprint: str
     source: str
+    multi_label: bool = False  # `label` is a float multi-hot list (see multilabel.py)
 
 
 def read_rt_polarity(directory: str | Path) -> DatasetDict:
@@ -135,9 +137,14 @@ def _carve_missing_splits(
         )
     out = dict(dd)
     train = out["train"]
-    if cfg.label_column not in train.column_names:
-        check_columns(train, "train", cfg)
-    labels = train[cfg.label_column]
+    check_columns(train, "train", cfg)
+    multi = bool(cfg.label_columns) or multilabel.detect_multi_label(DatasetDict(out), cfg)
+
+    def strata(ds: Dataset) -> list[Any]:
+        # label sets are too many to stratify by: a multi-label source is cut at random (seeded)
+        return [0] * len(ds) if multi else ds[cfg.label_column]
+
+    labels = strata(train)
     if None in labels:
         raise SentimentError(
             f"row {labels.index(None)} of {cfg.source!r}: the {cfg.label_column!r} cell is empty; "
@@ -160,7 +167,7 @@ def _carve_missing_splits(
             continue
         if not 0 < size < 1:
             raise SentimentError(f"data.{split}_size must be between 0 and 1, got {size}")
-        kept, held = stratified_cut(out["train"][cfg.label_column], size, seed)
+        kept, held = stratified_cut(strata(out["train"]), size, seed)
         out["train"], out[split] = out["train"].select(kept), out["train"].select(held)
     return DatasetDict(out)
 
@@ -214,8 +221,13 @@ def _normalize(ds: Dataset, split: str, cfg: DataConfig, label_names: list[str])
 
 
 def check_columns(ds: Dataset, split: str, cfg: DataConfig) -> None:
-    """Raise a clear error unless ``ds`` has the recipe's text and label columns."""
-    for column, key in ((cfg.text_column, "text_column"), (cfg.label_column, "label_column")):
+    """Raise a clear error unless ``ds`` has the recipe's text and label column(s)."""
+    if cfg.label_columns:
+        multilabel.check_label_columns(ds, split, cfg)
+    wanted = [(cfg.text_column, "text_column")]
+    if not cfg.label_columns:
+        wanted.append((cfg.label_column, "label_column"))
+    for column, key in wanted:
         if column not in ds.column_names:
             raise SentimentError(
                 f"{split} split has no column {column!r} (columns: {', '.join(ds.column_names)}); "
@@ -262,7 +274,10 @@ def fingerprint(dd: DatasetDict) -> str:
         digest.update(split.encode())
         for text, label in zip(dd[split]["text"], dd[split]["label"], strict=True):
             digest.update(text.encode("utf-8", "surrogatepass"))
-            digest.update(b"\x00%d\n" % label)
+            if isinstance(label, list):
+                digest.update(multilabel.fingerprint_label(label))
+            else:
+                digest.update(b"\x00%d\n" % label)
     return digest.hexdigest()
 
 
@@ -295,7 +310,8 @@ def load_splits(
     for split in splits:
         if split in raw:
             check_columns(raw[split], split, cfg)
-    label_names = infer_label_names(raw, cfg)
+    multi = multilabel.detect_multi_label(raw, cfg)
+    label_names = multilabel.infer_label_names(raw, cfg) if multi else infer_label_names(raw, cfg)
     limits = {
         "train": cfg.max_train_samples,
         "validation": cfg.max_eval_samples,
@@ -305,7 +321,8 @@ def load_splits(
     for split in splits:
         if split not in raw:
             raise SentimentError(f"data source {source!r} has no {split} split")
-        ds = _normalize(raw[split], split, cfg, label_names)
+        normalize = multilabel.normalize if multi else _normalize
+        ds = normalize(raw[split], split, cfg, label_names)
         limit = limits[split]
         if limit is not None:
             if limit < 1:
@@ -315,7 +332,7 @@ def load_splits(
                 ds = ds.shuffle(seed=seed).select(range(limit))
         out[split] = ds
     dd = DatasetDict(out)
-    return SentimentData(dd, label_names, fingerprint(dd), source)
+    return SentimentData(dd, label_names, fingerprint(dd), source, multi_label=multi)
 
 
 def tokenize_splits(

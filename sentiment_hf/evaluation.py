@@ -29,6 +29,7 @@ from sentiment_hf.metrics import (
     fast_metric,
     per_class_metrics,
 )
+from sentiment_hf.multilabel import check_same_kind
 from sentiment_hf.policy import DecisionPolicy, policy_metrics
 from sentiment_hf.predict import Predictor
 from sentiment_hf.report_html import Mistake, render_eval_report
@@ -100,6 +101,10 @@ def evaluate_model(
     split = SPLIT_ALIASES.get(split, split)
     if split not in ("train", "validation", "test"):
         raise SentimentError(f"unknown split {split!r}; use train, validation or test")
+    if run.multi_label:  # per-label figures; mistakes are not explained
+        from sentiment_hf.multilabel_eval import evaluate_multilabel
+
+        return evaluate_multilabel(run, split, data, output_dir, batch_size, backend)
     predictor = Predictor(run, backend=backend, batch_size=batch_size)
     cfg = run.data_config(data)
     cfg.label_names = predictor.labels
@@ -107,6 +112,7 @@ def evaluate_model(
     # file evaluated whole, ``--data DIR`` needs only the evaluated split's file.
     seed = run.recipe.training.get("seed", 42) if run.recipe is not None else 42
     loaded = load_splits(cfg, seed=seed, splits=(split,), whole_file=data is not None)
+    check_same_kind(False, loaded.multi_label, cfg.source)
     dataset = loaded.splits[split]
     texts, labels = dataset["text"], np.asarray(dataset["label"])
     logits = predictor.predict_logits(texts)

@@ -182,6 +182,11 @@ class Explainer:
             self.predictor = model
         else:
             self.predictor = Predictor(model, backend="torch", device=device)
+        if self.predictor.policy.multi_label:
+            raise SentimentError(
+                "explanations are for single-label runs; a multi-label run's labels are "
+                "independent sigmoids that the attribution target (softmax) does not describe"
+            )
         if not self.predictor.tokenizer.is_fast:
             raise SentimentError(
                 f"{self.predictor.model_dir} has no fast tokenizer (tokenizer.json); explanations "

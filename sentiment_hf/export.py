@@ -19,6 +19,7 @@ import numpy as np
 
 from sentiment_hf.errors import SentimentError
 from sentiment_hf.fileio import write_atomic, write_json
+from sentiment_hf.multilabel import check_same_kind, multi_hot, multilabel_metrics
 from sentiment_hf.predict import Predictor
 from sentiment_hf.rundir import (
     INT8_FILE,
@@ -171,7 +172,9 @@ def _test_split(run: RunDir, data: str | None, max_samples: int | None) -> Any:
     cfg.label_names = run.labels
     # load_splits shuffles (seeded) before cutting to max_samples: the split is class-ordered
     cfg.max_test_samples = max_samples
-    return load_splits(cfg, splits=("test",)).splits["test"], cfg.source
+    loaded = load_splits(cfg, splits=("test",))
+    check_same_kind(run.multi_label, loaded.multi_label, cfg.source)
+    return loaded.splits["test"], cfg.source
 
 
 def parity_report(
@@ -188,6 +191,10 @@ def parity_report(
     dataset, source = _test_split(run, data, max_samples)
     texts, labels = dataset["text"], np.asarray(dataset["label"])
     reference = torch_pred.predict_logits(texts)
+    if run.multi_label:
+        return _multi_label_parity(
+            run, backends, texts, multi_hot(labels), reference, batch_size, source
+        )
     ref_pred = reference.argmax(-1)
     report: dict[str, Any] = {
         "split": "test",
@@ -204,6 +211,44 @@ def parity_report(
             "mean_abs_logit_diff": float(np.abs(logits - reference).mean()),
             "argmax_agreement_pct": float((pred == ref_pred).mean() * 100),
             "accuracy": float((pred == labels).mean()),
+        }
+    return report
+
+
+def _multi_label_parity(
+    run: RunDir,
+    backends: list[str],
+    texts: list[str],
+    labels: np.ndarray,
+    reference: np.ndarray,
+    batch_size: int,
+    source: str,
+) -> dict[str, Any]:
+    """Parity of a multi-label run: the policy's sigmoid probabilities and label sets."""
+    policy = run.policy
+    ref_probs = policy.probabilities(reference)
+    ref_sets = policy.decide_labels(ref_probs)
+    report: dict[str, Any] = {
+        "split": "test",
+        "problem_type": "multi_label_classification",
+        "data_source": source,
+        "samples": len(texts),
+        "torch": {"accuracy": multilabel_metrics(labels, ref_sets)["accuracy"]},
+    }
+    for name in backends:
+        logits = Predictor(run, backend=name, batch_size=batch_size).predict_logits(texts)
+        probs = policy.probabilities(logits)
+        sets = policy.decide_labels(probs)
+        scores = multilabel_metrics(labels, sets)
+        report[name] = {
+            "file": INT8_FILE if name == "onnx-int8" else ONNX_FILE,
+            "max_abs_logit_diff": float(np.abs(logits - reference).max()),
+            "mean_abs_logit_diff": float(np.abs(logits - reference).mean()),
+            "max_abs_prob_diff": float(np.abs(probs - ref_probs).max()),
+            # the same label set for a text (multi-label's counterpart of argmax agreement)
+            "argmax_agreement_pct": float((sets == ref_sets).all(axis=1).mean() * 100),
+            "accuracy": scores["accuracy"],
+            "f1_micro": scores["f1_micro"],
         }
     return report
 

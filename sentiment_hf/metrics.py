@@ -79,8 +79,12 @@ def accuracy_by_length(
     return rows
 
 
-def make_compute_metrics(num_labels: int) -> Any:
-    """A ``compute_metrics`` callable for the HF Trainer."""
+def make_compute_metrics(num_labels: int, multi_label: bool = False) -> Any:
+    """A ``compute_metrics`` callable for the HF Trainer (multi-label: see multilabel.py)."""
+    if multi_label:
+        from sentiment_hf.multilabel import make_compute_metrics as multi_label_metrics
+
+        return multi_label_metrics()
 
     def compute_metrics(eval_pred: Any) -> dict[str, float]:
         logits, labels = eval_pred.predictions, eval_pred.label_ids

@@ -8,6 +8,11 @@ predict, the server and the page answer the same way::
     binary with a threshold:  label 1 when p(label 1) >= threshold, else label 0
     otherwise:                the most probable label
     min_confidence:           answer ABSTAIN_LABEL when the chosen label's probability is lower
+
+Multi-label runs (``multi_label``) use per-label sigmoids instead (``multilabel.py``)::
+
+    probabilities = sigmoid(scales * logits + biases)     (per label; identity when unset)
+    labels        = every label whose probability >= its entry of ``thresholds`` (default 0.5)
 """
 
 from __future__ import annotations
@@ -37,6 +42,12 @@ class DecisionPolicy:
     threshold_metric: str | None = None
     min_confidence: float | None = None
     fitted_on: dict[str, Any] = field(default_factory=dict)
+    # multi-label runs only (left out of single-label policy files)
+    multi_label: bool = False
+    thresholds: list[float] | None = None
+    calibration: str | None = None  # none | temperature | platt (multilabel.CALIBRATION_METHODS)
+    scales: list[float] | None = None
+    biases: list[float] | None = None
 
     def __post_init__(self) -> None:
         if not self.temperature > 0:
@@ -45,13 +56,36 @@ class DecisionPolicy:
             value = getattr(self, name)
             if value is not None and not 0.0 <= value <= 1.0:
                 raise SentimentError(f"policy {name} must be between 0 and 1, got {value}")
+        if any(not 0.0 <= t <= 1.0 for t in self.thresholds or []):
+            raise SentimentError(f"policy thresholds must lie in [0, 1], got {self.thresholds}")
+        if any(not s > 0 for s in self.scales or []):
+            raise SentimentError(f"policy scales must be > 0, got {self.scales}")
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
-        """Calibrated probabilities of ``logits``."""
+        """Calibrated probabilities of ``logits`` (per-label sigmoids when multi-label)."""
+        if self.multi_label:
+            from sentiment_hf.multilabel import calibrated
+
+            return calibrated(logits, self.scales, self.biases)
         return softmax(np.asarray(logits, dtype=np.float64) / self.temperature)
 
+    def decide_labels(self, probs: np.ndarray) -> np.ndarray:
+        """Multi-label decisions: ``(n, k)`` bools, each label at or above its threshold."""
+        thresholds = np.asarray(self.thresholds if self.thresholds else [0.5] * probs.shape[1])
+        if len(thresholds) != probs.shape[1]:
+            raise SentimentError(
+                f"the policy has {len(thresholds)} thresholds for {probs.shape[1]} labels; "
+                "re-create it with `sentiment calibrate RUN_DIR`"
+            )
+        return probs >= thresholds
+
     def decide(self, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(label index per row, abstained per row) for calibrated ``probs``."""
+        """(label index per row, abstained per row) for calibrated ``probs``.
+
+        Multi-label: the most probable label and never abstaining (see :meth:`decide_labels`).
+        """
+        if self.multi_label:
+            return probs.argmax(axis=1), np.zeros(len(probs), dtype=bool)
         if self.threshold is not None and probs.shape[1] == 2:
             preds = (probs[:, 1] >= self.threshold).astype(np.int64)
         else:
@@ -63,7 +97,11 @@ class DecisionPolicy:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict that :meth:`from_dict` reads back."""
-        return asdict(self)
+        out = asdict(self)
+        if not self.multi_label:
+            for key in ("multi_label", "thresholds", "calibration", "scales", "biases"):
+                out.pop(key)
+        return out
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], where: str | Path = "policy") -> DecisionPolicy:
@@ -155,6 +193,10 @@ def fit_policy(
     from sentiment_hf.rundir import METRICS_FILE, POLICY_FILE, RELIABILITY_FILE, open_run
 
     run = open_run(model_dir)
+    if run.multi_label:
+        from sentiment_hf.multilabel_eval import fit_multilabel_policy
+
+        return fit_multilabel_policy(run, threshold_metric, min_confidence, data, batch_size)
     check_objective(objective)
     if threshold_metric is not None:
         check_threshold_metric(threshold_metric)

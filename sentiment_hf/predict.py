@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,10 @@ class Prediction:
 
     ``label`` is :data:`~sentiment_hf.policy.ABSTAIN_LABEL` when the run's policy abstains
     (``abstained``; ``score`` is then the probability of the label it would have chosen).
+    ``labels`` lists every label given to the text: ``[label]`` (``[]`` when abstaining) for a
+    single-label run; for a multi-label run each label at or above its threshold, most probable
+    first (possibly none), ``label`` the first of them (``""`` when none) and ``score`` the
+    highest probability of any label.
     """
 
     text: str
@@ -38,11 +42,13 @@ class Prediction:
     score: float
     probabilities: dict[str, float]
     abstained: bool = False
+    labels: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "text": self.text,
             "label": self.label,
+            "labels": self.labels,
             "score": self.score,
             "probabilities": self.probabilities,
             "abstained": self.abstained,
@@ -194,18 +200,40 @@ class Predictor:
 
     def decide(self, texts: Sequence[str], probs: np.ndarray) -> list[Prediction]:
         """The run's decision policy applied to calibrated ``probs`` of ``texts``."""
+        if self.policy.multi_label:
+            return self._decide_multi_label(texts, probs)
         preds, abstained = self.policy.decide(probs)
         out = []
         for text, row, best, skip in zip(texts, probs, preds, abstained, strict=True):
+            label = ABSTAIN_LABEL if skip else self.labels[best]
             out.append(
                 Prediction(
                     text=text,
-                    label=ABSTAIN_LABEL if skip else self.labels[best],
+                    label=label,
                     score=float(row[best]),
                     probabilities={
                         name: float(p) for name, p in zip(self.labels, row, strict=True)
                     },
                     abstained=bool(skip),
+                    labels=[] if skip else [label],
+                )
+            )
+        return out
+
+    def _decide_multi_label(self, texts: Sequence[str], probs: np.ndarray) -> list[Prediction]:
+        chosen = self.policy.decide_labels(probs)
+        out = []
+        for text, row, hot in zip(texts, probs, chosen, strict=True):
+            names = [self.labels[j] for j in np.argsort(-row, kind="stable") if hot[j]]
+            out.append(
+                Prediction(
+                    text=text,
+                    label=names[0] if names else "",
+                    score=float(row.max()),
+                    probabilities={
+                        name: float(p) for name, p in zip(self.labels, row, strict=True)
+                    },
+                    labels=names,
                 )
             )
         return out

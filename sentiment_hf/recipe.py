@@ -70,13 +70,17 @@ class DataConfig:
     ``encoding`` reads CSV/TSV files in that codec (default: UTF-8, a BOM dropped, else cp1252
     with a warning). ``check`` runs the data check at the start of training: ``strict`` stops on
     its errors (leakage, conflicting labels, empty texts), ``warn`` only logs, ``skip`` skips it
-    (not ``off``: YAML reads that as false).
+    (not ``off``: YAML reads that as false). Multi-label data (docs: Multi-label) has a
+    ``label_column`` of lists of names, or one 0/1 column per label named in ``label_columns``.
     """
 
     source: str = DEFAULT_DATASET
     text_column: str = "text"
     label_column: str = "label"
     label_names: list[str] | None = None
+    #: Multi-label from several 0/1 columns, one per label (the column names are the labels).
+    #: A label column of lists (JSON lists in CSV) is multi-label without it.
+    label_columns: list[str] | None = None
     train_split: str = "train"
     validation_split: str = "validation"
     test_split: str = "test"

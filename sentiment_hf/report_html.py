@@ -212,6 +212,7 @@ def render_eval_report(
     policy: dict[str, Any] | None = None,
     details: dict[str, Any] | None = None,
     length_unit: str = "tokens",
+    multi_label: bool = False,
 ) -> str:
     """The evaluation report of ``split`` as one self-contained HTML page.
 
@@ -221,6 +222,8 @@ def render_eval_report(
     ``{"min", "max", "samples", "accuracy"}``. ``attributions[i]``, when given, is the
     ``(word, attribution)`` list of ``mistakes[i]``; positive pushes towards the predicted label.
     ``policy`` is the decision policy's dict; ``details`` are extra header facts.
+    ``multi_label``: headline subset accuracy and micro / macro F1, ``per_class`` holds labels,
+    calibration is per label, accuracy means subset (exact set) accuracy.
     """
     if attributions is not None and len(attributions) != len(mistakes):
         raise ValueError(
@@ -234,7 +237,9 @@ def render_eval_report(
     meta = " · ".join(f"{esc(k)}: {esc(v)}" for k, v in facts.items() if v is not None)
 
     headline = [("Accuracy", "accuracy"), ("Macro F1", "f1_macro")]
-    if len(labels) == 2:  # with more labels, F1 is the macro F1
+    if multi_label:
+        headline = [("Subset accuracy", "accuracy"), ("Micro F1", "f1"), ("Macro F1", "f1_macro")]
+    elif len(labels) == 2:  # with more labels, F1 is the macro F1
         headline.insert(1, (f"F1 (positive: {labels[1]})", "f1"))
     cards = "".join(_card(name, m, key) for name, key in headline)
     per_class = m.get("per_class") or {}
@@ -282,7 +287,21 @@ def render_eval_report(
         for row in length_table
     ]
     policy_note = ""
-    if policy.get("threshold") is not None:
+    if multi_label:
+        method = policy.get("calibration") or "none"
+        after = f'calibrated<br><span class="nowrap">per label: {esc(method)}</span>'
+        calibration_note = (
+            f"Per-label calibration ({esc(method)}) chosen on validation by cross-validated log "
+            "loss; measured over every (text, label) pair as a binary decision."
+        )
+        thresholds = policy.get("thresholds") or [0.5] * len(labels)
+        policy_note = _note(
+            "A label is given when its probability reaches its threshold (tuned on validation "
+            f"for {esc(policy.get('threshold_metric') or 'f1')}): "
+            + ", ".join(f"{esc(n)} {fmt(t, 2)}" for n, t in zip(labels, thresholds, strict=False))
+            + ". Subset accuracy counts a text right only when its whole label set is."
+        )
+    elif policy.get("threshold") is not None:
         policy_note = (
             f'<p class="note">Binary threshold on p({esc(labels[1])}): '
             f"{fmt(policy['threshold'], 2)} (tuned for {esc(policy.get('threshold_metric'))}).</p>"

@@ -123,6 +123,13 @@ class RunDir:
         id2label = {int(k): v for k, v in self.config["id2label"].items()}
         return [id2label[i] for i in range(len(id2label))]
 
+    @property
+    def multi_label(self) -> bool:
+        """True when ``config.json`` says ``problem_type: multi_label_classification``."""
+        from sentiment_hf.multilabel import MULTI_LABEL
+
+        return self.config.get("problem_type") == MULTI_LABEL
+
     @cached_property
     def recipe(self) -> Recipe | None:
         """The run's recipe, validated by the recipe schema; None when the run has none."""

@@ -43,6 +43,13 @@ class Prepared:
     def label_names(self) -> list[str]:
         return self.data.label_names
 
+    @property
+    def model_overrides(self) -> dict[str, Any]:
+        """Config fields the data decides: ``problem_type`` for multi-label data (BCE loss)."""
+        from sentiment_hf.multilabel import MULTI_LABEL
+
+        return {"problem_type": MULTI_LABEL} if self.data.multi_label else {}
+
 
 @dataclass
 class TrainResult:
@@ -177,7 +184,12 @@ def build_trainer(
     model_kwargs: dict[str, Any] = {"model_init": model_init}
     if model_init is None:
         model_kwargs = {
-            "model": build_model(prepared.backbone_path, prepared.label_names, recipe.model)
+            "model": build_model(
+                prepared.backbone_path,
+                prepared.label_names,
+                recipe.model,
+                **prepared.model_overrides,
+            )
         }
     trainer_cls = trainer_cls or Trainer
     if isinstance(trainer_cls, type):  # a factory (the sweep's partial) brings its own class
@@ -190,7 +202,9 @@ def build_trainer(
         data_collator=DataCollatorWithPadding(
             prepared.tokenizer, pad_to_multiple_of=recipe.data.pad_to_multiple_of
         ),
-        compute_metrics=make_compute_metrics(len(prepared.label_names)),
+        compute_metrics=make_compute_metrics(
+            len(prepared.label_names), multi_label=prepared.data.multi_label
+        ),
         callbacks=callbacks,
         **model_kwargs,
     )

@@ -135,7 +135,7 @@ def eval_(
 
     run = RunDir.open(model_dir)  # a bad MODEL_DIR is named before anything loads
     attributor = None
-    if explain_mistakes:
+    if explain_mistakes and not run.multi_label:  # multi-label runs are not explained
         from sentiment_hf.explanation import Explainer
 
         try:
@@ -161,7 +161,8 @@ def calibrate(
         str | None,
         typer.Option(
             help="Also tune the binary decision threshold on validation for this metric: "
-            "f1 or balanced_accuracy (default: the most probable label)."
+            "f1 or balanced_accuracy (default: the most probable label). Multi-label runs "
+            "always tune one threshold per label (default f1)."
         ),
     ] = None,
     min_confidence: Annotated[
@@ -186,7 +187,8 @@ def calibrate(
 ) -> None:
     """Fit the run's decision policy on its validation split and store it in policy.json.
 
-    One temperature (minimising validation NLL) calibrates the probabilities.
+    One temperature (minimising validation NLL) calibrates the probabilities; a multi-label
+    run gets per-label temperatures or Platt scaling when they beat none in cross-validation.
     Every backend, eval, predict and the server apply the stored policy.
     NLL, Brier and 10-bin ECE before/after (validation, test) go to metrics.json.
     """
@@ -239,7 +241,9 @@ def predict(
         if as_json:
             typer.echo(json.dumps(pred.to_dict(), ensure_ascii=False))
         else:
-            typer.echo(f"{pred.label}\t{pred.score:.4f}\t{pred.text}")
+            # multi-label: every label given, comma-separated (empty when none)
+            label = ",".join(pred.labels) if predictor.policy.multi_label else pred.label
+            typer.echo(f"{label}\t{pred.score:.4f}\t{pred.text}")
 
 
 @app.command()

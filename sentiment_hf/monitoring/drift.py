@@ -83,6 +83,7 @@ class EmbeddingScorer:
         max_length: int = 128,
         batch_size: int = 64,
         temperature: float = 1.0,
+        probabilities: Any = None,
     ) -> None:
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -97,6 +98,7 @@ class EmbeddingScorer:
         self.max_length = max_length
         self.batch_size = batch_size
         self.temperature = temperature
+        self.probabilities = probabilities  # logits -> probabilities (multi-label: sigmoids)
 
     def __call__(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         torch = self.torch
@@ -115,7 +117,10 @@ class EmbeddingScorer:
                 out = self.model(**enc, output_hidden_states=True)
             mask = enc["attention_mask"].unsqueeze(-1).float()
             pooled = (out.hidden_states[-1] * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-            probs.append(torch.softmax(out.logits.float() / self.temperature, -1).numpy())
+            if self.probabilities is not None:
+                probs.append(self.probabilities(out.logits.float().numpy()))
+            else:
+                probs.append(torch.softmax(out.logits.float() / self.temperature, -1).numpy())
             embs.append(pooled.float().numpy())
         inverse = np.argsort(order)
         return np.concatenate(probs)[inverse], np.concatenate(embs)[inverse]
@@ -279,8 +284,13 @@ def detect_drift(config: DriftConfig) -> DriftReport:
     ref_texts = [train_texts[i] for i in sorted(pick)]
     cur_texts = [row.text for row in rows]
     vocab = {w for text in train_texts for w in words(text)}
+    # multi-label: per-label sigmoids, so `confidence` is the highest label probability and
+    # `label_mix` the share of each top label
     scorer = EmbeddingScorer(
-        model_dir, max_length=run.max_length, temperature=run.policy.temperature
+        model_dir,
+        max_length=run.max_length,
+        temperature=run.policy.temperature,
+        probabilities=run.policy.probabilities if run.multi_label else None,
     )
     checks, arrays = run_checks(
         ref_texts,

@@ -232,12 +232,15 @@ def create_app(
             preds.append(
                 LabelScore(
                     label=p.label,
+                    labels=p.labels,
                     score=p.score,
                     probabilities=p.probabilities,
                     abstained=p.abstained,
                 )
             )
-            metrics.predictions.labels(p.label).inc()
+            # multi-label: one count per label given, "(none)" when no label reaches its threshold
+            for name in (p.labels or ["(none)"]) if predictor.policy.multi_label else [p.label]:
+                metrics.predictions.labels(name).inc()
         metrics.request_batch.observe(len(texts))
         request_log: RequestLog | None = state["log"]
         if request_log is not None:
@@ -259,7 +262,12 @@ def create_app(
             )
             if dropped:
                 metrics.log_dropped.inc(dropped)
-        return PredictResponse(model_version=version, backend=config.backend, predictions=preds)
+        return PredictResponse(
+            model_version=version,
+            backend=config.backend,
+            multi_label=predictor.policy.multi_label,
+            predictions=preds,
+        )
 
     @app.post("/explain", response_model=ExplainResponse, responses=errors_doc)
     async def explain(body: explain_model) -> ExplainResponse:  # type: ignore[valid-type]
@@ -285,6 +293,7 @@ def create_app(
             "model_version": version,
             "backend": config.backend,
             "labels": predictor.labels,
+            "multi_label": predictor.policy.multi_label,
             "request_log": str(config.request_log) if config.request_log else None,
         }
 

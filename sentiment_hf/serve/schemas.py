@@ -160,9 +160,23 @@ class ExplainResponse(BaseModel):
 class LabelScore(BaseModel):
     """The prediction for one text."""
 
-    label: str
-    score: float = Field(description="Probability of the predicted label.")
-    probabilities: dict[str, float] = Field(description="Probability of every label.")
+    label: str = Field(
+        description="The predicted label; for a multi-label model the most probable of "
+        '`labels` ("" when no label reaches its threshold).'
+    )
+    labels: list[str] = Field(
+        default_factory=list,
+        description="Every label given to the text: `[label]` for a single-label model (`[]` "
+        "when abstaining); for a multi-label model each label whose probability reaches its "
+        "threshold, most probable first (possibly none).",
+    )
+    score: float = Field(
+        description="Probability of the predicted label (multi-label: the highest probability "
+        "of any label)."
+    )
+    probabilities: dict[str, float] = Field(
+        description="Probability of every label (multi-label: independent sigmoids)."
+    )
     abstained: bool = Field(
         False,
         description="True when the model's decision policy abstains: `label` is then "
@@ -177,6 +191,9 @@ class PredictResponse(BaseModel):
 
     model_version: str
     backend: str
+    multi_label: bool = Field(
+        False, description="True for a multi-label model: read `labels`, not `label`."
+    )
     predictions: list[LabelScore]
 
 

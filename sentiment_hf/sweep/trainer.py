@@ -189,6 +189,7 @@ def build_sweep_trainer(plan: SweepPlan) -> SweepTrainer:
 
     def model_init(trial: Any = None) -> Any:
         overrides = model_overrides(plan.cfg, trial) if isinstance(trial, optuna.Trial) else {}
+        overrides = {**prepared.model_overrides, **overrides}
         return build_model(prepared.backbone_path, prepared.label_names, recipe.model, **overrides)
 
     schedule = EvalSchedule(plan.cfg.evals_per_epoch)
