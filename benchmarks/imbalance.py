@@ -122,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
             (args.out / "imbalance.json").write_text(
                 json.dumps({"counts": counts, "runs": rows}, indent=2), encoding="utf-8"
             )
-    print("\n| seed | class_weights | test macro F1 | pos recall | neg recall | accuracy | train s |")
+    header = "| seed | class_weights | macro F1 | pos recall | neg recall | accuracy | train s |"
+    print("\n" + header)
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         print(

@@ -39,7 +39,7 @@ def imbalance_ratio(counts: Mapping[str, int]) -> float:
 
 
 def is_unbalanced(*counts: Mapping[str, int] | None) -> bool:
-    """True when any of the given class counts has an imbalance ratio >= :data:`UNBALANCED_RATIO`."""
+    """True when any of the class counts given has a ratio >= :data:`UNBALANCED_RATIO`."""
     return any(c and imbalance_ratio(c) >= UNBALANCED_RATIO for c in counts)
 
 
@@ -56,7 +56,7 @@ def auto_class_weights(counts: Mapping[str, int]) -> dict[str, float]:
 
 
 def check_class_weights(value: Any, where: str = "training.class_weights") -> Any:
-    """The recipe's ``class_weights`` checked for shape: None, ``auto`` or ``{label: weight > 0}``."""
+    """The recipe's ``class_weights`` checked: None, ``auto`` or ``{label: weight > 0}``."""
     if value is None or value == AUTO:
         return value
     if not isinstance(value, dict) or not value:
@@ -95,3 +95,64 @@ def resolve_class_weights(
             f"{', '.join(counts)}"
         )
     return {name: spec.get(name, 1.0) for name in counts}
+
+
+def balance_metrics(
+    split: str,
+    counts: Mapping[str, int],
+    per_class: Mapping[str, Mapping[str, float]],
+    train_counts: Mapping[str, int] | None = None,
+) -> dict[str, Any]:
+    """The evaluated split's class counts, imbalance ratios and per-class recall, prefixed.
+
+    ``{split}_unbalanced`` is true when the evaluated split or the run's train split (from the
+    manifest) is unbalanced; ``{split}_imbalance_ratio`` is null when a class has no example.
+    """
+
+    def finite(ratio: float) -> float | None:
+        return None if math.isinf(ratio) else round(ratio, 4)
+
+    out: dict[str, Any] = {
+        f"{split}_unbalanced": is_unbalanced(counts, train_counts),
+        f"{split}_recall_per_class": {name: row["recall"] for name, row in per_class.items()},
+        f"{split}_class_counts": dict(counts),
+        f"{split}_imbalance_ratio": finite(imbalance_ratio(counts)),
+    }
+    if train_counts:
+        out["train_class_counts"] = dict(train_counts)
+        out["train_imbalance_ratio"] = finite(imbalance_ratio(train_counts))
+    return out
+
+
+def lead_keys(split: str, unbalanced: bool) -> tuple[str, ...]:
+    """The metric keys a report shows first: macro F1 and per-class recall when unbalanced."""
+    if unbalanced:
+        return (f"{split}_f1_macro", f"{split}_recall_per_class", f"{split}_accuracy")
+    return (f"{split}_accuracy", f"{split}_f1_macro")
+
+
+def order_metrics(metrics: Mapping[str, Any], split: str) -> dict[str, Any]:
+    """``metrics`` with :func:`lead_keys` first (then the rest in their order)."""
+    lead = [k for k in lead_keys(split, bool(metrics.get(f"{split}_unbalanced"))) if k in metrics]
+    return {**{k: metrics[k] for k in lead}, **{k: v for k, v in metrics.items() if k not in lead}}
+
+
+def summary_line(metrics: Mapping[str, Any], split: str) -> str:
+    """One line for the terminal: macro F1 and per-class recall first when unbalanced."""
+    if metrics.get(f"{split}_unbalanced"):
+        recalls = metrics.get(f"{split}_recall_per_class", {})
+        per = ", ".join(f"{name} {value:.4f}" for name, value in recalls.items())
+        ratios = {"train": metrics.get("train_imbalance_ratio", 1.0)}
+        ratios[split] = metrics.get(f"{split}_imbalance_ratio")
+        why = ", ".join(
+            f"{name} {'inf' if r is None else f'{r:.1f}'}" for name, r in ratios.items()
+        )
+        return (
+            f"{split}: macro F1 {metrics[f'{split}_f1_macro']:.4f}; recall per class: {per}; "
+            f"accuracy {metrics[f'{split}_accuracy']:.4f} "
+            f"(classes unbalanced, max/min class share: {why})"
+        )
+    return (
+        f"{split}: accuracy {metrics[f'{split}_accuracy']:.4f}, "
+        f"macro F1 {metrics[f'{split}_f1_macro']:.4f}"
+    )
