@@ -129,7 +129,9 @@ def evaluate_model(
     out = Path(output_dir) if output_dir else run.eval_dir
     out.mkdir(parents=True, exist_ok=True)
     metrics_path = write_json(
-        out / EVAL_METRICS_FILE.format(split=split), {**metrics, "data_source": cfg.source}
+        out / EVAL_METRICS_FILE.format(split=split),
+        {**metrics, "data_source": cfg.source},
+        sort_keys=False,  # the leading metrics first (imbalance.order_metrics)
     )
     title = f"{run.path.name}: {split}"
     confusion_path = plot_confusion(
