@@ -158,6 +158,25 @@ def test_imbalance_ratio_and_threshold() -> None:
     assert UNBALANCED_RATIO == 1.5
 
 
+def test_balanced_runs_keep_accuracy_first() -> None:
+    from sentiment_hf.imbalance import balance_metrics, order_metrics, summary_line
+
+    per_class = {"neg": {"recall": 0.8}, "pos": {"recall": 0.6}}
+    base = {"test_precision": 0.7, "test_accuracy": 0.7, "test_f1_macro": 0.69}
+    for train, unbalanced in (({"neg": 55, "pos": 45}, False), ({"neg": 90, "pos": 10}, True)):
+        extra = balance_metrics("test", {"neg": 50, "pos": 50}, per_class, train)
+        metrics = order_metrics({**base, **extra}, "test")
+        assert metrics["test_unbalanced"] is unbalanced
+        first = ["test_f1_macro", "test_recall_per_class"] if unbalanced else ["test_accuracy"]
+        assert list(metrics)[: len(first)] == first
+        line = summary_line(metrics, "test")
+        assert (
+            line.startswith("test: macro F1 0.6900; recall per class: neg 0.8000, pos 0.6000")
+            if unbalanced
+            else line == "test: accuracy 0.7000, macro F1 0.6900"
+        )
+
+
 @pytest.mark.parametrize(
     ("value", "message"),
     [
