@@ -9,7 +9,7 @@ random 10 % of the positives is kept (numpy ``default_rng(seed)``, without repla
 negative stays), the TEST split is left untouched (533 / 533). The splits are written as
 ``{split}.csv`` and ``recipes/base.yaml`` is trained on them twice, unchanged except for
 ``training.output_dir``, the seed, ``training.class_weights`` (``null``, then ``auto``) and
-the epochs (``--epochs``, default 2 instead of the recipe's 4 to fit the shared 2-core CPU).
+the epochs (``--epochs``, default 1 instead of the recipe's 4 to fit the shared 2-core CPU).
 Each run is then scored on test by :func:`sentiment_hf.evaluate_model` (argmax after the run's
 calibration temperature): accuracy, macro F1, the per-class recall and F1, and train wall time.
 A Markdown table goes to stdout, everything to ``OUT/imbalance.json``.
@@ -109,8 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--epochs",
         type=float,
-        default=2.0,
-        help="training.num_train_epochs (default 2: the recipe's 4 would take over 15 min per "
+        default=1.0,
+        help="training.num_train_epochs (default 1: the recipe's 4 would take over 15 min per "
         "run on the shared 2-core CPU; 0 keeps the recipe's)",
     )
     parser.add_argument(
