@@ -13,6 +13,7 @@ from typing import Any
 
 from sentiment_hf.errors import SentimentError
 from sentiment_hf.fileio import looks_like_path
+from sentiment_hf.imbalance import is_unbalanced
 from sentiment_hf.modeling import PACKAGED_BACKBONES
 from sentiment_hf.rundir import EVAL_DIR, METRICS_FILE, RunDir, open_run
 
@@ -95,15 +96,57 @@ def _eval_results(metrics: dict[str, Any], dataset: str | None, source: str) -> 
     return results
 
 
-def _results_table(metrics: dict[str, Any], sizes: dict[str, Any]) -> str:
+def _results_table(
+    metrics: dict[str, Any], sizes: dict[str, Any], binary: bool = True, unbalanced: bool = False
+) -> str:
+    """One row per split. With more than two labels F1/precision/recall are the macro averages
+    (metrics.py), so only the macro columns show; unbalanced classes put macro F1 first."""
+    names = dict(METRIC_NAMES)
+    if not binary:
+        names = {
+            "accuracy": "Accuracy",
+            "precision_macro": "Macro precision",
+            "recall_macro": "Macro recall",
+            "f1_macro": "Macro F1",
+        }
+    if unbalanced:
+        names = {"f1_macro": names["f1_macro"], **names}
     rows = []
     for prefix, split in METRIC_SPLITS:
-        values = [metrics.get(f"{prefix}_{key}") for key in METRIC_NAMES]
+        values = [metrics.get(f"{prefix}_{key}") for key in names]
         if all(v is None for v in values):
             continue
         cells = [NA if v is None else f"{float(v):.4f}" for v in values]
         rows.append([split, sizes.get(split, NA), *cells])
-    return markdown_table(["split", "samples", *METRIC_NAMES.values()], rows)
+    return markdown_table(["split", "samples", *names.values()], rows)
+
+
+def _per_class_table(run: RunDir) -> str:
+    """Test precision / recall / F1 / support per class from ``sentiment eval`` ("" if absent)."""
+    per_class = run.eval_metrics("test").get("test_per_class")
+    if not per_class:
+        return ""
+    rows = [
+        [f"`{name}`", *(f"{row[k]:.4f}" for k in ("precision", "recall", "f1")), row["support"]]
+        for name, row in per_class.items()
+    ]
+    return markdown_table(["label", "precision", "recall", "F1", "support"], rows)
+
+
+def _class_balance(run: RunDir) -> str | None:
+    """``neg 4265 / pos 426`` from the manifest's train class counts (None when absent)."""
+    counts = run.manifest.get("class_counts", {}).get("train")
+    return " / ".join(f"{name} {n}" for name, n in counts.items()) if counts else None
+
+
+def _class_weights(run: RunDir) -> str | None:
+    """The loss weights the run trained with (None: plain cross-entropy)."""
+    weights = run.manifest.get("class_weights")
+    if not weights:
+        return None
+    spec = run.recipe.training.get("class_weights") if run.recipe else None
+    how = " (auto: N / (K * n_c))" if spec == "auto" else ""
+    return " / ".join(f"{name} {w:.3g}" for name, w in weights.items()) + how
 
 
 def _recipe_table(run: RunDir, base_model: str | None, dataset: str | None, source: str) -> str:
@@ -117,6 +160,8 @@ def _recipe_table(run: RunDir, base_model: str | None, dataset: str | None, sour
         ("max_length (tokens)", run.max_length),
         ("data", dataset or source),
         ("train / validation / test", " / ".join(str(sizes.get(s, NA)) for s in SPLITS)),
+        ("train examples per class", _class_balance(run)),
+        ("class weights (loss)", _class_weights(run)),
         ("epochs", training.get("num_train_epochs")),
         ("learning rate", training.get("learning_rate")),
         ("batch size (per device)", training.get("per_device_train_batch_size")),
@@ -229,7 +274,13 @@ def build_model_card(
             else "a local data set"
         ),
         recipe_table=_recipe_table(run, base_model, dataset, source),
-        results_table=_results_table(metrics, run.manifest.get("split_sizes", {})),
+        results_table=_results_table(
+            metrics,
+            run.manifest.get("split_sizes", {}),
+            binary=len(run.labels) == 2,
+            unbalanced=is_unbalanced(run.manifest.get("class_counts", {}).get("train")),
+        ),
+        per_class_table=_per_class_table(run),
         parity_table=_parity_table(parity) if parity else "",
         parity_samples=parity.get("samples"),
         parity_split=parity.get("split"),

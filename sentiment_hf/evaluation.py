@@ -22,6 +22,7 @@ from sentiment_hf.data import load_splits
 from sentiment_hf.errors import SentimentError
 from sentiment_hf.eval_plots import plot_accuracy_by_length, plot_confusion
 from sentiment_hf.fileio import write_json, write_text_atomic
+from sentiment_hf.imbalance import balance_metrics, class_counts, order_metrics
 from sentiment_hf.metrics import (
     accuracy_by_length,
     classification_metrics,
@@ -125,13 +126,24 @@ def evaluate_model(
     metrics[f"{split}_samples"] = len(texts)
     metrics.update(trust_metrics(split, logits, labels, preds, abstained, predictor.policy, n))
     metrics[f"{split}_per_class"] = per_class_metrics(labels, preds, predictor.labels)
+    metrics.update(
+        balance_metrics(
+            split,
+            class_counts(labels, predictor.labels),
+            metrics[f"{split}_per_class"],
+            run.manifest.get("class_counts", {}).get("train"),
+        )
+    )
     tokens = predictor.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
     by_length = accuracy_by_length(np.array([len(t) for t in tokens]), preds == labels)
     metrics[f"{split}_accuracy_by_length"] = by_length
+    metrics = order_metrics(metrics, split)  # macro F1 and per-class recall first if unbalanced
     out = Path(output_dir) if output_dir else run.eval_dir
     out.mkdir(parents=True, exist_ok=True)
     metrics_path = write_json(
-        out / EVAL_METRICS_FILE.format(split=split), {**metrics, "data_source": cfg.source}
+        out / EVAL_METRICS_FILE.format(split=split),
+        {**metrics, "data_source": cfg.source},
+        sort_keys=False,  # the leading metrics first (imbalance.order_metrics)
     )
     title = f"{run.path.name}: {split}"
     confusion_path = plot_confusion(

@@ -38,10 +38,11 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
-def write_json(path: str | Path, payload: Any) -> Path:
-    """Write JSON atomically (indented, sorted keys, non-JSON values as strings)."""
+def write_json(path: str | Path, payload: Any, sort_keys: bool = True) -> Path:
+    """Write JSON atomically (indented, keys sorted unless ``sort_keys`` is False, non-JSON
+    values as strings)."""
     return write_text_atomic(
-        path, json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n"
+        path, json.dumps(payload, indent=2, sort_keys=sort_keys, default=str) + "\n"
     )
 
 

@@ -50,6 +50,16 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "dataloader_num_workers": 0,
 }
 
+#: Keys of ``training`` that the project adds to the TrainingArguments fields (taken out before
+#: ``TrainingArguments`` is built), with what they do.
+PROJECT_TRAINING_KEYS: dict[str, str] = {
+    "class_weights": (
+        "`null` (plain cross-entropy), `auto` (inverse class frequency of the train split, "
+        "`N / (K * n_c)`) or `{label: weight}` (unnamed labels weigh 1.0): a weighted "
+        "cross-entropy loss; the weights used are recorded in `manifest.json`"
+    ),
+}
+
 
 @dataclass
 class ModelConfig:
@@ -223,10 +233,16 @@ def _build_training(data: Any, where: str) -> dict[str, Any]:
     hints = typing.get_type_hints(__import__("transformers").TrainingArguments)
     merged = dict(TRAINING_DEFAULTS)
     for key, value in data.items():
+        if key == "class_weights":
+            from sentiment_hf.imbalance import check_class_weights
+
+            merged[key] = check_class_weights(value, f"{where}.{key}")
+            continue
         if key not in fields:
             raise SentimentError(
-                f"{where}: unknown key {key!r}: not a transformers.TrainingArguments field; "
-                "check the spelling (see `sentiment train --help`)"
+                f"{where}: unknown key {key!r}: not a transformers.TrainingArguments field "
+                "nor one of the project's keys (class_weights); check the spelling "
+                "(see `sentiment train --help`)"
             )
         merged[key] = coerce(value, hints.get(key, Any), f"{where}.{key}")
     return merged

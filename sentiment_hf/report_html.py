@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sentiment_hf.calibration import COVERAGES
+from sentiment_hf.imbalance import UNBALANCED_RATIO
 
 #: Image keys the report places, in page order: confusion matrix, reliability diagram,
 #: risk-coverage curve, accuracy-by-length bars.
@@ -241,6 +242,26 @@ def render_eval_report(
         headline = [("Subset accuracy", "accuracy"), ("Micro F1", "f1"), ("Macro F1", "f1_macro")]
     elif len(labels) == 2:  # with more labels, F1 is the macro F1
         headline.insert(1, (f"F1 (positive: {labels[1]})", "f1"))
+    balance_note = ""
+    if m.get("unbalanced"):  # macro F1 and each class's recall lead (sentiment_hf.imbalance)
+        recalls = m.get("recall_per_class") or {}
+        m.update({f"recall[{name}]": value for name, value in recalls.items()})
+        headline = [
+            ("Macro F1", "f1_macro"),
+            *[(f"Recall: {name}", f"recall[{name}]") for name in recalls],
+            *[row for row in headline if row[1] != "f1_macro"],
+        ]
+        ratios = [
+            f"{esc(name)} {'&infin;' if ratio is None else fmt(ratio, 1)}"
+            for name, key in (("train", "train_imbalance_ratio"), (split, "imbalance_ratio"))
+            if key in m
+            for ratio in [m[key]]
+        ]
+        balance_note = _note(
+            f"Classes are unbalanced (largest / smallest class share: {', '.join(ratios)}; "
+            f"the threshold is {fmt(UNBALANCED_RATIO, 1)}), so macro F1 and the recall of each "
+            "class come first: accuracy rewards predicting the majority class."
+        )
     cards = "".join(_card(name, m, key) for name, key in headline)
     per_class = m.get("per_class") or {}
     per_class_rows = [
@@ -320,7 +341,10 @@ def render_eval_report(
         _section(
             "headline",
             "Headline metrics",
-            f'<div class="cards">{cards}</div>' + _note(notes["headline"]) + policy_note,
+            f'<div class="cards">{cards}</div>'
+            + balance_note
+            + _note(notes["headline"])
+            + policy_note,
         ),
         _section(
             "per-class",

@@ -18,10 +18,11 @@ from sentiment_hf.data import SentimentData, load_splits, tokenize_splits
 from sentiment_hf.errors import SentimentError
 from sentiment_hf.fileio import write_json
 from sentiment_hf.hardware import cpu_has_native_bf16
+from sentiment_hf.imbalance import class_counts, resolve_class_weights
 from sentiment_hf.manifest import build_manifest
 from sentiment_hf.metrics import make_compute_metrics
 from sentiment_hf.modeling import build_model, build_tokenizer, resolve_backbone
-from sentiment_hf.recipe import Recipe, save_recipe
+from sentiment_hf.recipe import PROJECT_TRAINING_KEYS, Recipe, save_recipe
 from sentiment_hf.rundir import CONFIG_FILE, MANIFEST_FILE, METRICS_FILE, RECIPE_FILE
 from sentiment_hf.sampling import with_seeded_sampling
 from sentiment_hf.tracking import configure_tracking
@@ -38,6 +39,8 @@ class Prepared:
     tokenized: Any
     tokenizer: Any
     backbone_path: str
+    #: label name -> loss weight (``training.class_weights``), None for plain cross-entropy
+    class_weights: dict[str, float] | None = None
 
     @property
     def label_names(self) -> list[str]:
@@ -49,6 +52,10 @@ class Prepared:
         from sentiment_hf.multilabel import MULTI_LABEL
 
         return {"problem_type": MULTI_LABEL} if self.data.multi_label else {}
+
+    def train_class_counts(self) -> dict[str, int]:
+        """Train examples per class, keyed by label name."""
+        return class_counts(self.data.splits["train"]["label"], self.label_names)
 
 
 @dataclass
@@ -83,6 +90,8 @@ def _training_kwargs(
     from transformers import TrainingArguments
 
     kwargs = {**recipe.training, **overrides}
+    for key in PROJECT_TRAINING_KEYS:  # the project's own keys are no TrainingArguments fields
+        kwargs.pop(key, None)
     defaults = {f.name: f.default for f in fields(TrainingArguments)}
     changes: list[EffectiveChange] = []
 
@@ -153,7 +162,15 @@ def prepare(recipe: Recipe, args: Any) -> Prepared:
         recipe.model.max_length,
         main_process_first=args.main_process_first(desc="tokenize"),
     )
-    return Prepared(recipe, data, tokenized, tokenizer, backbone)
+    prepared = Prepared(recipe, data, tokenized, tokenizer, backbone)
+    weights = recipe.training.get("class_weights")
+    if weights is not None and data.multi_label:
+        raise SentimentError(
+            "training.class_weights weighs a single-label cross-entropy; this data is multi-label "
+            "(one sigmoid per label): drop training.class_weights"
+        )
+    prepared.class_weights = resolve_class_weights(weights, prepared.train_class_counts)
+    return prepared
 
 
 def build_trainer(
@@ -181,6 +198,13 @@ def build_trainer(
                 early_stopping_threshold=recipe.early_stopping.threshold,
             )
         )
+    if prepared.class_weights is not None:
+        from sentiment_hf.losses import weighted_cross_entropy
+
+        weights = [prepared.class_weights[name] for name in prepared.label_names]
+        loss_kwargs = {"compute_loss_func": weighted_cross_entropy(weights)}
+    else:
+        loss_kwargs = {}
     model_kwargs: dict[str, Any] = {"model_init": model_init}
     if model_init is None:
         model_kwargs = {
@@ -206,6 +230,7 @@ def build_trainer(
             len(prepared.label_names), multi_label=prepared.data.multi_label
         ),
         callbacks=callbacks,
+        **loss_kwargs,
         **model_kwargs,
     )
 
@@ -259,6 +284,11 @@ def finish_run(
             data_source=prepared.data.source,
             label_names=prepared.label_names,
             split_sizes={k: len(v) for k, v in prepared.data.splits.items()},
+            class_counts={
+                k: class_counts(v["label"], prepared.label_names)
+                for k, v in prepared.data.splits.items()
+            },
+            class_weights=prepared.class_weights,
             **(extra or {}),
         )
         write_json(run_dir / MANIFEST_FILE, manifest)

@@ -112,6 +112,10 @@ def test_recipe_reference_is_generated_from_the_schema(site: Path) -> None:
             assert f.name in found[0], f"{name}.{f.name}"
     for key in TRAINING_DEFAULTS:
         assert key in page
+    from sentiment_hf.recipe import PROJECT_TRAINING_KEYS
+
+    for key in PROJECT_TRAINING_KEYS:
+        assert key in page, f"training.{key}"
 
 
 def test_api_reference_documents_the_public_surface(site: Path) -> None:

@@ -98,7 +98,7 @@ def _table(cls: type) -> str:
 
 def recipe_markdown() -> str:
     """Tables of every recipe section, from the schema dataclasses."""
-    from sentiment_hf.recipe import TRAINING_DEFAULTS, Recipe
+    from sentiment_hf.recipe import PROJECT_TRAINING_KEYS, TRAINING_DEFAULTS, Recipe
 
     def doc(cls: type) -> str:
         return " ".join((cls.__doc__ or "").split())
@@ -119,6 +119,12 @@ def recipe_markdown() -> str:
                 "| key | default |",
                 "| --- | --- |",
                 *[f"| `{k}` | `{v!r}` |" for k, v in TRAINING_DEFAULTS.items()],
+                "",
+                "Keys the project adds to `training` (not TrainingArguments fields):",
+                "",
+                "| key | what it does |",
+                "| --- | --- |",
+                *[f"| `{k}` | {v} |" for k, v in PROJECT_TRAINING_KEYS.items()],
                 "",
             ]
             continue

@@ -61,7 +61,8 @@ def train(
         overwrite=overwrite,
         profile_steps=profile_steps if profile else 0,
     )
-    keys = ("eval_accuracy", "eval_f1", "test_accuracy", "test_f1")
+    keys = ("eval_accuracy", "eval_f1", "eval_f1_macro", "test_accuracy", "test_f1")
+    keys += ("test_f1_macro",)
     summary = ", ".join(f"{k}={result.metrics[k]:.4f}" for k in keys if k in result.metrics)
     typer.echo(f"run saved to {result.run_dir}: {summary}")
     if profile:
@@ -131,6 +132,7 @@ def eval_(
     misclassified CSV; all of it on one self-contained page, {split}_report.html.
     """
     from sentiment_hf.evaluation import evaluate_model
+    from sentiment_hf.imbalance import summary_line
     from sentiment_hf.rundir import RunDir
 
     run = RunDir.open(model_dir)  # a bad MODEL_DIR is named before anything loads
@@ -151,6 +153,7 @@ def eval_(
         explain=attributor,
     )
     typer.echo(json.dumps(report.metrics, indent=2))
+    typer.echo(summary_line(report.metrics, report.split), err=True)
     typer.echo(f"reports: {report.metrics_path.parent}  page: {report.report_path}", err=True)
 
 
