@@ -111,8 +111,7 @@ def evaluate_model(
     cfg.label_names = predictor.labels
     # The recipe's own data is cut as training cut it (same seed); ``--data FILE`` is one
     # file evaluated whole, ``--data DIR`` needs only the evaluated split's file.
-    seed = run.recipe.training.get("seed", 42) if run.recipe is not None else 42
-    loaded = load_splits(cfg, seed=seed, splits=(split,), whole_file=data is not None)
+    loaded = load_splits(cfg, seed=run.training_seed, splits=(split,), whole_file=data is not None)
     check_same_kind(False, loaded.multi_label, cfg.source)
     dataset = loaded.splits[split]
     texts, labels = dataset["text"], np.asarray(dataset["label"])

@@ -172,7 +172,7 @@ def _test_split(run: RunDir, data: str | None, max_samples: int | None) -> Any:
     cfg.label_names = run.labels
     # load_splits shuffles (seeded) before cutting to max_samples: the split is class-ordered
     cfg.max_test_samples = max_samples
-    loaded = load_splits(cfg, splits=("test",))
+    loaded = load_splits(cfg, seed=run.training_seed, splits=("test",))
     check_same_kind(run.multi_label, loaded.multi_label, cfg.source)
     return loaded.splits["test"], cfg.source
 

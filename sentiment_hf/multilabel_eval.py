@@ -34,7 +34,7 @@ def _load(run: RunDir, data: str | None, splits: tuple[str, ...]) -> tuple[Any, 
 
     cfg = run.data_config(data)
     cfg.label_names = run.labels
-    loaded = load_splits(cfg, splits=splits)
+    loaded = load_splits(cfg, seed=run.training_seed, splits=splits)
     ml.check_same_kind(True, loaded.multi_label, cfg.source)
     return loaded.splits, cfg.source
 

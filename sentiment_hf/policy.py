@@ -202,7 +202,7 @@ def fit_policy(
         check_threshold_metric(threshold_metric)
     cfg = run.data_config(data)
     cfg.label_names = run.labels
-    splits = load_splits(cfg, splits=("validation", "test")).splits
+    splits = load_splits(cfg, seed=run.training_seed, splits=("validation", "test")).splits
     predictor = Predictor(run, batch_size=batch_size)
     logits = {name: predictor.predict_logits(splits[name]["text"]) for name in splits}
     labels = {name: np.asarray(splits[name]["label"]) for name in splits}

@@ -175,6 +175,15 @@ class RunDir:
             return self.recipe.model.max_length
         return int(self.config.get("max_position_embeddings") or FALLBACK_MAX_LENGTH)
 
+    @property
+    def training_seed(self) -> int:
+        """The seed the run trained with; it also cut single-file data into its splits, so every
+        stage that reloads the run's data passes it to ``load_splits``."""
+        from sentiment_hf.recipe import TRAINING_DEFAULTS
+
+        training = self.recipe.training if self.recipe is not None else TRAINING_DEFAULTS
+        return int(training.get("seed", TRAINING_DEFAULTS["seed"]))
+
     def data_config(self, source: str | None = None) -> DataConfig:
         """The data config the run was trained on, ``source`` replacing its data, unlimited."""
         from sentiment_hf.recipe import DataConfig

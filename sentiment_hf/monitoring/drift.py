@@ -126,14 +126,13 @@ class EmbeddingScorer:
         return np.concatenate(probs)[inverse], np.concatenate(embs)[inverse]
 
 
-def _reference_data(
-    run: RunDir, data: str | None, seed: int
-) -> tuple[list[str], list[str], list[str]]:
+def _reference_data(run: RunDir, data: str | None) -> tuple[list[str], list[str], list[str]]:
     """(train texts, validation texts, label names) of the data the run was trained on."""
     from sentiment_hf.data import load_splits
 
     cfg = run.data_config(data)
-    loaded = load_splits(cfg, seed=seed, splits=("train", "validation"))
+    # cut as training cut it (the run's seed), whatever seed drift samples with
+    loaded = load_splits(cfg, seed=run.training_seed, splits=("train", "validation"))
     return (
         list(loaded.splits["train"]["text"]),
         list(loaded.splits["validation"]["text"]),
@@ -278,7 +277,7 @@ def detect_drift(config: DriftConfig) -> DriftReport:
             f"needs at least {config.min_requests} (wait for more traffic, widen --since or lower "
             "--min-requests)"
         )
-    train_texts, heldout_texts, _ = _reference_data(run, config.data, seed)
+    train_texts, heldout_texts, _ = _reference_data(run, config.data)
     rng = np.random.default_rng(seed)
     pick = rng.choice(len(train_texts), min(config.reference_size, len(train_texts)), replace=False)
     ref_texts = [train_texts[i] for i in sorted(pick)]
