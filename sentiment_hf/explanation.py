@@ -243,8 +243,8 @@ class Explainer:
 
     # ------------------------------------------------------------------ steps
     def _encode(self, text: str) -> _Encoded:
-        """Tokens of ``text``, truncated as :class:`Predictor` truncates (keep the last token)."""
-        from sentiment_hf.predict import truncate_tokens
+        """Tokens of ``text``: its first window (``truncate`` mode's cut, last token kept)."""
+        from sentiment_hf.longtext import truncate_tokens
 
         enc = self.predictor.tokenizer(
             text,
