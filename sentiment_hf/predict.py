@@ -142,9 +142,9 @@ class Predictor:
         self._warned_truncation = False
 
     def _encode(
-        self, texts: list[str], counts: LongTextCounts | None = None
+        self, texts: list[str], long_text: LongTextConfig, counts: LongTextCounts | None = None
     ) -> tuple[list[dict[str, list[int]]], np.ndarray]:
-        window = self.long_text.mode == "window"
+        window = long_text.mode == "window"
         enc = self.tokenizer(
             texts, truncation=False, add_special_tokens=True, return_special_tokens_mask=window
         )
@@ -152,7 +152,7 @@ class Predictor:
         rows = [{k: enc[k][i] for k in keys} for i in range(len(texts))]
         seen = LongTextCounts()
         masks = enc["special_tokens_mask"] if window else None
-        rows, owner = split_rows(rows, masks, self.long_text, self.max_length, seen)
+        rows, owner = split_rows(rows, masks, long_text, self.max_length, seen)
         if seen.truncated and not self._warned_truncation:
             log.warning(
                 "%d input(s) longer than max_length=%d tokens were truncated",
@@ -170,11 +170,14 @@ class Predictor:
         return self.policy.probabilities(self.predict_logits(texts))
 
     def predict_logits(
-        self, texts: Sequence[str], counts: LongTextCounts | None = None
+        self,
+        texts: Sequence[str],
+        counts: LongTextCounts | None = None,
+        long_text: LongTextConfig | None = None,
     ) -> np.ndarray:
         """Raw logits, shape (len(texts), num_labels), in input order: a long text's window
-        logits aggregated by the long-text policy. ``counts`` is incremented with how many
-        inputs were truncated or windowed. Raises
+        logits aggregated by the long-text policy (``long_text`` replaces it for this call).
+        ``counts`` is incremented with how many inputs were truncated or windowed. Raises
         :class:`~sentiment_hf.longtext.WindowCapExceeded` past ``long_text.max_windows``."""
         texts = list(texts)
         if not texts:
@@ -186,7 +189,8 @@ class Predictor:
                 raise SentimentError(
                     f"input {i} has {len(text)} characters; the cap is {MAX_TEXT_CHARS}"
                 )
-        rows, owner = self._encode(texts, counts)
+        long_text = long_text or self.long_text
+        rows, owner = self._encode(texts, long_text, counts)
         order = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]))
         logits = np.zeros((len(rows), len(self.labels)), dtype=np.float32)
         pad_id = self.tokenizer.pad_token_id or 0
@@ -203,7 +207,7 @@ class Predictor:
             logits[idx] = self.backend(batch)
         if len(rows) == len(texts):
             return logits
-        return aggregate_logits(logits, owner, len(texts), self.long_text.aggregate)
+        return aggregate_logits(logits, owner, len(texts), long_text.aggregate)
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         """Answer, score and per-label probabilities for each text, in input order."""
