@@ -22,6 +22,7 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 from sentiment_hf import multilabel
 from sentiment_hf.errors import SentimentError
 from sentiment_hf.fileio import looks_like_path
+from sentiment_hf.longtext import LongTextConfig, window_batch
 from sentiment_hf.readers import FILE_FORMATS, read_file
 from sentiment_hf.recipe import DataConfig
 from sentiment_hf.stratify import stratified_cut, stratum
@@ -341,18 +342,26 @@ def tokenize_splits(
     max_length: int,
     main_process_first: Any = None,
     cache_dir: str | Path | None = None,
+    long_text: LongTextConfig | None = None,
 ) -> DatasetDict:
     """Tokenize every split with ``datasets.map`` (batched, cached by content), no padding.
 
     Padding happens per batch in the collator (dynamic padding). ``main_process_first`` is the
-    TrainingArguments context manager, so under torchrun rank 0 builds the cache first.
+    TrainingArguments context manager, so under torchrun rank 0 builds the cache first. With
+    ``long_text.train == "all"`` each long train text gives all its windows (at most
+    ``max_windows``) with its label; other splits, and ``first``, keep the first window.
     """
+    long_text = long_text or LongTextConfig(train="first")
 
     def encode(batch: dict[str, list]) -> dict[str, list]:
         return tokenizer(batch["text"], truncation=True, max_length=max_length)
 
+    def encode_windows(batch: dict[str, list]) -> dict[str, list]:
+        return window_batch(tokenizer, batch, long_text, max_length)
+
     key = hashlib.sha256(
-        f"{data.fingerprint}|{tokenizer.name_or_path}|{len(tokenizer)}|{max_length}".encode()
+        f"{data.fingerprint}|{tokenizer.name_or_path}|{len(tokenizer)}|{max_length}"
+        f"|{long_text.cache_key()}".encode()
     ).hexdigest()[:16]
     root = cache_dir or Path(
         os.environ.get("SENTIMENT_HF_CACHE", Path.home() / ".cache" / "sentiment_hf")
@@ -362,8 +371,9 @@ def tokenize_splits(
     out = {}
     with main_process_first or nullcontext():
         for split, ds in data.splits.items():
+            windows = split == "train" and long_text.train == "all"
             out[split] = ds.map(
-                encode,
+                encode_windows if windows else encode,
                 batched=True,
                 remove_columns=["text"],
                 cache_file_name=str(cache / f"{split}.arrow"),

@@ -23,6 +23,7 @@ from sentiment_hf.errors import SentimentError
 from sentiment_hf.eval_plots import plot_accuracy_by_length, plot_confusion
 from sentiment_hf.fileio import write_json, write_text_atomic
 from sentiment_hf.imbalance import balance_metrics, class_counts, order_metrics
+from sentiment_hf.longtext import LongTextCounts, describe_long_text
 from sentiment_hf.metrics import (
     accuracy_by_length,
     classification_metrics,
@@ -115,7 +116,8 @@ def evaluate_model(
     check_same_kind(False, loaded.multi_label, cfg.source)
     dataset = loaded.splits[split]
     texts, labels = dataset["text"], np.asarray(dataset["label"])
-    logits = predictor.predict_logits(texts)
+    counts = LongTextCounts()
+    logits = predictor.predict_logits(texts, counts=counts)
     probs = predictor.policy.probabilities(logits)
     preds, abstained = predictor.policy.decide(probs)
     n = len(predictor.labels)
@@ -123,6 +125,7 @@ def evaluate_model(
         f"{split}_{k}": v for k, v in classification_metrics(labels, preds, n).items()
     }
     metrics[f"{split}_samples"] = len(texts)
+    metrics.update(counts.to_metrics(split))
     metrics.update(trust_metrics(split, logits, labels, preds, abstained, predictor.policy, n))
     metrics[f"{split}_per_class"] = per_class_metrics(labels, preds, predictor.labels)
     metrics.update(
@@ -202,7 +205,12 @@ def evaluate_model(
         attributions,
         title=run.path.name,
         policy=predictor.policy.to_dict(),
-        details={"data": cfg.source, "backend": backend, "max_length": predictor.max_length},
+        details={
+            "data": cfg.source,
+            "backend": backend,
+            "max_length": predictor.max_length,
+            "long_text": describe_long_text(predictor.long_text, counts),
+        },
     )
     report_path = write_text_atomic(out / f"{split}_report.html", page)
     return EvalReport(

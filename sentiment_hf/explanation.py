@@ -10,8 +10,9 @@ baseline: ``"special"`` keeps [CLS] and [SEP] and puts [PAD] everywhere else, ``
 at every position. Token attributions are summed into the whitespace-separated words of the text
 (fast-tokenizer offsets), so the words' attributions add up to ``score - baseline_score`` up to
 the convergence ``delta`` (completeness; with ``"special"`` the special tokens contribute exactly
-zero). Label and score come from :class:`~sentiment_hf.predict.Predictor`, so they are the answer
-``sentiment predict`` gives.
+zero). Label and score come from :class:`~sentiment_hf.predict.Predictor` reading the first
+window (``truncate`` mode): the answer ``sentiment predict`` gives for any text within
+``max_length``; for a longer text ``predict`` may read every window and answer differently.
 
 The model is called with ``inputs_embeds`` (no hooks on shared modules), so explanations can run
 in one thread while predictions run in others on the same model.
@@ -33,6 +34,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from sentiment_hf.errors import SentimentError
+from sentiment_hf.longtext import LongTextConfig
 
 if TYPE_CHECKING:
     from sentiment_hf.predict import Predictor
@@ -214,7 +216,12 @@ class Explainer:
     def explain(self, texts: Sequence[str]) -> list[Explanation]:
         """One :class:`Explanation` per text, in input order."""
         texts = check_texts(texts, self.max_texts)
-        probs = self.predictor.predict_proba(texts)
+        # The first window is what gets explained, so it is what is predicted here too (the
+        # attributions then add up to this score); Predictor may read long texts in windows.
+        first = LongTextConfig(mode="truncate")
+        probs = self.predictor.policy.probabilities(
+            self.predictor.predict_logits(texts, long_text=first)
+        )
         preds = self.predictor.decide(texts, probs)
         targets, _ = self.predictor.policy.decide(probs)
         encoded = [self._encode(text) for text in texts]
@@ -248,8 +255,8 @@ class Explainer:
 
     # ------------------------------------------------------------------ steps
     def _encode(self, text: str) -> _Encoded:
-        """Tokens of ``text``, truncated as :class:`Predictor` truncates (keep the last token)."""
-        from sentiment_hf.predict import truncate_tokens
+        """Tokens of ``text``: its first window (``truncate`` mode's cut, last token kept)."""
+        from sentiment_hf.longtext import truncate_tokens
 
         enc = self.predictor.tokenizer(
             text,

@@ -12,17 +12,19 @@ from typing import Any
 import numpy as np
 
 from sentiment_hf.errors import SentimentError
+from sentiment_hf.longtext import (
+    LongTextConfig,
+    LongTextCounts,
+    aggregate_logits,
+    check_long_text,
+    split_rows,
+)
 from sentiment_hf.policy import ABSTAIN_LABEL
 from sentiment_hf.rundir import RunDir, open_run
 
 log = logging.getLogger(__name__)
 
 MAX_TEXT_CHARS = 100_000
-
-
-def truncate_tokens(values: list[Any], max_length: int) -> list[Any]:
-    """The first ``max_length - 1`` items and the last one (the [SEP]-like end token stays)."""
-    return values[: max_length - 1] + values[-1:] if len(values) > max_length else values
 
 
 @dataclass
@@ -107,7 +109,8 @@ BACKENDS: dict[str, Callable[..., Any]] = {
 class Predictor:
     """Predict labels for texts with a trained model directory.
 
-    Inputs are tokenized once, sorted by length and batched so each batch pads little;
+    Inputs are tokenized once, cut by the run's long-text policy (``long_text`` overrides it:
+    :mod:`sentiment_hf.longtext`), sorted by length and batched so each batch pads little;
     results come back in the input order. ``intra_op_threads`` sets the threads inside one model
     call (None: the backend's default; torch applies it process-wide).
     """
@@ -120,6 +123,7 @@ class Predictor:
         max_length: int | None = None,
         device: str | None = None,
         intra_op_threads: int | None = None,
+        long_text: LongTextConfig | None = None,
     ) -> None:
         from transformers import AutoTokenizer
 
@@ -135,38 +139,52 @@ class Predictor:
         self.policy = self.run.policy
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
         self.max_length = max_length or self.run.max_length
+        self.long_text = long_text or self.run.long_text
+        check_long_text(self.long_text, self.max_length)
         self.batch_size = batch_size
         self.backend = BACKENDS[backend](
             self.model_dir, device=device, intra_op_threads=intra_op_threads
         )
         self._warned_truncation = False
 
-    def _encode(self, texts: list[str]) -> list[dict[str, list[int]]]:
-        enc = self.tokenizer(texts, truncation=False, add_special_tokens=True)
-        rows = []
-        truncated = 0
+    def _encode(
+        self, texts: list[str], long_text: LongTextConfig, counts: LongTextCounts | None = None
+    ) -> tuple[list[dict[str, list[int]]], np.ndarray]:
+        window = long_text.mode == "window"
+        enc = self.tokenizer(
+            texts, truncation=False, add_special_tokens=True, return_special_tokens_mask=window
+        )
         keys = [k for k in enc if k in self.backend.input_names]
-        for i in range(len(texts)):
-            row = {k: enc[k][i] for k in keys}
-            if len(row["input_ids"]) > self.max_length:
-                truncated += 1
-                row = {k: truncate_tokens(v, self.max_length) for k, v in row.items()}
-            rows.append(row)
-        if truncated and not self._warned_truncation:
+        rows = [{k: enc[k][i] for k in keys} for i in range(len(texts))]
+        seen = LongTextCounts()
+        masks = enc["special_tokens_mask"] if window else None
+        rows, owner = split_rows(rows, masks, long_text, self.max_length, seen)
+        if seen.truncated and not self._warned_truncation:
             log.warning(
                 "%d input(s) longer than max_length=%d tokens were truncated",
-                truncated,
+                seen.truncated,
                 self.max_length,
             )
             self._warned_truncation = True
-        return rows
+        if counts is not None:
+            for name in ("inputs", "truncated", "windowed", "windows"):
+                setattr(counts, name, getattr(counts, name) + getattr(seen, name))
+        return rows, owner
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Probabilities calibrated by the run's policy, shape (len(texts), num_labels)."""
         return self.policy.probabilities(self.predict_logits(texts))
 
-    def predict_logits(self, texts: Sequence[str]) -> np.ndarray:
-        """Raw logits, shape (len(texts), num_labels), in input order."""
+    def predict_logits(
+        self,
+        texts: Sequence[str],
+        counts: LongTextCounts | None = None,
+        long_text: LongTextConfig | None = None,
+    ) -> np.ndarray:
+        """Raw logits, shape (len(texts), num_labels), in input order: a long text's window
+        logits aggregated by the long-text policy (``long_text`` replaces it for this call).
+        ``counts`` is incremented with how many inputs were truncated or windowed. Raises
+        :class:`~sentiment_hf.longtext.WindowCapExceeded` past ``long_text.max_windows``."""
         texts = list(texts)
         if not texts:
             raise SentimentError("no input texts; give at least one text")
@@ -177,7 +195,8 @@ class Predictor:
                 raise SentimentError(
                     f"input {i} has {len(text)} characters; the cap is {MAX_TEXT_CHARS}"
                 )
-        rows = self._encode(texts)
+        long_text = long_text or self.long_text
+        rows, owner = self._encode(texts, long_text, counts)
         order = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]))
         logits = np.zeros((len(rows), len(self.labels)), dtype=np.float32)
         pad_id = self.tokenizer.pad_token_id or 0
@@ -192,7 +211,9 @@ class Predictor:
                     arr[j, : len(rows[i][key])] = rows[i][key]
                 batch[key] = arr
             logits[idx] = self.backend(batch)
-        return logits
+        if len(rows) == len(texts):
+            return logits
+        return aggregate_logits(logits, owner, len(texts), long_text.aggregate)
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         """Answer, score and per-label probabilities for each text, in input order."""

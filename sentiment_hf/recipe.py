@@ -17,6 +17,7 @@ import yaml
 
 from sentiment_hf.errors import SentimentError
 from sentiment_hf.fileio import write_text_atomic
+from sentiment_hf.longtext import LongTextConfig, check_long_text
 from sentiment_hf.schema import apply_overrides, build, coerce
 
 DEFAULT_BACKBONE = "sentence-transformers/all-MiniLM-L6-v2"
@@ -63,7 +64,7 @@ PROJECT_TRAINING_KEYS: dict[str, str] = {
 
 @dataclass
 class ModelConfig:
-    """Which backbone to fine-tune and how to tokenize for it."""
+    """Which backbone to fine-tune and how to tokenize for it (``long_text``: longer inputs)."""
 
     backbone: str = DEFAULT_BACKBONE
     max_length: int = 64
@@ -71,6 +72,10 @@ class ModelConfig:
     trust_remote_code: bool = False
     dropout: float | None = None
     cache_dir: str | None = None
+    long_text: LongTextConfig = field(default_factory=LongTextConfig)
+
+    def __post_init__(self) -> None:
+        check_long_text(self.long_text, self.max_length)
 
 
 @dataclass

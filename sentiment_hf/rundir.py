@@ -29,6 +29,7 @@ from sentiment_hf.errors import SentimentError
 from sentiment_hf.fileio import read_json
 
 if TYPE_CHECKING:
+    from sentiment_hf.longtext import LongTextConfig
     from sentiment_hf.policy import DecisionPolicy
     from sentiment_hf.recipe import DataConfig, Recipe
 
@@ -183,6 +184,18 @@ class RunDir:
 
         training = self.recipe.training if self.recipe is not None else TRAINING_DEFAULTS
         return int(training.get("seed", TRAINING_DEFAULTS["seed"]))
+
+    @property
+    def long_text(self) -> LongTextConfig:
+        """How inputs longer than :attr:`max_length` are read (the recipe's ``model.long_text``).
+
+        A run whose recipe predates the field, or that has no recipe, gets the schema default.
+        """
+        if self.recipe is not None:
+            return self.recipe.model.long_text
+        from sentiment_hf.longtext import LongTextConfig
+
+        return LongTextConfig()
 
     def data_config(self, source: str | None = None) -> DataConfig:
         """The data config the run was trained on, ``source`` replacing its data, unlimited."""

@@ -161,6 +161,7 @@ def prepare(recipe: Recipe, args: Any) -> Prepared:
         tokenizer,
         recipe.model.max_length,
         main_process_first=args.main_process_first(desc="tokenize"),
+        long_text=recipe.model.long_text,
     )
     prepared = Prepared(recipe, data, tokenized, tokenizer, backbone)
     weights = recipe.training.get("class_weights")

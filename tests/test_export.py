@@ -15,6 +15,7 @@ import pytest
 
 from sentiment_hf import Predictor, SentimentError
 from sentiment_hf.export import PARITY_FILE, export_onnx
+from sentiment_hf.longtext import LongTextConfig
 
 RT_TEST_SIZE = 1066
 
@@ -92,7 +93,8 @@ def test_onnx_predictor_matches_torch_and_keeps_input_order(exported: Path) -> N
 def test_onnx_predictor_truncates_long_input_and_says_so_once(
     exported: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    predictor = Predictor(exported, backend="onnx")
+    cut = LongTextConfig(mode="truncate")  # the window mode is tested in test_longtext.py
+    predictor = Predictor(exported, backend="onnx", long_text=cut)
     long_text = "a wonderful film . " * 400
     with caplog.at_level("WARNING"):
         first = predictor.predict_proba([long_text, "ok"])
@@ -101,7 +103,9 @@ def test_onnx_predictor_truncates_long_input_and_says_so_once(
     assert len(warnings) == 1
     np.testing.assert_allclose(
         first[:1],
-        Predictor(exported, backend="torch", device="cpu").predict_proba([long_text]),
+        Predictor(exported, backend="torch", device="cpu", long_text=cut).predict_proba(
+            [long_text]
+        ),
         atol=1e-5,
     )
 

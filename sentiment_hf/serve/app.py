@@ -23,6 +23,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sentiment_hf.errors import SentimentError
+from sentiment_hf.longtext import WindowCapExceeded
 from sentiment_hf.rundir import RunDir
 from sentiment_hf.serve.config import CONFIG_ENV, ServeConfig
 from sentiment_hf.serve.metrics import ServeMetrics
@@ -209,6 +210,10 @@ def create_app(
     async def _on_sentiment_error(request: Request, exc: SentimentError) -> JSONResponse:
         return _error(422, str(exc))
 
+    @app.exception_handler(WindowCapExceeded)
+    async def _on_too_long(request: Request, exc: WindowCapExceeded) -> JSONResponse:
+        return _error(413, str(exc))
+
     @app.exception_handler(Exception)
     async def _on_crash(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
@@ -216,7 +221,11 @@ def create_app(
 
     errors_doc = {
         400: {"model": ErrorBody, "description": "Body not UTF-8, or a bad Content-Length."},
-        413: {"model": ErrorBody, "description": "Body larger than max_body_bytes."},
+        413: {
+            "model": ErrorBody,
+            "description": "Body larger than max_body_bytes, or a text past the run's "
+            "model.long_text.max_windows windows.",
+        },
         422: {"model": ErrorBody, "description": "Invalid body: types, empty text, limits."},
     }
 

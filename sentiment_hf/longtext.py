@@ -1,0 +1,245 @@
+"""Inputs longer than ``max_length`` tokens: truncation or overlapping windows, one rule for all.
+
+A tokenized input is ``[front specials] content [back specials]`` (``[CLS] … [SEP]`` for BERT).
+A model reads ``max_length`` tokens, so a window holds ``W = max_length - specials`` content
+tokens. In ``window`` mode a text whose content is longer than ``W`` becomes the windows that
+start at ``0, stride, 2·stride, …`` plus one that ends at the last token, each wrapped in the
+text's own special tokens: every token is read, consecutive windows overlap by ``W - stride``
+tokens (the last pair by more, so the last window is full). The logits of a text's windows are
+aggregated (:func:`aggregate_logits`) *before* the run's calibration, so every backend and every
+consumer (:class:`~sentiment_hf.predict.Predictor`, eval, predict, the server, training with
+``train: all``) applies the same rule. ``truncate`` mode reads the first window only.
+"""
+
+from __future__ import annotations
+
+import math
+import typing
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from sentiment_hf.errors import SentimentError
+
+#: When ``stride`` is null: this share of a window's content tokens between window starts.
+DEFAULT_STRIDE_SHARE = 0.75
+MODES = ("truncate", "window")
+AGGREGATES = ("mean", "max")
+
+
+@dataclass
+class LongTextConfig:
+    """How inputs longer than ``max_length`` tokens are read (docs/long_text.md).
+
+    ``truncate`` reads the first ``max_length`` tokens; ``window`` reads every token in windows
+    of ``max_length`` (special tokens re-added to each), ``stride`` content tokens between window
+    starts (null: three quarters of a window, so neighbours overlap by a quarter), and combines
+    each text's window logits by ``aggregate`` (``mean``, or ``max``: the per-label maximum)
+    before calibration. A text needing more than ``max_windows`` windows is refused (the server
+    answers 413). ``train``: each long training text gives its ``first`` window or ``all``.
+    """
+
+    mode: typing.Literal["truncate", "window"] = "window"
+    stride: int | None = None
+    aggregate: typing.Literal["mean", "max"] = "mean"
+    max_windows: int = 64
+    train: typing.Literal["first", "all"] = "first"
+
+    def __post_init__(self) -> None:
+        for key in ("stride", "max_windows"):
+            value = getattr(self, key)
+            if value is not None and (isinstance(value, bool) or value < 1):
+                raise SentimentError(
+                    f"model.long_text.{key}: must be a whole number >= 1, got {value!r}"
+                )
+
+    def cache_key(self) -> str:
+        """What of these settings changes tokenized training data (for the tokenize cache)."""
+        if self.train == "first":
+            return "first"
+        return f"all-stride{self.stride}-cap{self.max_windows}"
+
+
+def check_long_text(cfg: LongTextConfig, max_length: int) -> None:
+    """Raise :class:`SentimentError` if ``cfg`` cannot work with ``max_length`` tokens."""
+    if cfg.stride is not None and cfg.stride >= max_length:
+        raise SentimentError(
+            f"model.long_text.stride: {cfg.stride} tokens is not below model.max_length "
+            f"({max_length}); windows would skip tokens, so lower the stride"
+        )
+
+
+class WindowCapExceeded(SentimentError):
+    """A text needs more windows than ``model.long_text.max_windows`` (the server: HTTP 413)."""
+
+    def __init__(self, index: int, windows: int, cap: int, tokens: int) -> None:
+        self.index, self.windows, self.cap, self.tokens = index, windows, cap, tokens
+        super().__init__(
+            f"input {index} is {tokens} tokens long and needs {windows} windows; the cap is "
+            f"{cap} windows per text (model.long_text.max_windows): send a shorter text or "
+            "raise the cap"
+        )
+
+
+@dataclass
+class LongTextCounts:
+    """How many inputs were longer than ``max_length``, and how many model rows they became."""
+
+    inputs: int = 0
+    truncated: int = 0
+    windowed: int = 0
+    windows: int = 0
+
+    def to_metrics(self, split: str) -> dict[str, int]:
+        """``{split}_inputs_truncated`` / ``_inputs_windowed`` / ``_windows`` for a metrics file."""
+        return {
+            f"{split}_inputs_truncated": self.truncated,
+            f"{split}_inputs_windowed": self.windowed,
+            f"{split}_windows": self.windows,
+        }
+
+
+def describe_long_text(cfg: LongTextConfig, counts: LongTextCounts) -> str:
+    """One line for a report: the policy and what it did, e.g. ``window/mean: 1,960 of 2,000
+    inputs windowed (9,812 windows)``."""
+    if cfg.mode == "truncate":
+        return f"truncate: {counts.truncated:,} of {counts.inputs:,} inputs truncated"
+    return (
+        f"window/{cfg.aggregate}: {counts.windowed:,} of {counts.inputs:,} inputs windowed "
+        f"({counts.windows:,} windows)"
+    )
+
+
+def truncate_tokens(values: list[Any], max_length: int) -> list[Any]:
+    """The first ``max_length - 1`` items and the last one (the [SEP]-like end token stays)."""
+    return values[: max_length - 1] + values[-1:] if len(values) > max_length else values
+
+
+def _specials(mask: list[int]) -> tuple[int, int]:
+    """Leading and trailing special tokens of one encoded input."""
+    front = next((i for i, m in enumerate(mask) if not m), len(mask))
+    back = next((i for i, m in enumerate(reversed(mask)) if not m), 0)
+    return front, back if front < len(mask) else 0
+
+
+def window_stride(cfg: LongTextConfig, content: int) -> int:
+    """Content tokens between window starts for windows of ``content`` content tokens."""
+    if content < 1:
+        raise SentimentError(
+            f"model.max_length leaves no room for text between the special tokens ({content}); "
+            "raise model.max_length"
+        )
+    stride = cfg.stride or max(1, math.floor(content * DEFAULT_STRIDE_SHARE))
+    if stride > content:
+        raise SentimentError(
+            f"model.long_text.stride: {stride} tokens is more than a window's {content} text "
+            "tokens (max_length minus the special tokens); windows would skip tokens, so lower it"
+        )
+    return stride
+
+
+def window_starts(length: int, content: int, stride: int) -> list[int]:
+    """Start offsets of windows of ``content`` tokens covering ``length`` tokens."""
+    if length <= content:
+        return [0]
+    return [*range(0, length - content, stride), length - content]
+
+
+def count_windows(length: int, content: int, stride: int) -> int:
+    """``len(window_starts(length, content, stride))`` without building the list."""
+    return 1 if length <= content else math.ceil((length - content) / stride) + 1
+
+
+def split_row(
+    row: dict[str, list[int]],
+    special_mask: list[int],
+    cfg: LongTextConfig,
+    max_length: int,
+    index: int = 0,
+    strict: bool = True,
+) -> list[dict[str, list[int]]]:
+    """The model rows of one encoded input: itself when it fits, else its windows (or its first
+    window in ``truncate`` mode). Past ``cfg.max_windows`` windows, raises
+    :class:`WindowCapExceeded` (``strict``) or keeps the first ``max_windows``."""
+    total = len(row["input_ids"])
+    if total <= max_length:
+        return [row]
+    if cfg.mode == "truncate":
+        return [{k: truncate_tokens(v, max_length) for k, v in row.items()}]
+    front, back = _specials(special_mask)
+    content = max_length - front - back
+    stride = window_stride(cfg, content)
+    length = total - front - back
+    n = count_windows(length, content, stride)
+    if n > cfg.max_windows and strict:
+        raise WindowCapExceeded(index, n, cfg.max_windows, total)
+    starts = window_starts(length, content, stride)[: cfg.max_windows]
+    end = total - back
+    return [
+        {k: v[:front] + v[front + s : front + s + content] + v[end:] for k, v in row.items()}
+        for s in starts
+    ]
+
+
+def split_rows(
+    rows: list[dict[str, list[int]]],
+    special_masks: list[list[int]] | None,
+    cfg: LongTextConfig,
+    max_length: int,
+    counts: LongTextCounts | None = None,
+    strict: bool = True,
+) -> tuple[list[dict[str, list[int]]], np.ndarray]:
+    """Every input's model rows, and the input index each row belongs to.
+
+    ``special_masks`` (the tokenizer's ``special_tokens_mask``) is needed in ``window`` mode.
+    ``counts``, when given, is incremented with what happened to these inputs; ``strict``: see
+    :func:`split_row`.
+    """
+    out: list[dict[str, list[int]]] = []
+    owner: list[int] = []
+    for i, row in enumerate(rows):
+        mask = special_masks[i] if special_masks is not None else []
+        if cfg.mode == "window" and special_masks is None:
+            raise ValueError("window mode needs the tokenizer's special_tokens_mask")
+        pieces = split_row(row, mask, cfg, max_length, index=i, strict=strict)
+        if counts is not None:
+            long = len(row["input_ids"]) > max_length
+            counts.inputs += 1
+            counts.windows += len(pieces)
+            counts.truncated += int(long and cfg.mode == "truncate")
+            counts.windowed += int(long and cfg.mode == "window")
+        out += pieces
+        owner += [i] * len(pieces)
+    return out, np.asarray(owner, dtype=np.int64)
+
+
+def aggregate_logits(
+    logits: np.ndarray, owner: np.ndarray, n_inputs: int, how: str = "mean"
+) -> np.ndarray:
+    """Per-input logits from per-row ``logits``: the ``mean`` or per-label ``max`` of its rows."""
+    if how not in AGGREGATES:
+        raise SentimentError(f"model.long_text.aggregate: unknown {how!r}; use mean or max")
+    out = np.zeros((n_inputs, logits.shape[1]), dtype=np.float64)
+    if how == "mean":
+        np.add.at(out, owner, logits)
+        out /= np.bincount(owner, minlength=n_inputs)[:, None]
+    else:
+        out.fill(-np.inf)
+        np.maximum.at(out, owner, logits)
+    return out.astype(np.float32)
+
+
+def window_batch(
+    tokenizer: Any, batch: dict[str, list], cfg: LongTextConfig, max_length: int
+) -> dict[str, list]:
+    """A ``datasets.map`` batch of ``text``/``label`` as model rows: every window of each text
+    (at most ``cfg.max_windows``, never an error) with the text's label (``train: all``)."""
+    enc = tokenizer(batch["text"], truncation=False, return_special_tokens_mask=True)
+    keys = [k for k in enc if k != "special_tokens_mask"]
+    rows = [{k: enc[k][i] for k in keys} for i in range(len(batch["text"]))]
+    window = LongTextConfig(mode="window", stride=cfg.stride, max_windows=cfg.max_windows)
+    pieces, owner = split_rows(rows, enc["special_tokens_mask"], window, max_length, strict=False)
+    out: dict[str, list] = {k: [p[k] for p in pieces] for k in keys}
+    out["label"] = [batch["label"][i] for i in owner]
+    return out

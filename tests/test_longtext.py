@@ -1,0 +1,333 @@
+"""Long inputs: windows, aggregation, the cap, the recipe field, and every consumer of them."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from fastapi.testclient import TestClient
+
+from sentiment_hf.errors import SentimentError
+from sentiment_hf.longtext import (
+    LongTextConfig,
+    LongTextCounts,
+    WindowCapExceeded,
+    aggregate_logits,
+    count_windows,
+    split_row,
+    window_starts,
+    window_stride,
+)
+from sentiment_hf.predict import Predictor
+from sentiment_hf.recipe import load_recipe, recipe_from_dict
+from sentiment_hf.rundir import RECIPE_FILE, RunDir
+
+REPO = Path(__file__).resolve().parents[1]
+CLS, SEP = 101, 102
+LOGIT_SCALE = 1000.0
+#: Same logits up to float error (batching, padding, torch vs ONNX: ~1e-5 measured) at that scale.
+SAME = 1e-4
+
+
+def _row(n: int) -> tuple[dict[str, list[int]], list[int]]:
+    """A BERT-like encoded input of ``n`` content tokens (ids 1000..) and its special mask."""
+    ids = [CLS, *range(1000, 1000 + n), SEP]
+    row = {"input_ids": ids, "attention_mask": [1] * len(ids), "token_type_ids": [0] * len(ids)}
+    return row, [1] + [0] * n + [1]
+
+
+# ------------------------------------------------------------------ windows (no model)
+@pytest.mark.parametrize(("n", "stride"), [(30, 22), (31, 22), (53, 22), (100, 10), (97, 30)])
+def test_windows_cover_every_token_with_the_configured_overlap(n: int, stride: int) -> None:
+    row, mask = _row(n)
+    cfg = LongTextConfig(mode="window", stride=stride, max_windows=100)
+    windows = split_row(row, mask, cfg, max_length=32)
+    content = 30
+    assert len(windows) == count_windows(n, content, stride)
+    seen: list[int] = []
+    starts = []
+    for w in windows:
+        assert len(w["input_ids"]) <= 32
+        assert w["input_ids"][0] == CLS and w["input_ids"][-1] == SEP  # specials re-added
+        assert len(w["attention_mask"]) == len(w["token_type_ids"]) == len(w["input_ids"])
+        body = w["input_ids"][1:-1]
+        assert body == list(range(body[0], body[0] + len(body)))  # contiguous
+        starts.append(body[0] - 1000)
+        seen += body
+    assert set(seen) == set(range(1000, 1000 + n))  # every token read
+    if n > content:
+        assert all(len(w["input_ids"]) == 32 for w in windows)  # the last window is full too
+        steps = np.diff(starts)
+        assert (steps[:-1] == stride).all() and 0 < steps[-1] <= stride
+        assert starts[-1] == n - content
+    assert starts == window_starts(n, content, stride)
+
+
+def test_default_stride_is_three_quarters_of_a_window() -> None:
+    assert window_stride(LongTextConfig(), 62) == 46
+    assert window_stride(LongTextConfig(stride=10), 62) == 10
+    with pytest.raises(SentimentError, match="more than a window's 30 text tokens"):
+        window_stride(LongTextConfig(stride=31), 30)
+
+
+def test_short_inputs_and_truncate_mode_give_one_row() -> None:
+    row, mask = _row(30)
+    assert split_row(row, mask, LongTextConfig(), 32) == [row]
+    long_row, long_mask = _row(80)
+    (cut,) = split_row(long_row, long_mask, LongTextConfig(mode="truncate"), 32)
+    assert cut["input_ids"] == [CLS, *range(1000, 1030), SEP]
+
+
+def test_past_the_cap_is_a_specific_error_unless_not_strict() -> None:
+    row, mask = _row(200)
+    cfg = LongTextConfig(stride=20, max_windows=3)
+    needed = count_windows(200, 30, 20)
+    with pytest.raises(WindowCapExceeded, match=rf"input 7 .* needs {needed} windows.*cap is 3"):
+        split_row(row, mask, cfg, 32, index=7)
+    assert issubclass(WindowCapExceeded, SentimentError)
+    kept = split_row(row, mask, cfg, 32, strict=False)
+    assert [w["input_ids"][1] - 1000 for w in kept] == [0, 20, 40]
+
+
+def test_mean_and_max_aggregation_match_hand_computed_logits() -> None:
+    logits = np.array([[1.0, -1.0], [3.0, 0.0], [0.5, 0.5], [-2.0, 4.0], [0.0, 1.0]])
+    owner = np.array([0, 0, 1, 2, 2])
+    mean = aggregate_logits(logits, owner, 3, "mean")
+    np.testing.assert_allclose(mean, [[2.0, -0.5], [0.5, 0.5], [-1.0, 2.5]])
+    top = aggregate_logits(logits, owner, 3, "max")
+    np.testing.assert_allclose(top, [[3.0, 0.0], [0.5, 0.5], [0.0, 4.0]])
+
+
+# ------------------------------------------------------------------ recipe
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("model.long_text.mode=chunks", r"model\.long_text\.mode: must be one of"),
+        ("model.long_text.aggregate=median", r"model\.long_text\.aggregate: must be one of"),
+        ("model.long_text.train=some", r"model\.long_text\.train: must be one of"),
+        ("model.long_text.stride=0", r"model\.long_text\.stride: must be a whole number >= 1"),
+        ("model.long_text.max_windows=0", r"model\.long_text\.max_windows: must be"),
+        ("model.long_text.stride=64", r"stride: 64 tokens is not below model\.max_length \(64\)"),
+        ("model.long_text.window=3", r"model\.long_text: unknown key 'window'"),
+    ],
+)
+def test_bad_long_text_settings_are_one_clear_error(override: str, message: str) -> None:
+    with pytest.raises(SentimentError, match=message):
+        load_recipe(REPO / "recipes" / "base.yaml", [override])
+
+
+def test_recipe_round_trips_and_old_runs_get_the_schema_default(tiny_run: Path) -> None:
+    recipe = load_recipe(
+        REPO / "recipes" / "base.yaml",
+        ["model.long_text.aggregate=max", "model.long_text.stride=20"],
+    )
+    again = recipe_from_dict(yaml.safe_load(recipe.to_yaml()))
+    assert again.model.long_text == LongTextConfig(aggregate="max", stride=20)
+    assert RunDir.open(tiny_run).long_text == LongTextConfig()  # trained with the default
+    old = yaml.safe_load((tiny_run / RECIPE_FILE).read_text())
+    del old["model"]["long_text"]  # a run written before the field existed
+    assert recipe_from_dict(old).model.long_text == LongTextConfig()
+
+
+# ------------------------------------------------------------------ runs with a policy
+def _with_long_text(run: Path, out: Path, **fields: object) -> Path:
+    """A copy of ``run`` whose recipe.yaml sets ``model.long_text`` fields."""
+    shutil.copytree(run, out, ignore=shutil.ignore_patterns("checkpoint-*"))
+    recipe = yaml.safe_load((out / RECIPE_FILE).read_text())
+    recipe["model"]["long_text"].update(fields)
+    (out / RECIPE_FILE).write_text(yaml.safe_dump(recipe, sort_keys=False))
+    return out
+
+
+@pytest.fixture(scope="module")
+def long_texts(rt_dir: Path) -> dict[str, list]:
+    """Real reviews made long: 1 to 12 rt-polarity sentences of one class joined per text."""
+    from sentiment_hf.data import read_rt_polarity
+
+    train = read_rt_polarity(rt_dir)["train"]
+    pos = [t for t, y in zip(train["text"], train["label"], strict=True) if y == 1]
+    neg = [t for t, y in zip(train["text"], train["label"], strict=True) if y == 0]
+    texts, labels = [], []
+    for i in range(48):
+        source, label = (pos, "pos") if i % 2 else (neg, "neg")
+        k = (1, 1, 2, 4, 8, 12)[i % 6]
+        pool = source[i * 12 : i * 12 + 12]
+        texts.append(min(pool, key=len) if k == 1 else " ".join(pool[:k]))
+        labels.append(label)
+    return {"text": texts, "label": labels}
+
+
+@pytest.fixture(scope="module")
+def long_data(long_texts: dict[str, list], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """train/validation/test CSVs of the long texts (32 / 8 / 8 rows)."""
+    out = tmp_path_factory.mktemp("long-data")
+    for split, (lo, hi) in {"train": (0, 32), "validation": (32, 40), "test": (40, 48)}.items():
+        with open(out / f"{split}.csv", "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["text", "label"])
+            for i in range(lo, hi):
+                writer.writerow([long_texts["text"][i], long_texts["label"][i]])
+    return out
+
+
+@pytest.fixture(scope="module")
+def exported_run(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the tiny run (window mode, stride 11) with model.onnx; its classifier weights
+    are scaled up so that windows change the logits far beyond float error."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from sentiment_hf.export import export_onnx
+
+    out = _with_long_text(tiny_run, tmp_path_factory.mktemp("lt") / "run", stride=11)
+    model = AutoModelForSequenceClassification.from_pretrained(out)
+    with torch.no_grad():
+        model.classifier.weight.mul_(LOGIT_SCALE)
+    model.save_pretrained(out)
+    export_onnx(out, max_samples=32)
+    return out
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_predictor_aggregates_the_logits_of_every_window_before_calibration(
+    exported_run: Path, long_texts: dict[str, list], backend: str
+) -> None:
+    texts = long_texts["text"][:12]
+    for aggregate in ("mean", "max"):
+        cfg = LongTextConfig(stride=11, aggregate=aggregate)
+        predictor = Predictor(exported_run, backend=backend, long_text=cfg, batch_size=5)
+        enc = predictor.tokenizer(texts, return_special_tokens_mask=True)
+        expected, first = [], []
+        for i in range(len(texts)):
+            row = {k: enc[k][i] for k in ("input_ids", "attention_mask", "token_type_ids")}
+            windows = split_row(row, enc["special_tokens_mask"][i], cfg, predictor.max_length)
+            rows = [predictor.backend({k: np.array([w[k]]) for k in w})[0] for w in windows]
+            expected.append(np.mean(rows, 0) if aggregate == "mean" else np.max(rows, 0))
+            first.append(rows[0])
+        counts = LongTextCounts()
+        logits = predictor.predict_logits(texts, counts)
+        np.testing.assert_allclose(logits, np.array(expected), atol=SAME)
+        lengths = [len(ids) for ids in enc["input_ids"]]
+        windowed = np.array(lengths) > predictor.max_length
+        # the windows matter: a windowed text's answer is not its first window's
+        assert (np.abs(logits - np.array(first)).max(1)[windowed] > 20 * SAME).all()
+        np.testing.assert_allclose(
+            predictor.predict_proba(texts), predictor.policy.probabilities(logits), atol=1e-6
+        )
+        assert counts.inputs == len(texts)
+        assert counts.windowed == windowed.sum() > 0
+        assert counts.windows == sum(count_windows(n - 2, 30, 11) for n in lengths)
+        assert counts.truncated == 0
+
+
+def test_onnx_matches_torch_in_window_mode(exported_run: Path, long_texts: dict[str, list]) -> None:
+    texts = long_texts["text"][:16]
+    torch_logits = Predictor(exported_run, device="cpu").predict_logits(texts)
+    onnx_logits = Predictor(exported_run, backend="onnx").predict_logits(texts)
+    np.testing.assert_allclose(onnx_logits, torch_logits, atol=SAME)
+    cut = Predictor(exported_run, long_text=LongTextConfig(mode="truncate")).predict_logits(texts)
+    assert np.abs(cut - torch_logits).max() > 20 * SAME  # windows and truncation differ
+
+
+def test_server_answers_413_past_the_cap(
+    tiny_run: Path, tmp_path: Path, long_texts: dict[str, list]
+) -> None:
+    run = _with_long_text(tiny_run, tmp_path / "capped", max_windows=2)
+    longest = max(long_texts["text"], key=len)
+    from sentiment_hf.serve import create_app
+
+    with TestClient(create_app(run, request_log=None)) as client:
+        resp = client.post("/predict", json={"texts": ["fine .", longest]})
+        assert resp.status_code == 413, resp.text
+        detail = resp.json()["detail"]
+        assert "input 1" in detail and "cap is 2 windows" in detail and "max_windows" in detail
+        ok = client.post("/predict", json={"text": long_texts["text"][1]})  # 2 sentences
+        assert ok.status_code == 200, ok.text
+    page = (REPO / "sentiment_hf" / "serve" / "static" / "index.html").read_text()
+    assert "body.detail" in page  # the page shows the server's message
+
+
+def test_eval_reports_windowed_and_truncated_inputs(
+    tiny_run: Path, tmp_path: Path, long_data: Path
+) -> None:
+    from transformers import AutoTokenizer
+
+    from sentiment_hf.evaluation import evaluate_model
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_run)
+    with open(long_data / "test.csv", encoding="utf-8") as handle:
+        texts = [r["text"] for r in csv.DictReader(handle)]
+    lengths = [len(ids) for ids in tokenizer(texts)["input_ids"]]
+    long = sum(n > 32 for n in lengths)
+    assert 0 < long < len(texts)
+    window = evaluate_model(tiny_run, data=str(long_data), output_dir=tmp_path / "w")
+    assert window.metrics["test_inputs_windowed"] == long
+    assert window.metrics["test_inputs_truncated"] == 0
+    assert window.metrics["test_windows"] == sum(count_windows(n - 2, 30, 22) for n in lengths)
+    saved = json.loads(window.metrics_path.read_text())
+    assert saved["test_inputs_windowed"] == long
+    assert f"{long} of {len(texts)} inputs windowed" in window.report_path.read_text()
+    run = _with_long_text(tiny_run, tmp_path / "trunc", mode="truncate")
+    cut = evaluate_model(run, data=str(long_data), output_dir=tmp_path / "t")
+    assert cut.metrics["test_inputs_truncated"] == long
+    assert cut.metrics["test_inputs_windowed"] == 0
+    assert cut.metrics["test_windows"] == len(texts)
+
+
+# ------------------------------------------------------------------ training
+def test_train_all_gives_every_window_of_a_long_text_its_label(
+    tiny_backbone: Path, long_data: Path, tmp_path: Path
+) -> None:
+    from transformers import AutoTokenizer
+
+    from sentiment_hf.data import load_splits, tokenize_splits
+    from sentiment_hf.recipe import DataConfig
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_backbone)
+    data = load_splits(DataConfig(source=str(long_data)))
+    first = tokenize_splits(data, tokenizer, 32, cache_dir=tmp_path, long_text=LongTextConfig())
+    every = tokenize_splits(
+        data, tokenizer, 32, cache_dir=tmp_path, long_text=LongTextConfig(train="all")
+    )
+    assert len(first["train"]) == len(data.splits["train"])
+    lengths = [len(ids) - 2 for ids in tokenizer(list(data.splits["train"]["text"]))["input_ids"]]
+    per_text = [count_windows(n, 30, 22) for n in lengths]
+    assert len(every["train"]) == sum(per_text) > len(first["train"])
+    labels = list(data.splits["train"]["label"])
+    assert list(every["train"]["label"]) == [
+        y for y, k in zip(labels, per_text, strict=True) for _ in range(k)
+    ]
+    assert max(len(ids) for ids in every["train"]["input_ids"]) == 32
+    assert len(every["validation"]) == len(first["validation"])  # validation: first window
+
+
+def test_training_with_train_all_runs_on_the_windows(
+    tiny_backbone: Path, long_data: Path, tmp_path: Path
+) -> None:
+    from conftest import tiny_recipe_overrides
+
+    from sentiment_hf import train
+
+    out = tmp_path / "run"
+    overrides = [
+        *tiny_recipe_overrides(tiny_backbone, long_data, out),
+        "model.long_text.train=all",
+        "training.num_train_epochs=1",
+        "training.per_device_train_batch_size=8",
+    ]
+    train(load_recipe(REPO / "recipes" / "base.yaml", overrides))
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(out)
+    with open(long_data / "train.csv", encoding="utf-8") as handle:
+        texts = [r["text"] for r in csv.DictReader(handle)]
+    rows = sum(count_windows(len(ids) - 2, 30, 22) for ids in tok(texts)["input_ids"])
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["train_global_step"] == math.ceil(rows / 8)
+    assert RunDir.open(out).long_text.train == "all"
