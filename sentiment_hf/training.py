@@ -53,6 +53,7 @@ class Prepared:
 
         return {"problem_type": MULTI_LABEL} if self.data.multi_label else {}
 
+    @property
     def train_class_counts(self) -> dict[str, int]:
         """Train examples per class, keyed by label name."""
         return class_counts(self.data.splits["train"]["label"], self.label_names)
