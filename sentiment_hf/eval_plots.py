@@ -8,6 +8,21 @@ from typing import Any
 import numpy as np
 
 
+def save_counts_heatmap(fig: Any, ax: Any, matrix: np.ndarray, path: Path) -> Path:
+    """Write each count into its cell of an ``imshow`` heat map (white on dark), save, close."""
+    import matplotlib.pyplot as plt
+
+    peak = matrix.max() or 1
+    for i in range(matrix.shape[0]):
+        for j in range(matrix.shape[1]):
+            color = "white" if matrix[i, j] > peak / 2 else "black"
+            ax.text(j, i, str(matrix[i, j]), ha="center", va="center", color=color)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def plot_confusion(matrix: np.ndarray, labels: list[str], path: Path, title: str) -> Path:
     """Save a labelled confusion-matrix heat map as PNG."""
     import matplotlib
@@ -22,15 +37,7 @@ def plot_confusion(matrix: np.ndarray, labels: list[str], path: Path, title: str
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)
-    peak = matrix.max() or 1
-    for i in range(matrix.shape[0]):
-        for j in range(matrix.shape[1]):
-            color = "white" if matrix[i, j] > peak / 2 else "black"
-            ax.text(j, i, str(matrix[i, j]), ha="center", va="center", color=color)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_counts_heatmap(fig, ax, matrix, path)
 
 
 def plot_accuracy_by_length(

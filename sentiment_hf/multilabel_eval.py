@@ -19,6 +19,7 @@ import numpy as np
 from sentiment_hf import multilabel as ml
 from sentiment_hf.calibration import bootstrap_interval, calibration_metrics, plot_reliability
 from sentiment_hf.errors import SentimentError
+from sentiment_hf.eval_plots import save_counts_heatmap
 from sentiment_hf.fileio import write_json, write_text_atomic
 
 if TYPE_CHECKING:
@@ -130,15 +131,7 @@ def plot_per_label(per_label: dict[str, dict[str, Any]], path: Path, title: str)
     ax.set_xticks(range(len(columns)), ["true pos", "false neg", "false pos", "true neg"])
     ax.set_yticks(range(len(names)), names)
     ax.set_title(title, fontsize=9)
-    peak = matrix.max() or 1
-    for i in range(matrix.shape[0]):
-        for j in range(matrix.shape[1]):
-            color = "white" if matrix[i, j] > peak / 2 else "black"
-            ax.text(j, i, str(matrix[i, j]), ha="center", va="center", color=color)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_counts_heatmap(fig, ax, matrix, path)
 
 
 def _names(hot: np.ndarray, names: list[str]) -> str:
