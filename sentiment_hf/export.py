@@ -20,11 +20,12 @@ import numpy as np
 from sentiment_hf.errors import SentimentError
 from sentiment_hf.fileio import write_atomic, write_json
 from sentiment_hf.multilabel import check_same_kind, multi_hot, multilabel_metrics
+from sentiment_hf.onnx_backend import stamp_weights
 from sentiment_hf.predict import Predictor
+from sentiment_hf.quantize import check_int8_weights, choose_int8
 from sentiment_hf.rundir import (
     INT8_FILE,
     ONNX_FILE,
-    ONNX_WEIGHTS_KEY,
     PARITY_FILE,
     RunDir,
     open_run,
@@ -77,17 +78,6 @@ def _load_for_export(model_dir: Path) -> tuple[Any, Any]:
     return model, tokenizer
 
 
-def stamp_weights(path: Path, weights_sha256: str) -> None:
-    """Record in ``path``'s ONNX metadata which weights it was made from (read at load time)."""
-    import onnx
-
-    model = onnx.load(str(path))
-    props = {p.key: p.value for p in model.metadata_props}
-    props[ONNX_WEIGHTS_KEY] = weights_sha256
-    onnx.helper.set_model_props(model, props)
-    onnx.save(model, str(path))
-
-
 def export_fp32(model_dir: Path, out: Path, opset: int = OPSET) -> list[str]:
     """Trace the classifier to ``out`` with dynamic batch/sequence axes; returns its input names.
 
@@ -135,34 +125,6 @@ def export_fp32(model_dir: Path, out: Path, opset: int = OPSET) -> list[str]:
 
     write_atomic(out, write)
     return names
-
-
-def quantize_int8(
-    fp32: Path, out: Path, per_channel: bool = True, reduce_range: bool = False
-) -> Path:
-    """Dynamic int8 quantization of the MatMul/Gemm weights (activations quantized at run time).
-
-    Per-channel weight scales are the default: on the RT MiniLM run they kept accuracy within
-    0.1 point of fp32 at the same speed; ``reduce_range`` (7-bit) was faster but lost ~1.9 points.
-    """
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    source = {p.key: p.value for p in onnx.load(str(fp32), load_external_data=False).metadata_props}
-
-    def write(tmp: Path) -> None:
-        quantize_dynamic(
-            str(fp32),
-            str(tmp),
-            weight_type=QuantType.QInt8,
-            per_channel=per_channel,
-            reduce_range=reduce_range,
-            op_types_to_quantize=["MatMul", "Gemm"],
-        )
-        if ONNX_WEIGHTS_KEY in source:  # the int8 file belongs to the same weights
-            stamp_weights(tmp, source[ONNX_WEIGHTS_KEY])
-
-    return write_atomic(out, write)
 
 
 def _test_split(run: RunDir, data: str | None, max_samples: int | None) -> Any:
@@ -262,32 +224,35 @@ def export_onnx(
     per_channel: bool = True,
     reduce_range: bool = False,
     opset: int = OPSET,
+    int8_weights: str = "auto",
 ) -> ExportResult:
     """Write ``model.onnx`` (and ``model.int8.onnx`` with ``quantize="int8"``) into ``model_dir``.
 
     With ``parity`` (default) the exported files are checked against PyTorch on the test split
     of the run's recipe data (or ``data``) and the report is saved as ``export_parity.json``.
+    ``int8_weights`` is :func:`sentiment_hf.quantize.choose_int8`'s ``weights`` (``auto``: the
+    s8 or u8 file closer to fp32 on the validation split).
     """
     run = open_run(model_dir)
     if quantize is not None and quantize not in QUANTIZE_CHOICES:
         raise SentimentError(
             f"unknown --quantize {quantize!r}; choose {', '.join(QUANTIZE_CHOICES)}"
         )
+    check_int8_weights(int8_weights)
     started = time.perf_counter()
     result = ExportResult(onnx_path=run.onnx_path())
     export_fp32(run.path, result.onnx_path, opset=opset)
     backends = ["onnx"]
     if quantize == "int8":
-        result.int8_path = quantize_int8(
-            result.onnx_path,
-            run.onnx_path(quantized=True),
-            per_channel=per_channel,
-            reduce_range=reduce_range,
+        result.int8_path = run.onnx_path(quantized=True)
+        quantization = choose_int8(
+            run, result.int8_path, per_channel, reduce_range, int8_weights, data=data
         )
         backends.append("onnx-int8")
     log.info("exported in %.1fs", time.perf_counter() - started)
     if parity:
         result.parity = parity_report(run, backends, data=data, max_samples=max_samples)
-        result.parity["quantization"] = {"per_channel": per_channel, "reduce_range": reduce_range}
+        if quantize == "int8":
+            result.parity["quantization"] = quantization
         result.parity_path = write_json(run.file(PARITY_FILE), result.parity)
     return result

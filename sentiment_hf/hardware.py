@@ -56,8 +56,33 @@ def physical_cores() -> int:
     return max(1, len(cores) or len(allowed))
 
 
+#: CPU flags that decide how fast int8 and bf16 run (VNNI: exact, fast u8·s8 dot products)
+SPEED_FLAGS = (
+    "avx2",
+    "avx512f",
+    "avx512_vnni",
+    "avx_vnni",
+    "avx512_bf16",
+    "amx_bf16",
+    "amx_int8",
+)
+
+
+def cpu_speed_flags() -> list[str]:
+    """Which of :data:`SPEED_FLAGS` this CPU reports (Linux ``/proc/cpuinfo``; else empty)."""
+    try:
+        text = CPUINFO.read_text()
+    except OSError:
+        return []
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            have = set(line.split(":", 1)[1].split())
+            return [f for f in SPEED_FLAGS if f in have]
+    return []
+
+
 def device_info() -> dict[str, Any]:
-    """CPU model and core count, and the GPU when there is one."""
+    """CPU model, core count and speed-relevant flags, and the GPU when there is one."""
     import torch
 
     cpu = platform.processor() or None
@@ -71,6 +96,7 @@ def device_info() -> dict[str, Any]:
     info: dict[str, Any] = {
         "cpu": cpu,
         "cpu_count": os.cpu_count(),
+        "cpu_flags": cpu_speed_flags(),
         "torch_threads": torch.get_num_threads(),
         "cuda": torch.cuda.is_available(),
     }

@@ -30,6 +30,17 @@ def session_options(intra_op_threads: int | None = None) -> object:
     return opts
 
 
+def stamp_weights(path: Path, weights_sha256: str) -> None:
+    """Record in ``path``'s ONNX metadata which weights it was made from (read at load time)."""
+    import onnx
+
+    model = onnx.load(str(path))
+    props = {p.key: p.value for p in model.metadata_props}
+    props[ONNX_WEIGHTS_KEY] = weights_sha256
+    onnx.helper.set_model_props(model, props)
+    onnx.save(model, str(path))
+
+
 def check_provenance(session: Any, run: RunDir, path: Path) -> None:
     """Refuse an ONNX file that was not exported from the run's current weights."""
     recorded = session.get_modelmeta().custom_metadata_map.get(ONNX_WEIGHTS_KEY)
@@ -55,10 +66,12 @@ class OnnxBackend:
         device: str | None = None,
         quantized: bool = False,
         intra_op_threads: int | None = None,
+        path: Path | None = None,
     ) -> None:
         import onnxruntime as ort
 
-        path = RunDir(Path(model_dir)).onnx_path(quantized)
+        # ``path``: another file exported from the run's weights (the int8 candidates of export)
+        path = path or RunDir(Path(model_dir)).onnx_path(quantized)
         if not path.is_file():
             flag = " --quantize int8" if quantized else ""
             raise SentimentError(

@@ -15,6 +15,7 @@ import pytest
 
 from sentiment_hf import Predictor, SentimentError
 from sentiment_hf.export import PARITY_FILE, export_onnx
+from sentiment_hf.hardware import cpu_speed_flags
 from sentiment_hf.longtext import LongTextConfig
 
 RT_TEST_SIZE = 1066
@@ -236,7 +237,8 @@ def test_inference_benchmark_script_runs_on_the_exported_run(
     torch_row = report["results"]["torch"]
     assert torch_row["batch32"]["speedup_vs_torch"] == 1.0
     assert report["results"]["onnx"]["accuracy"] == torch_row["accuracy"]
-    assert report["quantization"] == {"per_channel": True, "reduce_range": False}
+    assert report["quantization"]["weights"] in {"s8", "u8"}
+    assert report["device"]["cpu_flags"] == cpu_speed_flags()
 
 
 def test_inference_benchmark_script_rejects_a_non_model(tmp_path: Path) -> None:
@@ -304,3 +306,64 @@ def test_an_export_without_a_weights_record_is_refused(exported: Path, tmp_path:
     onnx.save(model, str(run / "model.onnx"))
     with pytest.raises(SentimentError, match=r"records no weights.*sentiment export"):
         Predictor(run, backend="onnx")
+
+
+def _int8_weight_types(path: Path) -> set[int]:
+    """Element types of the quantized weight initializers of an int8 file."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    return {t.data_type for t in graph.initializer if t.name.endswith("_quantized")}
+
+
+def test_int8_auto_keeps_the_weight_type_closer_to_fp32_on_validation(exported: Path) -> None:
+    import onnx
+
+    from sentiment_hf.data import load_splits
+    from sentiment_hf.rundir import RunDir
+
+    quant = json.loads((exported / PARITY_FILE).read_text())["quantization"]
+    assert quant["chosen_on"]["split"] == "validation"
+    scores = {k: v["mean_abs_logit_diff"] for k, v in quant["candidates"].items()}
+    assert set(scores) == {"s8", "u8"}
+    assert quant["weights"] == min(scores, key=lambda k: (scores[k], k != "s8"))
+    wanted = onnx.TensorProto.INT8 if quant["weights"] == "s8" else onnx.TensorProto.UINT8
+    assert _int8_weight_types(exported / "model.int8.onnx") == {wanted}
+    # the file kept is the candidate that was scored: its validation distance reproduces
+    run = RunDir.open(exported)
+    cfg = run.data_config(None)
+    cfg.label_names = run.labels
+    texts = list(
+        load_splits(cfg, seed=run.training_seed, splits=("validation",)).splits["validation"][
+            "text"
+        ]
+    )[: quant["chosen_on"]["texts"]]
+    fp32 = Predictor(exported, backend="onnx").predict_logits(texts)
+    int8 = Predictor(exported, backend="onnx-int8").predict_logits(texts)
+    assert float(np.abs(int8 - fp32).mean()) == pytest.approx(scores[quant["weights"]], rel=1e-6)
+
+
+def test_int8_weight_type_can_be_forced_and_a_bad_one_is_refused(
+    tiny_run: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import onnx
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("checkpoint-*"))
+    result = export_onnx(run, quantize="int8", int8_weights="u8", max_samples=16)
+    assert result.parity["quantization"] == {
+        "per_channel": True,
+        "reduce_range": False,
+        "weights": "u8",
+    }
+    assert _int8_weight_types(run / "model.int8.onnx") == {onnx.TensorProto.UINT8}
+    before = (run / "model.int8.onnx").read_bytes()
+    code = _run_cli(monkeypatch, "export", str(run), "--quantize", "int8", "--int8-weights", "s4")
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "unknown --int8-weights 's4'; choose auto, s8, u8" in err
+    assert "Traceback" not in err
+    assert (run / "model.int8.onnx").read_bytes() == before

@@ -67,3 +67,17 @@ def test_the_old_homes_still_answer() -> None:
 
     assert onnx_backend.physical_cores is physical_cores
     assert manifest.device_info is device_info
+
+
+def test_cpu_speed_flags_reads_the_flags_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sentiment_hf import hardware
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_vnni amx_int8\n")
+    monkeypatch.setattr(hardware, "CPUINFO", cpuinfo)
+    assert hardware.cpu_speed_flags() == ["avx2", "avx512f", "avx512_vnni", "amx_int8"]
+    assert hardware.device_info()["cpu_flags"] == ["avx2", "avx512f", "avx512_vnni", "amx_int8"]
+    monkeypatch.setattr(hardware, "CPUINFO", tmp_path / "missing")
+    assert hardware.cpu_speed_flags() == []

@@ -340,6 +340,14 @@ def export_(
     reduce_range: Annotated[
         bool, typer.Option(help="Quantize weights to 7 bits (for CPUs without VNNI).")
     ] = False,
+    int8_weights: Annotated[
+        str,
+        typer.Option(
+            help="Int8 weight type: s8, u8, or auto (both tried; the one whose logits stay "
+            "closer to fp32 on the validation split is kept; u8 avoids the 16-bit saturation "
+            "of AVX2 CPUs without VNNI)."
+        ),
+    ] = "auto",
 ) -> None:
     """Export MODEL_DIR to model.onnx (and model.int8.onnx) with a parity check on real data."""
     from sentiment_hf.export import export_onnx
@@ -352,6 +360,7 @@ def export_(
         max_samples=max_samples,
         per_channel=per_channel,
         reduce_range=reduce_range,
+        int8_weights=int8_weights,
     )
     for path in (result.onnx_path, result.int8_path):
         if path is not None:
