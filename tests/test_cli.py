@@ -1,4 +1,6 @@
-"""The `sentiment` CLI end to end (real subprocesses): train → eval → predict, and bad input."""
+"""The `sentiment` CLI end to end: train → eval → predict, and bad input. Training and eval run
+the console entry point in this process (tests/cli_inprocess.py); the console script, bad input
+and predict also run in real subprocesses."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_inprocess import invoke, run_main
 from conftest import REPO, assert_split_metrics_consistent, tiny_recipe_overrides
 
 BASE = str(REPO / "recipes" / "base.yaml")
@@ -43,8 +46,8 @@ def test_console_script_is_installed() -> None:
 @pytest.fixture(scope="module")
 def cli_run(tmp_path_factory: pytest.TempPathFactory, tiny_backbone: Path, rt_dir: Path) -> Path:
     run_dir = tmp_path_factory.mktemp("cli") / "run"
-    result = sentiment("train", BASE, *tiny_recipe_overrides(tiny_backbone, rt_dir, run_dir))
-    assert result.returncode == 0, result.stderr[-2000:]
+    result = invoke(["train", BASE, *tiny_recipe_overrides(tiny_backbone, rt_dir, run_dir)])
+    assert result.code == 0, result.stderr[-2000:]
     assert f"run saved to {run_dir}" in result.stdout
     return run_dir
 
@@ -62,9 +65,15 @@ def test_train_writes_the_run_directory(cli_run: Path) -> None:
     assert list(cli_run.glob("checkpoint-*")), "checkpoints are kept in checkpoint-N/"
 
 
-def test_eval_writes_reports(cli_run: Path, tmp_path: Path) -> None:
-    result = sentiment("eval", str(cli_run), "--split", "test", "--output", str(tmp_path))
-    assert result.returncode == 0, result.stderr[-2000:]
+def test_eval_writes_reports(
+    cli_run: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    args = ["eval", str(cli_run), "--split", "test", "--output", str(tmp_path)]
+    result = run_main(args, capsys, monkeypatch)
+    assert result.code == 0, result.stderr[-2000:]
     metrics = json.loads(result.stdout)
     assert metrics["test_samples"] == 1066  # eval uses the whole split, not the training slice
     saved = json.loads((tmp_path / "test_metrics.json").read_text())
@@ -77,14 +86,20 @@ def test_eval_writes_reports(cli_run: Path, tmp_path: Path) -> None:
     assert rows[0] == "index,text,label,predicted,score"
 
 
-def test_eval_on_other_data(cli_run: Path, tmp_path: Path) -> None:
+def test_eval_on_other_data(
+    cli_run: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     data = tmp_path / "mini"
     data.mkdir()
     (data / "test.csv").write_text("text,label\na masterpiece,pos\na disaster,neg\nfine,pos\n")
     (data / "train.csv").write_text("text,label\nx,pos\ny,neg\n")
     (data / "validation.csv").write_text("text,label\nx,pos\ny,neg\n")
-    result = sentiment("eval", str(cli_run), "--data", str(data), "--output", str(tmp_path / "r"))
-    assert result.returncode == 0, result.stderr[-2000:]
+    args = ["eval", str(cli_run), "--data", str(data), "--output", str(tmp_path / "r")]
+    result = run_main(args, capsys, monkeypatch)
+    assert result.code == 0, result.stderr[-2000:]
     assert json.loads(result.stdout)["test_samples"] == 3
 
 
@@ -115,10 +130,17 @@ def test_predict_texts_json_file_and_stdin(cli_run: Path, tmp_path: Path) -> Non
     ]
 
 
-def test_existing_run_is_not_clobbered(cli_run: Path, tiny_backbone: Path, rt_dir: Path) -> None:
+def test_existing_run_is_not_clobbered(
+    cli_run: Path,
+    tiny_backbone: Path,
+    rt_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     before = (cli_run / "metrics.json").read_bytes()
-    result = sentiment("train", BASE, *tiny_recipe_overrides(tiny_backbone, rt_dir, cli_run))
-    assert result.returncode == 2
+    args = ["train", BASE, *tiny_recipe_overrides(tiny_backbone, rt_dir, cli_run)]
+    result = run_main(args, capsys, monkeypatch)
+    assert result.code == 2
     assert "already holds a run" in result.stderr and "--resume" in result.stderr
     assert (cli_run / "metrics.json").read_bytes() == before
 

@@ -136,6 +136,7 @@ def look(browser: Any, url: str, width: int, height: int, shot: Path) -> dict[st
     return seen
 
 
+@pytest.mark.linux_only  # Debian's chromium
 def test_report_reads_in_headless_chromium(evaluated: Any, tmp_path: Path) -> None:
     if not Path(CHROMIUM).is_file():
         pytest.fail(

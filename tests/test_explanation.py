@@ -273,6 +273,7 @@ def test_onnx_server_explains_with_a_torch_model(tiny_run: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.linux_only  # Debian's chromium
 def test_page_why_section_in_headless_chromium(sharp_run: Path, tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
     from test_serve_uvicorn import CHROMIUM, Server

@@ -19,7 +19,7 @@ def _cpu_flags() -> set[str]:
     return set()
 
 
-@pytest.mark.skipif(not Path("/proc/cpuinfo").is_file(), reason="needs Linux /proc/cpuinfo")
+@pytest.mark.linux_only  # reads /proc/cpuinfo
 def test_probe_agrees_with_the_kernels_cpu_flags() -> None:
     flags = _cpu_flags()
     assert cpu_has_native_bf16() == bool({"avx512_bf16", "amx_tile"} & flags)
@@ -37,7 +37,7 @@ def _cpuinfo(entries: list[tuple[int, str, str]]) -> str:
     )
 
 
-@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="needs os.sched_getaffinity")
+@pytest.mark.linux_only  # os.sched_getaffinity
 def test_physical_cores_counts_hyperthreads_once_and_only_allowed_cpus(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -40,9 +42,7 @@ MAKE_TARGETS = [
     "data-push",
 ]
 
-pytestmark = pytest.mark.skipif(
-    not sys.platform.startswith("linux"), reason="ops checks run on the Linux CI legs"
-)
+pytestmark = pytest.mark.linux_only  # Linux tools; run on the Linux CI legs
 
 
 def tool_env() -> dict[str, str]:
@@ -143,16 +143,85 @@ def test_oidc_token_only_where_google_cloud_or_pages_is_used() -> None:
 
 
 def test_tests_workflow_matrix_and_command() -> None:
+    """Linux legs run the README's command with the apt tools installed; macOS and Windows run
+    the tests not marked ``linux_only`` (a marker pyproject registers)."""
     workflow = load_workflow("tests.yml")
     job = workflow["jobs"]["pytest"]
-    assert set(job["strategy"]["matrix"]["os"]) == {"ubuntu-latest", "macos-latest",
-                                                    "windows-latest"}  # fmt: skip
-    assert set(job["strategy"]["matrix"]["python"]) == {"3.11", "3.12"}
-    assert any(step.get("run") == README_TEST_COMMAND for step in job["steps"])
+    legs = job["strategy"]["matrix"]["include"]
+    assert {leg["os"] for leg in legs} == {"ubuntu-latest", "macos-latest", "windows-latest"}
+    linux = [leg for leg in legs if leg["os"] == "ubuntu-latest"]
+    assert {leg["python"] for leg in linux} == {"3.11", "3.12"}
+    assert {leg["tests"] for leg in linux} == {"all"}
+    assert {leg["tests"] for leg in legs if leg not in linux} == {"portable"}
+    runs = {step.get("if"): step.get("run", "") for step in job["steps"] if "run" in step}
+    assert runs["matrix.tests == 'all'"] == README_TEST_COMMAND
+    portable = runs["matrix.tests == 'portable'"]
+    assert portable == README_TEST_COMMAND.replace("pytest", 'pytest -m "not linux_only"', 1)
+    apt = runs["runner.os == 'Linux'"]
+    assert "apt-get install" in apt and {"prometheus", "postgresql"} <= set(apt.split())
+    assert "/usr/bin/chromium" in apt
+    markers = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["pytest"]
+    assert any(m.startswith("linux_only:") for m in markers["ini_options"]["markers"])
     setup = yaml.safe_load((ACTIONS / "setup" / "action.yml").read_text())
     uv_step = next(s for s in setup["runs"]["steps"] if "setup-uv" in s.get("uses", ""))
     assert uv_step["with"]["enable-cache"] is True
     assert "uv sync --locked" in json.dumps(setup)
+
+
+#: What only a Linux leg has: a test file using one of these must mark those tests linux_only.
+LINUX_NEEDS = ("/usr/bin/chromium", "promtool", "initdb", "pg_ctl", "signal.SIG", '"fork"',
+               "/proc/", "/usr/bin:/bin")  # fmt: skip
+
+
+def _linux_tests_unmarked(path: Path) -> list[str]:
+    """Test functions of ``path`` that use a LINUX_NEEDS item (directly or through a module-level
+    helper, constant or fixture) without the linux_only marker on them or on the module."""
+    import ast
+
+    text = path.read_text(encoding="utf-8")
+    if "pytestmark = pytest.mark.linux_only" in text:
+        return []
+    tree = ast.parse(text)
+    names: dict[str, str] = {}
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.ClassDef):
+            names[node.name] = ast.get_source_segment(text, node) or ""
+        elif isinstance(node, ast.Assign):
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    names[target.id] = ast.get_source_segment(text, node) or ""
+    needy = {name for name, src in names.items() if any(n in src for n in LINUX_NEEDS)}
+    while True:  # whatever uses a needy name needs Linux too
+        more = {
+            name
+            for name, src in names.items()
+            if name not in needy and any(re.search(rf"\b{n}\b", src) for n in needy)
+        }
+        if not more:
+            break
+        needy |= more
+    tests = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name.startswith("test_")]
+    return [
+        f"{path.name}::{node.name}"
+        for node in tests
+        if node.name in needy
+        and not any("linux_only" in ast.unparse(d) for d in node.decorator_list)
+    ]
+
+
+def test_tests_needing_linux_are_marked_linux_only(tmp_path: Path) -> None:
+    """The portable legs' guard: no test that uses a Linux-only tool or call is left unmarked."""
+    unmarked = [
+        u for p in sorted((REPO / "tests").glob("test_*.py")) for u in _linux_tests_unmarked(p)
+    ]
+    assert unmarked == [], unmarked
+    probe = tmp_path / "test_probe.py"  # the check itself finds one
+    probe.write_text(
+        "import signal\nimport pytest\n\ndef _stop(p):\n    p.send_signal(signal.SIGINT)\n\n"
+        "def test_a(): _stop(1)\n\n@pytest.mark.linux_only\ndef test_b(): _stop(1)\n\n"
+        "def test_c(): pass\n"
+    )
+    assert _linux_tests_unmarked(probe) == ["test_probe.py::test_a"]
 
 
 def test_lint_workflow_runs_every_linter() -> None:

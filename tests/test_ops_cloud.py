@@ -235,6 +235,7 @@ CHILD = [
 ]
 
 
+@pytest.mark.linux_only  # the child's PATH is /usr/bin:/bin
 def test_secrets_reach_the_child_and_are_never_printed(stand_in: str) -> None:
     result = launch(
         stand_in,
@@ -250,6 +251,7 @@ def test_secrets_reach_the_child_and_are_never_printed(stand_in: str) -> None:
         assert value not in result.stdout + result.stderr
 
 
+@pytest.mark.linux_only  # the child's PATH is /usr/bin:/bin
 def test_denied_secret_is_a_one_line_error(stand_in: str) -> None:
     result = launch(
         stand_in, "HF_TOKEN=projects/demo/secrets/not-granted/versions/latest", "--", *CHILD
@@ -260,6 +262,7 @@ def test_denied_secret_is_a_one_line_error(stand_in: str) -> None:
     assert TOKEN not in line and result.stdout == ""
 
 
+@pytest.mark.linux_only  # the child's PATH is /usr/bin:/bin
 def test_bad_usage_and_no_metadata_server() -> None:
     for argv, message in (
         (["HF_TOKEN=projects/p/secrets/s/versions/1", "true"], "usage"),

@@ -23,9 +23,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
-pytestmark = pytest.mark.skipif(
-    not sys.platform.startswith("linux"), reason="ops checks run on the Linux CI legs"
-)
+pytestmark = pytest.mark.linux_only  # Linux tools; run on the Linux CI legs
 
 
 @dataclass

@@ -22,9 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
-pytestmark = pytest.mark.skipif(
-    not sys.platform.startswith("linux"), reason="ops checks run on the Linux CI legs"
-)
+pytestmark = pytest.mark.linux_only  # Linux tools; run on the Linux CI legs
 
 
 @pytest.fixture(scope="module")

@@ -26,9 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 BUCKET = "sentiment-hf-dvc"
 
-pytestmark = pytest.mark.skipif(
-    not sys.platform.startswith("linux"), reason="ops checks run on the Linux CI legs"
-)
+pytestmark = pytest.mark.linux_only  # Linux tools; run on the Linux CI legs
 
 
 def free_port() -> int:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_cli import sentiment
+from cli_inprocess import run_main
 
 from sentiment_hf.calibration import softmax
 from sentiment_hf.policy import ABSTAIN_LABEL, DecisionPolicy, fit_policy
@@ -103,17 +103,24 @@ def test_eval_reports_calibration_coverage_and_intervals(run: Path) -> None:
     assert report.reliability_path.is_file() and report.risk_coverage_path.is_file()
 
 
-def test_cli_calibrate_and_its_bad_input(run: Path) -> None:
-    done = sentiment("calibrate", str(run), "--threshold-metric", "balanced_accuracy")
-    assert done.returncode == 0, done.stderr
+def test_cli_calibrate_and_its_bad_input(
+    run: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In-process through the console entry point (tests/cli_inprocess.py)."""
+    done = run_main(
+        ["calibrate", str(run), "--threshold-metric", "balanced_accuracy"], capsys, monkeypatch
+    )
+    assert done.code == 0, done.stderr
     printed = json.loads(done.stdout)
     assert printed["policy"]["threshold_metric"] == "balanced_accuracy"
     assert 0.05 <= printed["policy"]["threshold"] <= 0.95
+    assert json.loads((run / POLICY_FILE).read_text()) == printed["policy"]  # what it printed
     before = (run / POLICY_FILE).read_bytes()
-    bad = sentiment("calibrate", str(run), "--threshold-metric", "auc")
-    assert bad.returncode == 2
+    bad = run_main(["calibrate", str(run), "--threshold-metric", "auc"], capsys, monkeypatch)
+    assert bad.code == 2
     assert bad.stderr.strip().splitlines()[-1].startswith("error: unknown threshold metric 'auc'")
+    assert len(bad.error_lines) == 1 and "Traceback" not in bad.stderr
     assert (run / POLICY_FILE).read_bytes() == before  # nothing already written is touched
     (run / POLICY_FILE).write_text('{"temperature": 1.0, "temprature": 2}')
-    damaged = sentiment("predict", str(run), "fine")
-    assert damaged.returncode == 2 and "unknown key(s) temprature" in damaged.stderr
+    damaged = run_main(["predict", str(run), "fine"], capsys, monkeypatch)
+    assert damaged.code == 2 and "unknown key(s) temprature" in damaged.stderr

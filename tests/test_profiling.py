@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_inprocess import run_main
 from conftest import REPO, tiny_recipe_overrides
 
 from sentiment_hf.profiling import profile_files
@@ -17,24 +15,19 @@ from sentiment_hf.profiling import profile_files
 BASE = str(REPO / "recipes" / "base.yaml")
 
 
-def sentiment(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "sentiment_hf.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
-        timeout=600,
-    )
-
-
 def test_profile_writes_trace_and_top_ops_and_training_goes_on(
-    tmp_path: Path, tiny_backbone: Path, rt_dir: Path
+    tmp_path: Path,
+    tiny_backbone: Path,
+    rt_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """In this process through the console entry point (tests/cli_inprocess.py)."""
     run_dir = tmp_path / "run"
     overrides = tiny_recipe_overrides(tiny_backbone, rt_dir, run_dir)
-    result = sentiment("train", BASE, *overrides, "--profile", "--profile-steps", "2")
-    assert result.returncode == 0, result.stderr[-2000:]
+    args = ["train", BASE, *overrides, "--profile", "--profile-steps", "2"]
+    result = run_main(args, capsys, monkeypatch)
+    assert result.code == 0, result.stderr[-2000:]
     assert f"profile: {run_dir / 'profile'}" in result.stdout
 
     trace, table = profile_files(run_dir)
@@ -54,10 +47,13 @@ def test_profile_writes_trace_and_top_ops_and_training_goes_on(
     assert metrics["train_global_step"] == 16
 
 
-def test_profile_steps_must_be_positive(tmp_path: Path) -> None:
-    result = sentiment("train", BASE, "--profile", "--profile-steps", "0")
-    assert result.returncode == 2
-    assert "profile-steps" in result.stderr
+def test_profile_steps_must_be_positive(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # nothing lands in the repo
+    result = run_main(["train", BASE, "--profile", "--profile-steps", "0"], capsys, monkeypatch)
+    assert result.code == 2
+    assert "profile-steps" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_too_short_a_run_warns_and_writes_nothing(

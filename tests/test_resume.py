@@ -58,6 +58,7 @@ def uninterrupted(tmp_path_factory: pytest.TempPathFactory, tiny_backbone: Path,
     return train(load_recipe(BASE, _overrides(tiny_backbone, rt_dir, run_dir)))
 
 
+@pytest.mark.linux_only  # SIGKILL
 def test_kill_9_mid_epoch_then_resume_equals_an_uninterrupted_run(
     uninterrupted, tmp_path: Path, tiny_backbone: Path, rt_dir: Path, caplog
 ) -> None:

@@ -16,6 +16,8 @@ import pytest
 from sentiment_hf.serve import read_requests
 
 CHROMIUM = "/usr/bin/chromium"
+# Every server here is stopped with SIGINT, and the page test needs Debian's chromium.
+pytestmark = pytest.mark.linux_only
 RUNNING = re.compile(r"Uvicorn running on (http://127\.0\.0\.1:\d+)")
 
 

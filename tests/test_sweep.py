@@ -281,40 +281,31 @@ def test_storage_errors(storage: str, message: str, tmp_path: Path) -> None:
     assert not Path("/nonexistent-dir").exists()
 
 
-def _open_at(sweep_dir: str, start: float, results: Any) -> None:
-    """One worker: wait for the common start time, then open the sweep's default storage."""
-    from sentiment_hf.recipe import SweepConfig
-
-    while time.time() < start:
-        pass
-    try:
-        open_storage(SweepConfig(), Path(sweep_dir))
-        results.put("ok")
-    except SentimentError as exc:
-        results.put(str(exc))
-
-
 def test_workers_creating_a_new_storage_at_once_all_get_it(tmp_path: Path) -> None:
-    """Several workers started together on a new SQLite file race to create the schema (a table
-    or the alembic version row written twice); each must wait and open it, not exit 2. Real
-    processes on a real SQLite file; before the fix about one round in three lost a worker."""
+    """Workers started together on a new SQLite file race to create the schema (a table or the
+    alembic version row written twice); each must wait and open it, not exit 2. Real
+    ``spawn``-ed processes on a real SQLite file, made to collide every time: each holds its
+    first ``CREATE TABLE`` until both have found no schema (tests/sweep_workers.py). Two, as
+    each spawned worker imports the sweep package afresh (seconds of CPU)."""
     import multiprocessing
 
-    ctx = multiprocessing.get_context("fork")
-    for round_ in range(6):
-        sweep_dir = tmp_path / f"r{round_}"
-        sweep_dir.mkdir()
-        results = ctx.Queue()
-        start = time.time() + 0.5
-        workers = [
-            ctx.Process(target=_open_at, args=(str(sweep_dir), start, results)) for _ in range(4)
-        ]
-        for worker in workers:
-            worker.start()
-        outcomes = [results.get(timeout=120) for _ in workers]
-        for worker in workers:
-            worker.join(timeout=60)
-        assert outcomes == ["ok"] * 4, outcomes
+    from sweep_workers import open_after_all_checked
+
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(2), ctx.Queue()
+    workers = [
+        ctx.Process(target=open_after_all_checked, args=(str(tmp_path), barrier, results))
+        for _ in range(2)
+    ]
+    for worker in workers:
+        worker.start()
+    outcomes = [results.get(timeout=300) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=60)
+    assert [outcome for outcome, _ in outcomes] == ["ok"] * 2, outcomes
+    # the race really happened: only one worker can create the first table, the other failed
+    assert sum(raced for _, raced in outcomes) >= 1, outcomes
+    assert [w.exitcode for w in workers] == [0] * 2
 
 
 def test_changed_space_is_rejected_and_the_study_is_untouched(
@@ -386,11 +377,17 @@ def test_wandb_logs_one_offline_run_per_trial_grouped_by_study(
 
 
 def test_a_worker_whose_trial_is_declared_dead_stops_cleanly(
-    tmp_path: Path, tiny_backbone: Path, rt_dir: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path,
+    tiny_backbone: Path,
+    rt_dir: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Another worker fails a running trial whose heartbeat looks stale (what
-    fail_stale_trials does); the worker that still runs it must stop without a traceback."""
-    import threading
+    fail_stale_trials does); the worker that still runs it must stop without a traceback. The
+    other worker (its own storage connection) acts at trial 0's first evaluation, while the trial
+    certainly runs, instead of polling for it."""
+    from sentiment_hf.sweep.trainer import SweepTrainer
 
     out = tmp_path / "s"
     recipe = load_recipe(SWEEP_YAML, sweep_overrides(tiny_backbone, rt_dir, out, n_trials=2))
@@ -398,23 +395,25 @@ def test_a_worker_whose_trial_is_declared_dead_stops_cleanly(
     storage, shown = open_storage(recipe.sweep, out)
     open_study(recipe, storage, shown)
     declared: list[int] = []
+    report = SweepTrainer.report_evaluation
 
-    def other_worker() -> None:
-        for _ in range(600):
-            study = optuna.load_study(study_name=STUDY, storage=storage)
-            running = study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
-            if running:
-                storage.set_trial_state_values(running[0]._trial_id, optuna.trial.TrialState.FAIL)
-                declared.append(running[0].number)
-                return
-            time.sleep(0.1)
+    def other_worker_fails_it_first(self: SweepTrainer, trial: Any, value: float) -> None:
+        if not declared:
+            other, _ = open_storage(recipe.sweep, out)
+            running = optuna.load_study(study_name=STUDY, storage=other).get_trials(
+                states=(optuna.trial.TrialState.RUNNING,)
+            )
+            assert [t.number for t in running] == [trial.number]
+            other.set_trial_state_values(running[0]._trial_id, optuna.trial.TrialState.FAIL)
+            declared.append(running[0].number)
+        report(self, trial, value)
 
-    thread = threading.Thread(target=other_worker)
-    thread.start()
+    monkeypatch.setattr(SweepTrainer, "report_evaluation", other_worker_fails_it_first)
     result = sweep(recipe)
-    thread.join()
     assert declared == [0]
-    assert load(out).trials[0].state == optuna.trial.TrialState.FAIL
+    trials = load(out).trials
+    assert trials[0].state == optuna.trial.TrialState.FAIL
+    assert trials[0].intermediate_values == {}  # its report after the failure never landed
     assert result.counts["fail"] == 1
     assert "declared this worker's trial dead" in caplog.text
 
