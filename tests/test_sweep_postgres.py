@@ -19,7 +19,6 @@ from __future__ import annotations
 import glob
 import json
 import os
-import pwd
 import shutil
 import socket
 import subprocess
@@ -73,6 +72,8 @@ def postgres() -> Iterator[str]:
     root = Path(tempfile.mkdtemp(prefix="sentiment-pg-"))
     as_owner: list[str] = []
     if os.geteuid() == 0:  # postgres refuses to run as root: the cluster belongs to `postgres`
+        import pwd
+
         try:
             owner = pwd.getpwnam("postgres")
         except KeyError:

@@ -2,8 +2,10 @@
 
 A recipe's ``sweep:`` section (:class:`~sentiment_hf.recipe.SweepConfig`) declares the search
 space; the study lives in Optuna's storage (any SQLAlchemy URL, by default a SQLite file in the
-sweep directory), so rerunning the same command continues it and several processes started with
-the same command share it. Nothing here coordinates workers beyond that storage:
+sweep directory; PostgreSQL for workers on several machines, its URL best read from the
+environment with ``sweep.storage: env:NAME``), so rerunning the same command continues it and
+several processes started with the same command share it, on one machine or many. Nothing
+here coordinates workers beyond that storage:
 
 * ``n_trials`` counts finished (complete + pruned) trials of the whole study. A worker asks
   Optuna for a trial, then admits it only if fewer than ``n_trials`` older trials are finished,
