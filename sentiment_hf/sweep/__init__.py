@@ -55,18 +55,22 @@ from sentiment_hf.sweep.report import (
 from sentiment_hf.sweep.run import sweep
 from sentiment_hf.sweep.space import make_pruner, make_sampler, pruner_description
 from sentiment_hf.sweep.storage import (
+    ENV_PREFIX,
     FINISHED,
     STUDY_ATTR,
     TAKEN,
+    mask_url,
     open_storage,
     open_study,
     remove_trial_dirs,
+    resolve_storage,
 )
 from sentiment_hf.sweep.trainer import EvalSchedule, SurplusTrial, SweepTrainer
 
 __all__ = [
     "BEST_RECIPE_FILE",
     "DEFAULT_SWEEP_RECIPE",
+    "ENV_PREFIX",
     "FINISHED",
     "METRICS",
     "STUDY_ATTR",
@@ -83,11 +87,13 @@ __all__ = [
     "format_trials",
     "make_pruner",
     "make_sampler",
+    "mask_url",
     "objective_metric",
     "open_storage",
     "open_study",
     "pruner_description",
     "remove_trial_dirs",
+    "resolve_storage",
     "storage_url",
     "summarize",
     "sweep",
