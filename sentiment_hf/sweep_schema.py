@@ -39,7 +39,9 @@ class SweepConfig:
     study, across reruns and workers. Evaluations happen ``evals_per_epoch`` times per epoch and
     are reported to the pruner by their index, so trials with different batch sizes compare
     like with like. ``storage`` is any SQLAlchemy URL (default: ``study.db`` in the sweep
-    directory, i.e. ``training.output_dir``); ``metric`` defaults to
+    directory, i.e. ``training.output_dir``), e.g. ``postgresql://USER@HOST/DB`` for workers on
+    several machines, or ``env:NAME`` to read the URL (and its password) from environment
+    variable NAME; a password is shown as ``***`` everywhere. ``metric`` defaults to
     ``training.metric_for_best_model``; ``objective`` is a trial's ``best`` or ``last`` evaluation.
     """
 

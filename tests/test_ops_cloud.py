@@ -90,7 +90,7 @@ def test_literal_secret_detection_works() -> None:
     assert any(shape.search("hf_" + "a" * 34) for shape in SECRET_SHAPES)
 
 
-@pytest.mark.parametrize("name", ["vertex-train.yaml", "cloudrun-serve.yaml"])
+@pytest.mark.parametrize("name", ["vertex-train.yaml", "cloudrun-serve.yaml", "k8s-sweep-job.yaml"])
 def test_no_literal_secret(name: str) -> None:
     text = (CLOUD / name).read_text(encoding="utf-8")
     for shape in SECRET_SHAPES:
@@ -168,6 +168,39 @@ def test_cloud_run_service_spec(tiny_run: Path) -> None:
     for probe in ("startupProbe", "livenessProbe"):
         assert container[probe]["httpGet"]["path"] in routes
         assert container[probe]["httpGet"]["port"] == port
+
+
+def test_kubernetes_sweep_job_spec() -> None:
+    """M workers on one study: a work-queue Job, valid against the Kubernetes schema (strict: no
+    unknown field), the storage URL only from a Secret, the arguments valid sweep overrides."""
+    import kubernetes_validate
+
+    spec = render("k8s-sweep-job.yaml")
+    kubernetes_validate.validate(spec, kubernetes_validate.latest_version(), strict=True)
+    bad = {**spec, "spec": {**spec["spec"], "paralelism": 4}}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(bad, kubernetes_validate.latest_version(), strict=True)
+    job = spec["spec"]
+    assert spec["kind"] == "Job" and job["parallelism"] >= 2 and "completions" not in job
+    pod = job["template"]["spec"]
+    assert pod["restartPolicy"] == "OnFailure"
+    (container,) = pod["containers"]
+    image, tag = container["image"].rsplit(":", 1)
+    assert image == "europe-west4-docker.pkg.dev/demo-project/sentiment-hf/sentiment-hf"
+    assert tag == "train-v9.9.9" and "train" in dockerfile_stages()
+    args = container["args"]
+    assert args[0] == "sweep"
+    from sentiment_hf.recipe import load_recipe
+    from sentiment_hf.sweep.storage import ENV_PREFIX
+
+    recipe = load_recipe(REPO / args[1], args[2:])  # the image's ENTRYPOINT is `sentiment`
+    assert recipe.sweep is not None and recipe.sweep.storage.startswith(ENV_PREFIX)
+    env = {e["name"]: e for e in container["env"]}
+    bound = env[recipe.sweep.storage.removeprefix(ENV_PREFIX)]
+    assert "value" not in bound
+    assert set(bound["valueFrom"]["secretKeyRef"]) == {"name", "key"}
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    assert any(str(recipe.output_dir).startswith(path + "/") for path in mounts)
 
 
 # --- cloud/secret_env.py against loopback stand-ins ------------------------------------------

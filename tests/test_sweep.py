@@ -268,7 +268,7 @@ def test_bad_input_is_one_line_and_exit_code_2(
         ("not a url", "is not a database URL"),
         ("nosuchdb://host/db", "cannot open sweep storage"),
         ("sqlite:////nonexistent-dir/sub/study.db", "unable to open database file"),
-        ("postgresql://user:hunter2@127.0.0.1:9/db", "no database driver"),
+        ("mysql://user:hunter2@127.0.0.1:9/db", "no database driver"),
     ],
 )
 def test_storage_errors(storage: str, message: str, tmp_path: Path) -> None:

@@ -2,8 +2,10 @@
 
 A recipe's ``sweep:`` section (:class:`~sentiment_hf.recipe.SweepConfig`) declares the search
 space; the study lives in Optuna's storage (any SQLAlchemy URL, by default a SQLite file in the
-sweep directory), so rerunning the same command continues it and several processes started with
-the same command share it. Nothing here coordinates workers beyond that storage:
+sweep directory; PostgreSQL for workers on several machines, its URL best read from the
+environment with ``sweep.storage: env:NAME``), so rerunning the same command continues it and
+several processes started with the same command share it, on one machine or many. Nothing
+here coordinates workers beyond that storage:
 
 * ``n_trials`` counts finished (complete + pruned) trials of the whole study. A worker asks
   Optuna for a trial, then admits it only if fewer than ``n_trials`` older trials are finished,
@@ -53,18 +55,22 @@ from sentiment_hf.sweep.report import (
 from sentiment_hf.sweep.run import sweep
 from sentiment_hf.sweep.space import make_pruner, make_sampler, pruner_description
 from sentiment_hf.sweep.storage import (
+    ENV_PREFIX,
     FINISHED,
     STUDY_ATTR,
     TAKEN,
+    mask_url,
     open_storage,
     open_study,
     remove_trial_dirs,
+    resolve_storage,
 )
 from sentiment_hf.sweep.trainer import EvalSchedule, SurplusTrial, SweepTrainer
 
 __all__ = [
     "BEST_RECIPE_FILE",
     "DEFAULT_SWEEP_RECIPE",
+    "ENV_PREFIX",
     "FINISHED",
     "METRICS",
     "STUDY_ATTR",
@@ -81,11 +87,13 @@ __all__ = [
     "format_trials",
     "make_pruner",
     "make_sampler",
+    "mask_url",
     "objective_metric",
     "open_storage",
     "open_study",
     "pruner_description",
     "remove_trial_dirs",
+    "resolve_storage",
     "storage_url",
     "summarize",
     "sweep",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import re
 import shutil
 import time
 import warnings
@@ -24,6 +26,11 @@ TAKEN = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.
 #: What a database says when several workers create a new study schema at the same moment (a
 #: table or the alembic version row written twice); opening again once it exists succeeds.
 _CREATION_RACE = ("already exists", "unique constraint", "duplicate key", "database is locked")
+#: ``sweep.storage: env:NAME`` reads the URL (and its password) from environment variable NAME.
+ENV_PREFIX = "env:"
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: SQLAlchemy's default driver for these is psycopg2; the project installs psycopg 3.
+_BARE_POSTGRES = {"postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg"}
 
 
 def open_storage(cfg: SweepConfig, sweep_dir: Path) -> tuple[Any, str]:
@@ -31,22 +38,88 @@ def open_storage(cfg: SweepConfig, sweep_dir: Path) -> tuple[Any, str]:
     return open_storage_url(storage_url(cfg, sweep_dir), cfg)
 
 
+def resolve_storage(value: str) -> str:
+    """The database URL ``sweep.storage`` names: ``env:NAME`` reads environment variable NAME.
+
+    Anything else is the URL itself. A bare ``postgresql://`` (or ``postgres://``) URL gets the
+    installed psycopg 3 driver (SQLAlchemy would pick psycopg2 for it).
+    """
+    url = value
+    if value.startswith(ENV_PREFIX):
+        name = value.removeprefix(ENV_PREFIX)
+        if not _ENV_NAME.fullmatch(name):
+            raise SentimentError(
+                f"sweep.storage {value!r}: after env: give an environment variable's name, e.g. "
+                "env:SENTIMENT_SWEEP_STORAGE"
+            )
+        url = os.environ.get(name, "").strip()
+        if not url:
+            raise SentimentError(
+                f"sweep.storage is {value} but the environment variable {name} is not set or "
+                f"empty; set it to the storage URL (export {name}=postgresql://USER:PASSWORD@HOST/DB"
+                ", or bind it from a secret)"
+            )
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme in _BARE_POSTGRES:
+        url = f"{_BARE_POSTGRES[scheme]}://{rest}"
+    return url
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its password (if any) shown as ``***``, whether or not it parses."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        head, at, tail = url.rpartition("@")
+        scheme, sep, userinfo = head.rpartition("://")
+        user, colon, _ = userinfo.partition(":")
+        return f"{scheme}{sep}{user}:***@{tail}" if at and colon else url
+
+
 def open_storage_url(url: str, cfg: SweepConfig) -> tuple[Any, str]:
-    """:func:`open_storage` for a resolved URL (a plan's ``storage_url``)."""
+    """:func:`open_storage` for a plan's ``storage_url`` (a URL or ``env:NAME``).
+
+    The password never leaves this function: the printable URL and every error show ``***``.
+    """
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, DBAPIError
 
     hint = (
-        "set sweep.storage to a SQLAlchemy URL such as sqlite:///runs/sweep/study.db or "
-        "postgresql://user@host/db"
+        "set sweep.storage to a SQLAlchemy URL such as sqlite:///runs/sweep/study.db, or to "
+        "env:NAME with NAME an environment variable holding postgresql://USER:PASSWORD@HOST/DB"
     )
+    url = resolve_storage(url)
     try:
         parsed = make_url(url)
-    except ArgumentError as exc:
-        raise SentimentError(f"sweep.storage {url!r} is not a database URL; {hint}") from exc
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        raise SentimentError(
+            f"sweep.storage {mask_url(url)!r} is not a database URL; {hint}"
+        ) from None  # SQLAlchemy's message repeats the unmasked string
     shown = parsed.render_as_string(hide_password=True)
-    sqlite = parsed.get_backend_name() == "sqlite"
-    engine_kwargs = {"connect_args": {"timeout": 60}} if sqlite else {"pool_pre_ping": True}
+    backend = parsed.get_backend_name()
+    reach = hint
+    if backend != "sqlite":
+        reach = (
+            "check that the database server runs and is reachable from here and that the URL's "
+            "user, password and database are right"
+        )
+
+    def scrub(text: str) -> str:  # a driver's message never echoes the password, but be sure
+        return text.replace(str(parsed.password), "***") if parsed.password else text
+
+    if parsed.password and not (cfg.storage or "").startswith(ENV_PREFIX):
+        log.warning(
+            "sweep.storage holds a password, where recipes, shell history and process lists show "
+            "it; put the URL in an environment variable NAME and set sweep.storage=env:NAME"
+        )
+    engine_kwargs: dict[str, Any] = {"connect_args": {"timeout": 60}}
+    if backend != "sqlite":
+        engine_kwargs = {"pool_pre_ping": True}
+        if backend == "postgresql":  # an unreachable server fails in seconds, not minutes
+            engine_kwargs["connect_args"] = {"connect_timeout": 10}
     for attempt in range(5):
         try:
             return _rdb_storage(url, engine_kwargs, cfg), shown
@@ -55,18 +128,18 @@ def open_storage_url(url: str, cfg: SweepConfig) -> tuple[Any, str]:
                 time.sleep(0.5 + attempt)
                 continue
             raise SentimentError(
-                f"cannot open sweep storage {shown}: {first_line(exc)}; {hint}"
+                f"cannot open sweep storage {shown}: {scrub(first_line(exc))}; {reach}"
             ) from exc
         except ImportError as exc:
             raise SentimentError(
                 f"cannot open sweep storage {shown}: no database driver for "
-                f"{parsed.drivername!r} is installed; install one (postgresql: psycopg2-binary, "
-                "mysql: pymysql) or use a sqlite:/// URL"
+                f"{parsed.drivername!r} is installed; install one (mysql: pymysql) or use a "
+                "postgresql:// (psycopg, installed) or sqlite:/// URL"
             ) from exc
-        except Exception as exc:  # bad dialect, unreachable server, bad credentials, ...
+        except Exception as exc:  # an unknown dialect, bad URL options, ...
             raise SentimentError(
-                f"cannot open sweep storage {shown}: {type(exc).__name__}: {first_line(exc)}; "
-                f"{hint}"
+                f"cannot open sweep storage {shown}: {type(exc).__name__}: "
+                f"{scrub(first_line(exc))}; {hint}"
             ) from exc
     raise AssertionError("unreachable")
 
