@@ -67,7 +67,7 @@ def _checksum(dd: Any, columns: list[str]) -> str:
     return digest.hexdigest()[:16]
 
 
-def child(csv_path: Path, num_proc: int | None) -> dict[str, Any]:
+def child(csv_path: Path, num_proc: int | None, datacheck: bool = False) -> dict[str, Any]:
     """One measurement in this process: load, then tokenize (see the module docstring)."""
     import inspect
 
@@ -106,10 +106,26 @@ def child(csv_path: Path, num_proc: int | None) -> dict[str, Any]:
             "token_checksum": _checksum(tokenized, ["input_ids", "label"]),
             "tokenize_kwargs": kwargs,
         }
+    if datacheck:  # the train-start data check, timed after the figures above were taken
+        from sentiment_hf.datacheck import check_loaded
+
+        t4 = time.perf_counter()
+        check_loaded(data, tokenizer, model.max_length)
+        result["datacheck_s"] = time.perf_counter() - t4
+        result["peak_rss_with_datacheck_mib"] = (
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        )
     return result
 
 
-def run(csv_path: Path, codes: list[str], rep: int, out: Path, num_proc: int | None) -> None:
+def run(
+    csv_path: Path,
+    codes: list[str],
+    rep: int,
+    out: Path,
+    num_proc: int | None,
+    datacheck: bool = False,
+) -> None:
     """One repetition: a fresh process per code variant, results appended to ``out``."""
     order = codes if rep % 2 else list(reversed(codes))
     for spec in order:
@@ -118,12 +134,14 @@ def run(csv_path: Path, codes: list[str], rep: int, out: Path, num_proc: int | N
         cmd = [sys.executable, __file__, "child", str(csv_path)]
         if num_proc is not None:
             cmd += ["--num-proc", str(num_proc)]
+        if datacheck:
+            cmd.append("--datacheck")
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
         if proc.returncode:
             sys.stderr.write(proc.stderr[-4000:])
             raise SystemExit(f"{name}: exit {proc.returncode}")
         result = json.loads(proc.stdout.strip().splitlines()[-1])
-        result.update(variant=name, rep=rep)
+        result.update(variant=name, rep=rep, csv=str(csv_path))
         with open(out, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(result) + "\n")
         print(
@@ -131,7 +149,8 @@ def run(csv_path: Path, codes: list[str], rep: int, out: Path, num_proc: int | N
             f"tokenize {result['tokenize_s']:.1f} s, "
             f"total {result['total_s']:.1f} s, peak RSS {result['peak_rss_mib']:.0f} MiB "
             f"(workers {result['peak_rss_workers_mib']:.0f}), rows {result['rows']}, "
-            f"data {result['data_checksum']}, tokens {result['token_checksum']}",
+            f"data {result['data_checksum']}, tokens {result['token_checksum']}"
+            + (f", data check {result['datacheck_s']:.1f} s" if datacheck else ""),
             flush=True,
         )
 
@@ -144,9 +163,10 @@ def table(path: Path) -> None:
         "worker peak RSS (MiB) |"
     )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for r in sorted(rows, key=lambda r: (r["variant"], r["rep"])):
+    for r in sorted(rows, key=lambda r: (r.get("csv", ""), r["variant"], r["rep"])):
         print(
-            f"| {r['variant']} | {r['rep']} | {r['load_s']:.1f} | {r['tokenize_s']:.1f} | "
+            f"| {Path(r.get('csv', '')).name} {r['variant']} | {r['rep']} | {r['load_s']:.1f} | "
+            f"{r['tokenize_s']:.1f} | "
             f"{r['total_s']:.1f} | {r['peak_rss_mib']:,.0f} | {r['peak_rss_workers_mib']:,.0f} |"
         )
 
@@ -165,18 +185,20 @@ def main() -> None:
     p.add_argument("--rep", type=int, default=1)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--num-proc", type=int, default=None)
+    p.add_argument("--datacheck", action="store_true", help="also time the data check")
     p = sub.add_parser("child")
     p.add_argument("csv", type=Path)
     p.add_argument("--num-proc", type=int, default=None)
+    p.add_argument("--datacheck", action="store_true")
     p = sub.add_parser("table")
     p.add_argument("results", type=Path)
     args = parser.parse_args()
     if args.cmd == "make":
         make(args.out, args.rows, args.seed, args.rt_dir)
     elif args.cmd == "run":
-        run(args.csv, args.code, args.rep, args.out, args.num_proc)
+        run(args.csv, args.code, args.rep, args.out, args.num_proc, args.datacheck)
     elif args.cmd == "child":
-        print(json.dumps(child(args.csv, args.num_proc)))
+        print(json.dumps(child(args.csv, args.num_proc, args.datacheck)))
     else:
         table(args.results)
 
