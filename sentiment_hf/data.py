@@ -18,14 +18,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
-from sentiment_hf import multilabel
+from sentiment_hf import arrowdata, multilabel
+from sentiment_hf.arrowdata import fingerprint
 from sentiment_hf.errors import SentimentError
 from sentiment_hf.fileio import looks_like_path
 from sentiment_hf.longtext import LongTextConfig, window_batch
 from sentiment_hf.readers import FILE_FORMATS, read_file
 from sentiment_hf.recipe import DataConfig
-from sentiment_hf.stratify import stratified_cut, stratum
+from sentiment_hf.stratify import stratified_cut
 
 log = logging.getLogger(__name__)
 
@@ -141,19 +146,21 @@ def _carve_missing_splits(
     check_columns(train, "train", cfg)
     multi = bool(cfg.label_columns) or multilabel.detect_multi_label(DatasetDict(out), cfg)
 
-    def strata(ds: Dataset) -> list[Any]:
+    def strata(ds: Dataset) -> Any:
         # label sets are too many to stratify by: a multi-label source is cut at random (seeded)
-        return [0] * len(ds) if multi else ds[cfg.label_column]
+        if multi:
+            return pa.chunked_array([pa.array(np.zeros(len(ds), dtype=np.int64))])
+        return arrowdata.column(ds, cfg.label_column)
 
     labels = strata(train)
-    if None in labels:
+    empty = arrowdata.first_true(pc.is_null(labels))
+    if empty is not None:
         raise SentimentError(
-            f"row {labels.index(None)} of {cfg.source!r}: the {cfg.label_column!r} cell is empty; "
+            f"row {empty} of {cfg.source!r}: the {cfg.label_column!r} cell is empty; "
             "label the row or drop it"
         )
-    counts: dict[Any, int] = {}
-    for label in labels:
-        counts[stratum(label)] = counts.get(stratum(label), 0) + 1
+    codes, keys = arrowdata.group_codes(labels)
+    counts = dict(zip(keys, np.bincount(codes, minlength=len(keys)).tolist(), strict=True))
     need = len(missing) + 1
     small = {k: c for k, c in counts.items() if c < need}
     if small:
@@ -187,38 +194,49 @@ def encode_label(label: Any, index: dict[str, int]) -> int | None:
     return None
 
 
+def _row_error(
+    row: int, text: Any, label: Any, split: str, cfg: DataConfig, names: list[str]
+) -> None:
+    """Raise the error of one offending row (the first one :func:`_normalize` found)."""
+    if text is None or (isinstance(text, float) and math.isnan(text)):
+        raise SentimentError(
+            f"{split} row {row}: the {cfg.text_column!r} cell is empty; fill it or drop the "
+            "row (`sentiment data check` lists every such row)"
+        )
+    if not isinstance(text, str):
+        raise SentimentError(
+            f"{split} row {row}: text is {type(text).__name__}, not a string; clean the data"
+        )
+    if label is None:
+        raise SentimentError(
+            f"{split} row {row}: the {cfg.label_column!r} cell is empty; label the row or drop it"
+        )
+    if encode_label(label, {name: i for i, name in enumerate(names)}) is None:
+        raise SentimentError(
+            f"{split} row {row}: label {label!r} is outside the declared set {names}; "
+            "fix the data or set data.label_names"
+        )
+
+
 def _normalize(ds: Dataset, split: str, cfg: DataConfig, label_names: list[str]) -> Dataset:
-    """Return ``ds`` with exactly a string ``text`` and an int ``label`` column, validated."""
+    """Return ``ds`` with exactly a string ``text`` and an int ``label`` column, validated.
+
+    Checked and mapped column-wise over Arrow; the first offending row is worded as a
+    row-by-row check would (empty or non-string text, then empty or unknown label).
+    """
     if len(ds) == 0:
         raise SentimentError(f"the {split} split is empty; check data.source and its files")
-    texts = ds[cfg.text_column]
-    labels = ds[cfg.label_column]
-    index = {name: i for i, name in enumerate(label_names)}
-    out_labels = []
-    for row, (text, label) in enumerate(zip(texts, labels, strict=True)):
-        if text is None or (isinstance(text, float) and math.isnan(text)):
-            raise SentimentError(
-                f"{split} row {row}: the {cfg.text_column!r} cell is empty; fill it or drop the "
-                "row (`sentiment data check` lists every such row)"
-            )
-        if not isinstance(text, str):
-            raise SentimentError(
-                f"{split} row {row}: text is {type(text).__name__}, not a string; clean the data"
-            )
-        if label is None:
-            raise SentimentError(
-                f"{split} row {row}: the {cfg.label_column!r} cell is empty; label the row or "
-                "drop it"
-            )
-        encoded = encode_label(label, index)
-        if encoded is None:
-            raise SentimentError(
-                f"{split} row {row}: label {label!r} is outside the declared set {label_names}; "
-                "fix the data or set data.label_names"
-            )
-        out_labels.append(encoded)
+    texts = arrowdata.column(ds, cfg.text_column)
+    labels = arrowdata.column(ds, cfg.label_column)
+    encoded = arrowdata.encode_labels(labels, label_names)
+    bad = [arrowdata.first_bad_text(texts), arrowdata.first_true(pc.is_null(encoded))]
+    bad = [row for row in bad if row is not None]
+    if bad:
+        row = min(bad)
+        _row_error(row, texts[row].as_py(), labels[row].as_py(), split, cfg, label_names)
+        raise AssertionError(f"{split} row {row} flagged but passes")  # pragma: no cover
     features = Features({"text": Value("string"), "label": ClassLabel(names=label_names)})
-    return Dataset.from_dict({"text": texts, "label": out_labels}, features=features)
+    return Dataset.from_dict({"text": texts.cast(pa.string()), "label": encoded}, features=features)
 
 
 def check_columns(ds: Dataset, split: str, cfg: DataConfig) -> None:
@@ -250,7 +268,7 @@ def infer_label_names(dd: DatasetDict, cfg: DataConfig) -> list[str]:
     values = set()
     for ds in dd.values():
         if cfg.label_column in ds.column_names:
-            values.update(v for v in ds[cfg.label_column] if v is not None)
+            values.update(arrowdata.distinct(arrowdata.column(ds, cfg.label_column)))
     if not values:
         raise SentimentError(
             f"no labels found in column {cfg.label_column!r}; set data.label_column"
@@ -266,20 +284,6 @@ def infer_label_names(dd: DatasetDict, cfg: DataConfig) -> list[str]:
     raise SentimentError(
         f"labels in {cfg.label_column!r} mix types; use all strings or all integers 0..N-1"
     )
-
-
-def fingerprint(dd: DatasetDict) -> str:
-    """SHA-256 over every split's texts and labels (order-sensitive)."""
-    digest = hashlib.sha256()
-    for split in sorted(dd):
-        digest.update(split.encode())
-        for text, label in zip(dd[split]["text"], dd[split]["label"], strict=True):
-            digest.update(text.encode("utf-8", "surrogatepass"))
-            if isinstance(label, list):
-                digest.update(multilabel.fingerprint_label(label))
-            else:
-                digest.update(b"\x00%d\n" % label)
-    return digest.hexdigest()
 
 
 def read_splits(
@@ -343,6 +347,7 @@ def tokenize_splits(
     main_process_first: Any = None,
     cache_dir: str | Path | None = None,
     long_text: LongTextConfig | None = None,
+    num_proc: int | None = None,
 ) -> DatasetDict:
     """Tokenize every split with ``datasets.map`` (batched, cached by content), no padding.
 
@@ -350,6 +355,7 @@ def tokenize_splits(
     TrainingArguments context manager, so under torchrun rank 0 builds the cache first. With
     ``long_text.train == "all"`` each long train text gives all its windows (at most
     ``max_windows``) with its label; other splits, and ``first``, keep the first window.
+    ``num_proc`` is ``data.num_proc`` (None: :func:`arrowdata.resolve_num_proc` per split).
     """
     long_text = long_text or LongTextConfig(train="first")
 
@@ -372,11 +378,13 @@ def tokenize_splits(
     with main_process_first or nullcontext():
         for split, ds in data.splits.items():
             windows = split == "train" and long_text.train == "all"
+            procs = arrowdata.resolve_num_proc(num_proc, len(ds))
             out[split] = ds.map(
                 encode_windows if windows else encode,
                 batched=True,
                 remove_columns=["text"],
                 cache_file_name=str(cache / f"{split}.arrow"),
                 desc=f"tokenize {split}",
+                num_proc=procs if procs > 1 else None,
             )
     return DatasetDict(out)

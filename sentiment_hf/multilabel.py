@@ -41,6 +41,11 @@ def _looks_like_list(value: Any) -> bool:
     )
 
 
+def _values(ds: Any, name: str) -> list[Any]:
+    """A column as Python values (features decoded), converted in one batch, not row by row."""
+    return ds.select_columns([name])[:][name]
+
+
 def detect_multi_label(dd: Any, cfg: Any) -> bool:
     """True when ``cfg.label_columns`` is set or the label column's first value is a list."""
     if cfg.label_columns:
@@ -96,7 +101,7 @@ def infer_label_names(dd: Any, cfg: Any) -> list[str]:
         found: set[str] = set()
         for split, ds in dd.items():
             if cfg.label_column in ds.column_names:
-                for row, value in enumerate(ds[cfg.label_column]):
+                for row, value in enumerate(_values(ds, cfg.label_column)):
                     found.update(parse_label_list(value, f"{split} row {row}"))
         names = sorted(found)
     if len(set(names)) != len(names) or len(names) < 2:
@@ -122,14 +127,14 @@ def normalize(ds: Any, split: str, cfg: Any, names: list[str]) -> Any:
 
     if len(ds) == 0:
         raise SentimentError(f"the {split} split is empty; check data.source and its files")
-    texts = ds[cfg.text_column]
+    texts = _values(ds, cfg.text_column)
     for row, text in enumerate(texts):
         if not isinstance(text, str):
             raise SentimentError(
                 f"{split} row {row}: text is {type(text).__name__}, not a string; clean the data"
             )
     if cfg.label_columns:
-        columns = [ds[c] for c in cfg.label_columns]
+        columns = [_values(ds, c) for c in cfg.label_columns]
         hot = [
             [
                 _column_value(col[row], f"{split} row {row}, column {c!r}")
@@ -140,7 +145,7 @@ def normalize(ds: Any, split: str, cfg: Any, names: list[str]) -> Any:
     else:
         index = {name: i for i, name in enumerate(names)}
         hot = []
-        for row, value in enumerate(ds[cfg.label_column]):
+        for row, value in enumerate(_values(ds, cfg.label_column)):
             vector = [0.0] * len(names)
             for name in parse_label_list(value, f"{split} row {row}"):
                 if name not in index:

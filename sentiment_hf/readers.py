@@ -10,7 +10,9 @@ import io
 import logging
 import re
 from pathlib import Path
-from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from datasets import Dataset
 from sentiment_hf.errors import SentimentError
@@ -30,6 +32,7 @@ FILE_FORMATS = {
 #: Latin-1 decodes every byte, so it is the last resort for the 5 bytes cp1252 leaves undefined.
 FALLBACK_ENCODINGS = ("cp1252", "latin-1")
 _INTEGER = re.compile(r"[+-]?\d+")
+_INTEGER_ARROW = r"^[+-]?\p{Nd}+$"
 
 
 def decode(raw: bytes, path: Path, encoding: str | None = None) -> str:
@@ -67,12 +70,26 @@ def decode(raw: bytes, path: Path, encoding: str | None = None) -> str:
     raise AssertionError("latin-1 decodes every byte")  # pragma: no cover
 
 
-def _typed_column(values: list[str | None]) -> list[Any]:
-    """Integer-looking columns become ints (labels 0/1), others stay strings; None stays."""
-    present = [v for v in values if v is not None]
-    if present and all(_INTEGER.fullmatch(v.strip()) for v in present):
-        return [None if v is None else int(v) for v in values]
-    return values
+def _typed_column(values: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Integer-looking columns become int64 (labels 0/1), others stay strings; nulls stay.
+
+    Checked over Arrow (``\\p{Nd}`` are the decimal digits Python's ``int`` reads); digits Arrow
+    cannot cast (not ASCII, beyond int64) are converted value by value.
+    """
+    if values.null_count == len(values):
+        return values
+    stripped = pc.utf8_trim_whitespace(values)
+    if not pc.all(pc.match_substring_regex(stripped, _INTEGER_ARROW)).as_py():
+        return values
+    try:
+        return pc.cast(pc.replace_substring_regex(stripped, r"^\+", ""), pa.int64())
+    except pa.ArrowInvalid:
+        try:
+            return pa.chunked_array(
+                [pa.array([None if v is None else int(v) for v in values.to_pylist()])]
+            )
+        except (OverflowError, pa.ArrowInvalid):  # beyond int64: keep the digits as text
+            return values
 
 
 def read_delimited(path: Path, sep: str, encoding: str | None = None) -> Dataset:
@@ -114,10 +131,13 @@ def read_delimited(path: Path, sep: str, encoding: str | None = None) -> Dataset
         raise SentimentError(
             f"{str(path)!r} looks tab-separated (header {frame.columns[0]!r}); name it .tsv"
         )
-    columns = {
-        str(c).strip(): _typed_column([None if pd.isna(v) else v for v in frame[c].tolist()])
-        for c in frame.columns
-    }
+    table = pa.Table.from_pandas(frame, preserve_index=False)  # empty cells (NaN) become nulls
+    columns = {}
+    for c, values in zip(frame.columns, table.columns, strict=True):
+        values = _typed_column(values)
+        if pa.types.is_large_string(values.type):
+            values = values.cast(pa.string())
+        columns[str(c).strip()] = values
     return Dataset.from_dict(columns)
 
 

@@ -1,4 +1,4 @@
-"""Seeded, stratified cuts of a list of labels: the single-file train / validation / test split."""
+"""Seeded, stratified cuts of a label column: the single-file train / validation / test split."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ import math
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+
+from sentiment_hf.arrowdata import group_codes
 
 
 def stratum(label: Any) -> Any:
@@ -13,30 +16,46 @@ def stratum(label: Any) -> Any:
     return tuple(sorted(map(str, label))) if isinstance(label, (list, tuple)) else label
 
 
-def stratified_cut(labels: list[Any], size: float, seed: int) -> tuple[list[int], list[int]]:
-    """Row indices ``(kept, held_out)``: ``ceil(size * n)`` rows held out, every class in the
-    same share (largest remainders), each class keeping at least one row on each side."""
-    n = len(labels)
+def _codes(labels: Any) -> tuple[np.ndarray, int]:
+    """Each row's stratum number (strata numbered by first appearance) and how many there are."""
+    if isinstance(labels, (pa.Array, pa.ChunkedArray)):
+        codes, keys = group_codes(
+            pa.chunked_array([labels]) if isinstance(labels, pa.Array) else labels
+        )
+        return codes, len(keys)
+    numbers: dict[Any, int] = {}
+    codes = np.array([numbers.setdefault(stratum(x), len(numbers)) for x in labels], dtype=np.int64)
+    return codes, len(numbers)
+
+
+def stratified_cut(labels: Any, size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices ``(kept, held_out)``, each sorted: ``ceil(size * n)`` rows held out, every
+    class in the same share (largest remainders), each class keeping at least one row on each
+    side. ``labels`` is an Arrow column (grouped without Python values) or a list."""
+    codes, k = _codes(labels)
+    n = len(codes)
     n_out = math.ceil(size * n)
-    groups: dict[Any, list[int]] = {}
-    for i, label in enumerate(labels):
-        groups.setdefault(stratum(label), []).append(i)
-    exact = {key: len(rows) * n_out / n for key, rows in groups.items()}
-    take = {k: min(max(1, math.floor(v)), len(groups[k]) - 1) for k, v in exact.items()}
-    by_remainder = sorted(groups, key=lambda k: exact[k] - math.floor(exact[k]), reverse=True)
-    by_size = sorted(groups, key=lambda k: len(groups[k]), reverse=True)
-    for key in by_remainder:  # hand out what flooring left over
+    sizes = np.bincount(codes, minlength=k).tolist()
+    groups = range(k)  # in order of first appearance, as a dict of the labels would be
+    exact = {g: sizes[g] * n_out / n for g in groups}
+    take = {g: min(max(1, math.floor(v)), sizes[g] - 1) for g, v in exact.items()}
+    by_remainder = sorted(groups, key=lambda g: exact[g] - math.floor(exact[g]), reverse=True)
+    by_size = sorted(groups, key=lambda g: sizes[g], reverse=True)
+    for g in by_remainder:  # hand out what flooring left over
         if sum(take.values()) >= n_out:
             break
-        if take[key] < len(groups[key]) - 1:
-            take[key] += 1
-    for key in by_size:  # classes forced to 1 may have pushed the total over
-        while sum(take.values()) > n_out and take[key] > 1:
-            take[key] -= 1
+        if take[g] < sizes[g] - 1:
+            take[g] += 1
+    for g in by_size:  # classes forced to 1 may have pushed the total over
+        while sum(take.values()) > n_out and take[g] > 1:
+            take[g] -= 1
     rng = np.random.default_rng(seed)
-    kept, held = [], []
-    for key in groups:
-        rows = np.array(groups[key])[rng.permutation(len(groups[key]))].tolist()
-        held += rows[: take[key]]
-        kept += rows[take[key] :]
-    return sorted(kept), sorted(held)
+    order = np.argsort(codes, kind="stable")  # rows of each group together, ascending
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    kept, held = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
+    for g in groups:
+        rows = order[starts[g] : starts[g + 1]]
+        rows = rows[rng.permutation(len(rows))]
+        held.append(rows[: take[g]])
+        kept.append(rows[take[g] :])
+    return np.sort(np.concatenate(kept)), np.sort(np.concatenate(held))

@@ -163,6 +163,7 @@ def prepare(recipe: Recipe, args: Any) -> Prepared:
         recipe.model.max_length,
         main_process_first=args.main_process_first(desc="tokenize"),
         long_text=recipe.model.long_text,
+        num_proc=recipe.data.num_proc,
     )
     prepared = Prepared(recipe, data, tokenized, tokenizer, backbone)
     weights = recipe.training.get("class_weights")

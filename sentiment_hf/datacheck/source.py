@@ -14,6 +14,11 @@ from sentiment_hf.recipe import DataConfig, ModelConfig
 log = logging.getLogger(__name__)
 
 
+def _values(ds: Any, name: str) -> list[Any]:
+    # one batch (features decoded): iterating a datasets column goes row by row
+    return ds.select_columns([name])[:][name]
+
+
 def load_tokenizer(model: ModelConfig) -> Any:
     """The tokenizer of ``model.backbone`` (offline: the packaged MiniLM for the default)."""
     from sentiment_hf.modeling import build_tokenizer, resolve_backbone
@@ -29,13 +34,18 @@ def check_source(cfg: DataConfig, tokenizer: Any, max_length: int, seed: int = 4
     for split, ds in raw.items():
         check_columns(ds, split, cfg)
     names = infer_label_names(raw, cfg)
-    splits = {split: (ds[cfg.text_column], ds[cfg.label_column]) for split, ds in raw.items()}
+    splits = {
+        split: (_values(ds, cfg.text_column), _values(ds, cfg.label_column))
+        for split, ds in raw.items()
+    }
     return check_splits(splits, tokenizer, max_length, names, cfg.source)
 
 
 def check_loaded(data: SentimentData, tokenizer: Any, max_length: int) -> DataReport:
     """Check the validated splits training is about to use."""
-    splits = {split: (ds["text"], ds["label"]) for split, ds in data.splits.items()}
+    splits = {
+        split: (_values(ds, "text"), _values(ds, "label")) for split, ds in data.splits.items()
+    }
     return check_splits(splits, tokenizer, max_length, data.label_names, data.source)
 
 
