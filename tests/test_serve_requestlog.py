@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from servers import gcs_emulator as start_gcs_emulator
 
 from sentiment_hf.errors import SentimentError
 from sentiment_hf.serve.requestlog import (
@@ -93,47 +90,11 @@ def test_reading_a_missing_or_foreign_file_is_a_clear_error(tmp_path: Path) -> N
         read_requests(foreign)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
-def gcs_emulator(tmp_path: Path):
-    """gcp-storage-emulator on loopback with an in-memory bucket (real GCS cannot be reached)."""
-    port = _free_port()
-    exe = Path(sys.executable).with_name("gcp-storage-emulator")
-    proc = subprocess.Popen(
-        [
-            str(exe),
-            "start",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--in-memory",
-            "--default-bucket",
-            "sentiment-logs",
-            "--quiet",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        pytest.fail("gcp-storage-emulator did not start")
-    os.environ["GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"] = "false"  # gcsfs hangs on the emulator without
-    yield f"http://127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(timeout=10)
+def gcs_emulator():
+    """gcp-storage-emulator on loopback (real GCS cannot be reached)."""
+    with start_gcs_emulator() as endpoint:
+        yield endpoint
 
 
 def test_mirror_to_gs_on_the_emulator(tmp_path: Path, gcs_emulator: str) -> None:
