@@ -54,8 +54,8 @@ class Server:
                     started.release()
 
         threading.Thread(target=pump, daemon=True).start()
-        deadline = time.monotonic() + 120
-        ok = bound.wait(timeout=120)
+        deadline = time.monotonic() + 240
+        ok = bound.wait(timeout=240)
         for _ in range(workers):
             ok = ok and started.acquire(timeout=max(deadline - time.monotonic(), 0.1))
         if not ok:

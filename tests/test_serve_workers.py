@@ -198,3 +198,25 @@ def test_sigkill_under_load_loses_only_the_last_flush_interval(
     lost = set(acked) - set(logged)
     ages = sorted(killed_at - acked[t] for t in lost)
     print(f"acknowledged {len(acked)}, logged {len(logged)}, lost {len(lost)}; ages {ages[-1:]}")
+
+
+def test_soak_script_smoke(int8_run: Path, rt_dir: Path, tmp_path: Path) -> None:
+    """benchmarks/soak.py for a few seconds (its speed and RSS figures are not asserted)."""
+    import importlib.util
+    import json
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "soak.py"
+    spec = importlib.util.spec_from_file_location("soak", path)
+    assert spec is not None and spec.loader is not None
+    soak = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(soak)
+    argv = [str(int8_run), "--minutes", "0.1", "--clients", "2", "--warmup-s", "1"]
+    summary = soak.main([*argv, "--data", str(rt_dir), "--out", str(tmp_path)])
+    assert summary["requests"] > 0 and summary["errors"] == 0
+    assert summary["rows_logged"] == summary["responses_200_incl_warmup"] >= summary["requests"]
+    assert summary["server_exit_code"] == 0 and summary["backend"] == "onnx-int8"
+    (minute,) = summary["per_minute"]
+    assert minute["requests"] == summary["requests"] and minute["p50_ms"] <= minute["p99_ms"]
+    assert json.loads((tmp_path / "soak.json").read_text()) == summary
+    assert soak.percentile([5.0, 1.0, 3.0, 2.0, 4.0], 0.5) == 3.0
+    assert soak.percentile(list(map(float, range(1, 101))), 0.99) == 99.0
