@@ -66,8 +66,10 @@ class ServerProcess:
         )
         self.url = ""
         ready = threading.Event()
+        started = False
 
-        def pump() -> None:
+        def pump() -> None:  # uvicorn logs the start and the URL in either order
+            nonlocal started
             assert self.proc.stdout is not None
             for line in self.proc.stdout:
                 self.log.write(line)
@@ -75,7 +77,8 @@ class ServerProcess:
                 match = RUNNING.search(line)
                 if match:
                     self.url = match.group(1)
-                if STARTED in line:
+                started = started or STARTED in line
+                if started and self.url:
                     ready.set()
 
         threading.Thread(target=pump, daemon=True).start()
