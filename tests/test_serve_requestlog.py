@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from servers import gcs_emulator as start_gcs_emulator
 
 from sentiment_hf.errors import SentimentError
 from sentiment_hf.serve.requestlog import (
@@ -93,47 +90,11 @@ def test_reading_a_missing_or_foreign_file_is_a_clear_error(tmp_path: Path) -> N
         read_requests(foreign)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
-def gcs_emulator(tmp_path: Path):
-    """gcp-storage-emulator on loopback with an in-memory bucket (real GCS cannot be reached)."""
-    port = _free_port()
-    exe = Path(sys.executable).with_name("gcp-storage-emulator")
-    proc = subprocess.Popen(
-        [
-            str(exe),
-            "start",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--in-memory",
-            "--default-bucket",
-            "sentiment-logs",
-            "--quiet",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        pytest.fail("gcp-storage-emulator did not start")
-    os.environ["GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"] = "false"  # gcsfs hangs on the emulator without
-    yield f"http://127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(timeout=10)
+def gcs_emulator():
+    """gcp-storage-emulator on loopback (real GCS cannot be reached)."""
+    with start_gcs_emulator() as endpoint:
+        yield endpoint
 
 
 def test_mirror_to_gs_on_the_emulator(tmp_path: Path, gcs_emulator: str) -> None:
@@ -195,3 +156,98 @@ def test_mirror_failure_keeps_rows_for_the_next_try(tmp_path: Path) -> None:
         "kept 1",
         "kept 2",
     ]
+
+
+def _wait_written(log: RequestLog, n: int) -> None:
+    deadline = time.time() + 20
+    while log.written < n and time.time() < deadline:
+        time.sleep(0.02)
+    assert log.written == n
+
+
+def test_retention_never_deletes_rows_not_yet_mirrored(tmp_path: Path) -> None:
+    db = tmp_path / "requests.db"
+    now = time.time()
+    log = RequestLog(
+        RequestLogConfig(
+            path=db,
+            flush_interval_s=0.02,
+            retention_days=1.0,
+            max_rows=2,
+            retention_every_s=3600,
+            mirror=f"file://{tmp_path}/mirror",
+            mirror_interval_s=3600,
+        )
+    )
+    log.append([_row("ancient", ts=now - 3 * 86400)] + [_row(f"a{i}", ts=now) for i in range(4)])
+    _wait_written(log, 5)
+    assert log.apply_retention(now=now) == 0  # too old / too many, but not uploaded yet
+    assert log.mirror_now() == 5
+    assert log.apply_retention(now=now) == 3  # the ancient row, then 2 beyond max_rows
+    log.append([_row(f"b{i}", ts=now) for i in range(3)])
+    _wait_written(log, 8)
+    # max_rows=2 asks for 3 deletions; only the 2 mirrored rows may go, never b0..b2.
+    assert log.apply_retention(now=now) == 2
+    assert [r.text for r in read_requests(db)] == ["b0", "b1", "b2"]
+    log.close()  # the final mirror uploads b0..b2
+    mirrored = [r.text for r in read_requests(tmp_path / "mirror")]
+    assert mirrored == ["ancient", "a0", "a1", "a2", "a3", "b0", "b1", "b2"]
+
+
+def test_an_upload_left_uncommitted_by_a_crash_is_redone_not_duplicated(tmp_path: Path) -> None:
+    import sqlite3
+
+    db, mirror = tmp_path / "requests.db", tmp_path / "mirror"
+    config = RequestLogConfig(
+        path=db, flush_interval_s=0.02, mirror=f"file://{mirror}", mirror_interval_s=3600
+    )
+    log = RequestLog(config)
+    log.append([_row(f"first {i}") for i in range(3)])
+    _wait_written(log, 3)
+    assert log.mirror_now() == 3
+    # What a kill between the upload and its commit leaves: the range claimed, not confirmed.
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE mirror_state SET last_id = 0, pending_top = 3")
+    log.append([_row("later")])
+    _wait_written(log, 4)
+    assert log.mirror_now() == 3  # the pending range again, to the same part name
+    assert log.mirror_now() == 1
+    log.close()
+    assert len(list(mirror.iterdir())) == 2
+    assert [r.text for r in read_requests(mirror)] == ["first 0", "first 1", "first 2", "later"]
+
+
+def test_two_logs_on_one_database_mirror_each_row_once(tmp_path: Path) -> None:
+    # Two server workers share one SQLite file and one mirror URL; both mirror every 10 ms.
+    db, mirror = tmp_path / "requests.db", tmp_path / "mirror"
+    config = RequestLogConfig(
+        path=db, flush_interval_s=0.01, mirror=f"file://{mirror}", mirror_interval_s=0.01
+    )
+    logs = [RequestLog(config), RequestLog(config)]
+    for i in range(40):
+        logs[i % 2].append([_row(f"w{i % 2} r{i}")])
+        time.sleep(0.005)
+    for log in logs:
+        log.close()
+    texts = [r.text for r in read_requests(mirror)]
+    assert sorted(texts) == sorted(f"w{i % 2} r{i}" for i in range(40))
+    ids = [r.id for r in read_requests(mirror)]
+    assert len(ids) == len(set(ids)) == 40
+    assert sum(log.mirrored for log in logs) == 40 and logs[0].errors == logs[1].errors == 0
+
+
+def test_a_database_from_before_pending_ranges_is_upgraded(tmp_path: Path) -> None:
+    import sqlite3
+
+    db = tmp_path / "old.db"
+    with sqlite3.connect(db) as conn:
+        conn.executescript(
+            "CREATE TABLE mirror_state (url TEXT PRIMARY KEY, last_id INTEGER NOT NULL);"
+            "INSERT INTO mirror_state VALUES ('file:///x', 7);"
+        )
+    log = RequestLog(RequestLogConfig(path=db, mirror=f"file://{tmp_path}/m"))
+    log.close()
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT url, last_id, pending_top FROM mirror_state").fetchall() == [
+            ("file:///x", 7, None)
+        ]

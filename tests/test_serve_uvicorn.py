@@ -3,55 +3,27 @@
 from __future__ import annotations
 
 import re
-import signal
-import subprocess
 import sys
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
+import servers
 
 from sentiment_hf.serve import read_requests
 
 CHROMIUM = "/usr/bin/chromium"
 # Every server here is stopped with SIGINT, and the page test needs Debian's chromium.
 pytestmark = pytest.mark.linux_only
-RUNNING = re.compile(r"Uvicorn running on (http://127\.0\.0\.1:\d+)")
 
 
-class Server:
-    """A `sentiment serve` subprocess on port 0 (the bound port is read from its log)."""
+class Server(servers.Server):
+    """A `sentiment serve` subprocess logging to ``db``."""
 
     def __init__(self, model_dir: Path, db: Path, *extra: str) -> None:
-        cmd = [sys.executable, "-m", "sentiment_hf.cli", "serve", str(model_dir), "--port", "0"]
-        cmd += ["--request-log", str(db), *extra]
+        super().__init__(model_dir, "--request-log", str(db), *extra)
         self.db = db
-        self.proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        self.lines: list[str] = []
-        found = threading.Event()
-        self.url = ""
-
-        def pump() -> None:
-            assert self.proc.stdout is not None
-            for line in self.proc.stdout:
-                self.lines.append(line)
-                match = RUNNING.search(line)
-                if match and not found.is_set():
-                    self.url = match.group(1)
-                    found.set()
-
-        threading.Thread(target=pump, daemon=True).start()
-        if not found.wait(timeout=120):
-            self.proc.kill()
-            pytest.fail("server did not start:\n" + "".join(self.lines[-30:]))
-
-    def stop(self) -> int:
-        self.proc.send_signal(signal.SIGINT)
-        return self.proc.wait(timeout=60)
 
 
 @pytest.fixture(scope="module")

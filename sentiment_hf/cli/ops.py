@@ -95,6 +95,17 @@ def serve(
         str | None,
         typer.Option(help="Also copy logged rows to this fsspec URL, e.g. gs://bucket/requests."),
     ] = ServeConfig.log_mirror,
+    log_flush_interval: Annotated[
+        float,
+        typer.Option(
+            min=0.001,
+            help="Seconds between request-log writes: at most the rows answered in the last "
+            "interval are lost if the server is killed.",
+        ),
+    ] = ServeConfig.log_flush_interval_s,
+    log_mirror_interval: Annotated[
+        float, typer.Option(min=0.001, help="Seconds between uploads to --log-mirror.")
+    ] = ServeConfig.log_mirror_interval_s,
     mirror_option: Annotated[
         list[str] | None,
         typer.Option(
@@ -131,7 +142,9 @@ def serve(
         micro_batch_size=micro_batch_size,
         request_log=None if no_request_log else request_log,
         log_retention_days=retention_days,
+        log_flush_interval_s=log_flush_interval,
         log_mirror=log_mirror,
+        log_mirror_interval_s=log_mirror_interval,
         log_mirror_options=parse_options(mirror_option or []),
         max_text_chars=max_text_chars,
         max_texts_per_request=max_texts_per_request,

@@ -3,8 +3,15 @@
 Requests only put a row on an in-memory queue (never blocked by disk); one writer thread drains
 the queue in batches (one transaction per batch), applies the retention policy, and — when a
 mirror URL such as ``gs://bucket/prefix`` is configured — a second thread copies new rows there
-as JSON-lines part files through fsspec. The database uses WAL so ``sentiment drift`` can read
-it while the server writes.
+as JSON-lines part files through fsspec (``serve/mirror.py``: exactly once, across workers).
+The database uses WAL so ``sentiment drift`` can read it while the server writes.
+
+Durability: a row is committed by the writer at most ``flush_interval_s`` after its request was
+answered (plus the time one batch takes to write). A SIGKILL of the server loses only the rows
+still queued, i.e. those answered in that last window; committed rows survive a crash of the
+process (WAL, ``synchronous=NORMAL``; a power loss can also undo the last commits). A graceful
+stop (SIGINT/SIGTERM) writes and mirrors everything. Retention never deletes a row the mirror has
+not uploaded yet.
 """
 
 from __future__ import annotations
@@ -17,11 +24,11 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sentiment_hf.errors import SentimentError
+from sentiment_hf.serve.mirror import mirror_new_rows, mirrored_up_to, read_mirror
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +45,9 @@ CREATE TABLE IF NOT EXISTS requests (
     backend TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS requests_ts ON requests (ts);
-CREATE TABLE IF NOT EXISTS mirror_state (url TEXT PRIMARY KEY, last_id INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS mirror_state (
+    url TEXT PRIMARY KEY, last_id INTEGER NOT NULL, pending_top INTEGER
+);
 """
 COLUMNS = (
     "ts",
@@ -116,12 +125,21 @@ def connect(path: str | Path, readonly: bool = False) -> sqlite3.Connection:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.executescript(SCHEMA)
+        _migrate(conn)
     try:
         conn.execute("SELECT 1 FROM requests LIMIT 1").fetchall()
     except sqlite3.DatabaseError as exc:
         conn.close()
         raise SentimentError(f"{str(path)!r} is not a request log database ({exc})") from exc
     return conn
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a database written by an older version up to :data:`SCHEMA`."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(mirror_state)")}
+    if "pending_top" not in columns:
+        with conn:
+            conn.execute("ALTER TABLE mirror_state ADD COLUMN pending_top INTEGER")
 
 
 def read_requests(
@@ -155,33 +173,10 @@ def read_requests(
         rows = conn.execute(sql, args).fetchall()
     finally:
         conn.close()
-    return [_row_to_prediction(row) for row in reversed(rows)]
+    return [row_to_prediction(row) for row in reversed(rows)]
 
 
-def read_mirror(url: str, storage_options: dict[str, Any]) -> list[LoggedPrediction]:
-    """Every row of the ``requests-*.jsonl`` parts under ``url``, ordered by time then id."""
-    import fsspec
-
-    try:
-        fs, root = fsspec.core.url_to_fs(url, **storage_options)
-        parts = sorted(fs.glob(f"{root.rstrip('/')}/requests-*.jsonl"))
-    except Exception as exc:  # unknown protocol, unreachable bucket, no credentials
-        raise SentimentError(f"cannot list the request-log mirror {url!r}: {exc}") from exc
-    if not parts:
-        raise SentimentError(
-            f"no requests-*.jsonl parts under {url!r}; point --requests at the --log-mirror URL "
-            "of `sentiment serve` or at its SQLite file"
-        )
-    rows = []
-    for part in parts:
-        for line in fs.cat_file(part).decode("utf-8").splitlines():
-            if line.strip():
-                rows.append(LoggedPrediction(**json.loads(line)))
-    rows.sort(key=lambda row: (row.ts, row.id or 0))
-    return rows
-
-
-def _row_to_prediction(row: Sequence[Any]) -> LoggedPrediction:
+def row_to_prediction(row: Sequence[Any]) -> LoggedPrediction:
     rid, ts, text, label, score, probs, latency, version, backend = row
     return LoggedPrediction(
         ts, text, label, score, json.loads(probs), latency, version, backend, rid
@@ -205,7 +200,6 @@ class RequestLog:
         self._last_retention = time.monotonic()
         self._writer = threading.Thread(target=self._write_loop, name="request-log", daemon=True)
         self._mirror_thread: threading.Thread | None = None
-        self._mirror_lock = threading.Lock()
         self._writer.start()
         if config.mirror:
             self._mirror_thread = threading.Thread(
@@ -268,20 +262,25 @@ class RequestLog:
         self.flush()
 
     def apply_retention(self, now: float | None = None) -> int:
-        """Delete rows older than ``retention_days`` and beyond ``max_rows``; returns the count."""
+        """Delete rows older than ``retention_days`` and beyond ``max_rows``; returns the count.
+
+        With a mirror, only rows already uploaded to it are ever deleted.
+        """
         deleted = 0
         try:
             with self._db_lock, self._conn:
+                keep_above = "AND id <= ?" if self.config.mirror else ""
+                guard = (mirrored_up_to(self._conn, self.config.mirror),) if keep_above else ()
                 if self.config.retention_days is not None:
                     cutoff = (now or time.time()) - self.config.retention_days * 86400
                     deleted += self._conn.execute(
-                        "DELETE FROM requests WHERE ts < ?", (cutoff,)
+                        f"DELETE FROM requests WHERE ts < ? {keep_above}", (cutoff, *guard)
                     ).rowcount
                 if self.config.max_rows is not None:
                     deleted += self._conn.execute(
                         "DELETE FROM requests WHERE id <= "
-                        "(SELECT id FROM requests ORDER BY id DESC LIMIT 1 OFFSET ?)",
-                        (self.config.max_rows,),
+                        f"(SELECT id FROM requests ORDER BY id DESC LIMIT 1 OFFSET ?) {keep_above}",
+                        (self.config.max_rows, *guard),
                     ).rowcount
         except sqlite3.Error:
             self.errors += 1
@@ -297,63 +296,14 @@ class RequestLog:
         url = self.config.mirror
         if not url:
             return 0
-        with self._mirror_lock:
-            try:
-                return self._mirror_once(url)
-            except Exception:  # a flaky remote must never take the server down
-                self.errors += 1
-                log.exception("request log: mirroring to %s failed; will retry", url)
-                return 0
-
-    def _mirror_once(self, url: str) -> int:
-        """Claim the unmirrored id range in one write transaction, upload it, or give it back.
-
-        Claiming first means several server workers sharing one database never upload a row twice.
-        """
-        import fsspec
-
-        conn = connect(self.config.path)
-        conn.isolation_level = None  # explicit transactions below
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            row = conn.execute("SELECT last_id FROM mirror_state WHERE url = ?", (url,)).fetchone()
-            last_id = row[0] if row else 0
-            top = conn.execute("SELECT max(id) FROM requests").fetchone()[0] or 0
-            if top <= last_id:
-                conn.execute("COMMIT")
-                return 0
-            conn.execute(
-                "INSERT INTO mirror_state (url, last_id) VALUES (?, ?) "
-                "ON CONFLICT(url) DO UPDATE SET last_id = excluded.last_id",
-                (url, top),
-            )
-            conn.execute("COMMIT")
-            try:
-                rows = conn.execute(
-                    f"SELECT id, {', '.join(COLUMNS)} FROM requests WHERE id > ? AND id <= ? "
-                    "ORDER BY id",
-                    (last_id, top),
-                ).fetchall()
-                preds = [_row_to_prediction(r) for r in rows]
-                if not preds:  # the range was deleted by retention meanwhile
-                    return 0
-                stamp = datetime.fromtimestamp(preds[-1].ts, UTC).strftime("%Y%m%dT%H%M%S")
-                name = f"requests-{stamp}-{preds[0].id:012d}-{preds[-1].id:012d}.jsonl"
-                payload = "".join(json.dumps(p.__dict__, ensure_ascii=False) + "\n" for p in preds)
-                with fsspec.open(
-                    f"{url.rstrip('/')}/{name}", "w", encoding="utf-8", **self.config.mirror_options
-                ) as handle:
-                    handle.write(payload)
-            except BaseException:
-                conn.execute(  # give the claim back so the next try uploads these rows
-                    "UPDATE mirror_state SET last_id = ? WHERE url = ? AND last_id = ?",
-                    (last_id, url, top),
-                )
-                raise
-            self.mirrored += len(preds)
-            return len(preds)
-        finally:
-            conn.close()
+            count = mirror_new_rows(self.config.path, url, self.config.mirror_options)
+        except Exception:  # a flaky remote must never take the server down
+            self.errors += 1
+            log.exception("request log: mirroring to %s failed; will retry", url)
+            return 0
+        self.mirrored += count
+        return count
 
     def close(self) -> None:
         """Stop the threads, write what is queued, mirror the rest once, close the database."""
