@@ -113,7 +113,7 @@ def predict(
         typer.echo(
             f"{where}: {result.rows} texts scored in {result.scored_chunks} chunk(s), "
             f"{result.reused_chunks} reused, {result.blank} blank row(s) skipped, "
-            f"{result.seconds:.1f} s",
+            f"{result.seconds:.1f} s ({result.rows_per_s:.0f} texts/s after loading)",
             err=True,
         )
         return
