@@ -25,6 +25,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -84,22 +85,32 @@ def _cli(run: Path, src: Path, out: Path, chunk_size: int) -> list[str]:
     return [*args, "--output", str(out), "--chunk-size", str(chunk_size), "--no-progress"]
 
 
-def score(run: Path, src: Path, out: Path, chunk_size: int) -> dict[str, Any]:
-    """One child process over ``src``: wall seconds, rows/s, peak RSS (MiB), its log lines."""
+def score(
+    run: Path, src: Path, out: Path, chunk_size: int, max_seconds: float | None = None
+) -> dict[str, Any]:
+    """One child process over ``src``: wall seconds, rows/s, peak RSS (MiB), its log lines.
+    With ``max_seconds`` the child is SIGKILLed then (``finished`` False): rerun to resume."""
     with open(src, "rb") as handle:
         rows = sum(1 for _ in handle)
     log_path = out.with_name(out.name + ".log")
     started = time.perf_counter()
     with open(log_path, "w") as stderr:
         proc = subprocess.Popen(_cli(run, src, out, chunk_size), stderr=stderr)
+        if max_seconds:
+            killer = threading.Timer(max_seconds, proc.send_signal, [signal.SIGKILL])
+            killer.start()
         _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage
+        if max_seconds:
+            killer.cancel()
     wall = time.perf_counter() - started
     proc.returncode = os.waitstatus_to_exitcode(status)
     log = log_path.read_text().strip().splitlines()
-    if proc.returncode:
+    finished = proc.returncode == 0
+    if not finished and not (max_seconds and proc.returncode == -signal.SIGKILL):
         raise SystemExit(f"predict failed ({proc.returncode}): {log[-3:]}")
     return {
         "input": str(src),
+        "finished": finished,
         "rows": rows,
         "wall_s": round(wall, 1),
         "rows_per_s": round(rows / wall, 1),
@@ -151,6 +162,12 @@ def main() -> None:
     measure.add_argument("inputs", type=Path, nargs="+")
     measure.add_argument("--chunk-size", type=int, default=4096)
     measure.add_argument("--json", type=Path, help="Also save the figures here.")
+    measure.add_argument(
+        "--max-seconds",
+        type=float,
+        help="SIGKILL the job after this long and exit 3; rerun the same command to resume it "
+        "(so that no command holds the CPU lock for long).",
+    )
     resume = sub.add_parser("kill-resume")
     resume.add_argument("run", type=Path)
     resume.add_argument("input", type=Path)
@@ -169,10 +186,13 @@ def main() -> None:
     ).stdout.strip()
     if args.command == "measure":
         figures: Any = []
+        from sentiment_hf.batch_predict import parts_dir
+
         for src in args.inputs:
             out = src.with_suffix(".pred.jsonl")
-            out.unlink(missing_ok=True)
-            figures.append(score(args.run, src, out, args.chunk_size))
+            if not parts_dir(out).exists():  # else: the rest of a job cut by --max-seconds
+                out.unlink(missing_ok=True)
+            figures.append(score(args.run, src, out, args.chunk_size, args.max_seconds))
             print(json.dumps(figures[-1]), flush=True)
     else:
         folder = args.input.parent / "kill-resume"
@@ -182,6 +202,8 @@ def main() -> None:
     report = {"commit": commit, "run": str(args.run), "figures": figures}
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
+    if args.command == "measure" and not all(f["finished"] for f in figures):
+        raise SystemExit(3)
 
 
 if __name__ == "__main__":
