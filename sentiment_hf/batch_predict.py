@@ -165,6 +165,9 @@ def _prepare(output: Path, key: dict[str, Any], shard: Shard, overwrite: bool) -
         old = read_json(state) if state.is_file() else None
         if old is None or old == key:
             break
+        if not any(parts.glob("part-*")):  # nothing finished to lose: start over
+            write_json(state, key)
+            break
         if not overwrite:
             raise SentimentError(
                 f"{parts} holds parts of another job ({_key_difference(old, key)}); rerun the "
@@ -241,14 +244,6 @@ def predict_file(
     options = {"text_column": column, "chunk_size": chunk_size, "backend": backend}
     options |= {"batch_size": batch_size, "include_text": include_text, "encoding": encoding}
     options["format"] = fmt.suffix
-    output.parent.mkdir(parents=True, exist_ok=True)
-    parts = _prepare(output, job_key(run, reader, options), shard, overwrite)
-    done = list(parts.glob(f"part-*{fmt.suffix}"))
-    where = f"rank {shard.rank}/{shard.world_size}, " if shard.world_size > 1 else ""
-    announce(
-        f"backend: {backend} ({reason}); {where}chunks of {chunk_size} rows; "
-        f"{len(done)} finished chunk(s) in {parts} reused"
-    )
     device = None
     if backend == "torch" and shard.world_size > 1:
         import torch
@@ -262,6 +257,14 @@ def predict_file(
         threads = max(1, physical_cores() // local_world)
     predictor = Predictor(
         run, backend=backend, batch_size=batch_size, device=device, intra_op_threads=threads
+    )
+    output.parent.mkdir(parents=True, exist_ok=True)
+    parts = _prepare(output, job_key(run, reader, options), shard, overwrite)
+    done = list(parts.glob(f"part-*{fmt.suffix}"))
+    where = f"rank {shard.rank}/{shard.world_size}, " if shard.world_size > 1 else ""
+    announce(
+        f"backend: {backend} ({reason}); {where}chunks of {chunk_size} rows; "
+        f"{len(done)} finished chunk(s) in {parts} reused"
     )
     result = BatchResult(output=None, backend=backend)
     delay = float(os.environ.get(DELAY_ENV, 0) or 0)

@@ -290,6 +290,7 @@ def test_resume_after_sigkill_gives_the_same_bytes(
         (lambda p: _put(p / "a.txt", "ok\n"), ["--output", "__TMP__/o.xlsx"], "'.xlsx'"),
         (lambda p: _put(p / "a.txt", "ok\n"), ["extra text"], "--output needs --file"),
         (lambda p: _put(p / "a.csv", "text\n"), [], "has no rows"),
+        (lambda p: _put(p / "a.txt", "ok\n"), ["--backend", "tpu"], "unknown backend 'tpu'"),
         (lambda p: _put_bytes(p / "a.txt", b"ok\n\xff\n"), [], "line 2 is not valid utf-8"),
     ],
 )
@@ -306,6 +307,7 @@ def test_bad_input_is_one_line_and_exit_2(
     assert len(result.error_lines) == 1 and needle in result.error_lines[0], result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "o.jsonl").exists()
+    assert not list(parts_dir(tmp_path / "o.jsonl").glob("part-*"))
 
 
 def _put(path: Path, text: str) -> Path:
