@@ -19,6 +19,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and the API reference
+    from sentiment_hf.batch_predict import BatchResult, predict_file
     from sentiment_hf.data import SentimentData, load_splits, read_rt_polarity
     from sentiment_hf.datacheck import DataReport, check_source
     from sentiment_hf.errors import SentimentError
@@ -34,6 +35,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and the API refe
 __version__ = "0.1.0"
 
 _EXPORTS: dict[str, str] = {
+    "BatchResult": "batch_predict",
     "DataReport": "datacheck",
     "EvalReport": "evaluation",
     "Explainer": "explanation",
@@ -50,6 +52,7 @@ _EXPORTS: dict[str, str] = {
     "export_onnx": "export",
     "load_recipe": "recipe",
     "load_splits": "data",
+    "predict_file": "batch_predict",
     "push_to_hub": "hub",
     "read_rt_polarity": "data",
     "recipe_from_dict": "recipe",
@@ -58,6 +61,7 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
+    "BatchResult",
     "DataReport",
     "EvalReport",
     "Explainer",
@@ -74,6 +78,7 @@ __all__ = [
     "export_onnx",
     "load_recipe",
     "load_splits",
+    "predict_file",
     "push_to_hub",
     "read_rt_polarity",
     "recipe_from_dict",

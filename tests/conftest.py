@@ -104,6 +104,20 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory, tiny_backbone: Path, rt_d
     return out
 
 
+@pytest.fixture(scope="session")
+def tiny_exported(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the tiny run with model.onnx, model.int8.onnx and export_parity.json (read-only
+    for its users: copy it before changing anything)."""
+    import shutil
+
+    from sentiment_hf.export import export_onnx
+
+    out = tmp_path_factory.mktemp("exported") / "run"
+    shutil.copytree(tiny_run, out, ignore=shutil.ignore_patterns("checkpoint-*"))
+    export_onnx(out, quantize="int8")
+    return out
+
+
 def assert_split_metrics_consistent(metrics: dict, prefix: str, samples: int) -> None:
     """``{prefix}_accuracy`` is a whole number of the split's ``samples`` (not a value from
     another split or an average of batches), and F1 is the harmonic mean of the stored precision

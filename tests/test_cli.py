@@ -103,7 +103,13 @@ def test_eval_on_other_data(
     assert json.loads(result.stdout)["test_samples"] == 3
 
 
-def test_predict_texts_json_file_and_stdin(cli_run: Path, tmp_path: Path) -> None:
+def test_predict_texts_json_file_and_stdin(
+    cli_run: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One real process (the console path); JSON, --file and stdin in-process."""
     texts = ["a gorgeous, witty, seductive movie.", "dull and overlong"]
     plain = sentiment("predict", str(cli_run), *texts)
     assert plain.returncode == 0, plain.stderr[-2000:]
@@ -111,23 +117,25 @@ def test_predict_texts_json_file_and_stdin(cli_run: Path, tmp_path: Path) -> Non
     assert [line.split("\t")[2] for line in lines] == texts
     assert all(line.split("\t")[0] in {"neg", "pos"} for line in lines)
 
-    as_json = sentiment("predict", str(cli_run), "--json", *texts)
+    as_json = run_main(["predict", str(cli_run), "--json", *texts], capsys, monkeypatch)
+    assert as_json.code == 0, as_json.stderr[-2000:]
     rows = [json.loads(line) for line in as_json.stdout.strip().splitlines()]
     assert [r["text"] for r in rows] == texts
-    for row in rows:
+    assert [r["label"] for r in rows] == [line.split("\t")[0] for line in lines]
+    for row, line in zip(rows, lines, strict=True):
         assert sum(row["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
         assert row["score"] == max(row["probabilities"].values())
+        assert f"{row['score']:.4f}" == line.split("\t")[1]
 
     listing = tmp_path / "in.txt"
     listing.write_text("\n".join(texts) + "\n")
-    from_file = sentiment("predict", str(cli_run), "--file", str(listing), "--json")
-    assert [json.loads(x)["label"] for x in from_file.stdout.strip().splitlines()] == [
-        r["label"] for r in rows
-    ]
-    from_stdin = sentiment("predict", str(cli_run), "--json", stdin="\n".join(texts))
-    assert [json.loads(x)["label"] for x in from_stdin.stdout.strip().splitlines()] == [
-        r["label"] for r in rows
-    ]
+    from_file = run_main(
+        ["predict", str(cli_run), "--file", str(listing), "--json"], capsys, monkeypatch
+    )
+    assert [json.loads(x) for x in from_file.stdout.strip().splitlines()] == rows
+    monkeypatch.setattr(sys, "stdin", io.StringIO("\n".join(texts)))
+    from_stdin = run_main(["predict", str(cli_run), "--json"], capsys, monkeypatch)
+    assert [json.loads(x) for x in from_stdin.stdout.strip().splitlines()] == rows
 
 
 def test_existing_run_is_not_clobbered(

@@ -22,12 +22,10 @@ RT_TEST_SIZE = 1066
 
 
 @pytest.fixture(scope="module")
-def exported(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the tiny run with model.onnx, model.int8.onnx and export_parity.json."""
-    out = tmp_path_factory.mktemp("exported") / "run"
-    shutil.copytree(tiny_run, out, ignore=shutil.ignore_patterns("checkpoint-*"))
-    export_onnx(out, quantize="int8")
-    return out
+def exported(tiny_exported: Path) -> Path:
+    """The tiny run with model.onnx, model.int8.onnx and export_parity.json (conftest's, shared
+    with test_batch_predict)."""
+    return tiny_exported
 
 
 def _run_cli(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:

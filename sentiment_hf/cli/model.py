@@ -1,10 +1,9 @@
-"""``sentiment train | sweep | eval | calibrate | predict | explain | export``: the model's life."""
+"""``sentiment train | sweep | eval | calibrate | explain | export``: the model's life."""
 
 from __future__ import annotations
 
 import json
 import logging
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -207,46 +206,6 @@ def calibrate(
     )
     typer.echo(json.dumps({"policy": report.policy.to_dict(), **report.metrics}, indent=2))
     typer.echo(f"policy: {report.policy_path}  diagram: {report.reliability_path}", err=True)
-
-
-@app.command()
-def predict(
-    model_dir: RunDirArg,
-    texts: Annotated[
-        list[str] | None,
-        typer.Argument(help="Texts to classify; none reads --file or stdin.", show_default=False),
-    ] = None,
-    file: Annotated[
-        Path | None, typer.Option("--file", "-f", help="Read one text per line from this file.")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
-    backend: Annotated[
-        str, typer.Option(help="Inference backend: torch, onnx or onnx-int8.")
-    ] = "torch",
-    batch_size: BatchSize = 32,
-) -> None:
-    """Print the label and probability of each input text."""
-    from sentiment_hf.predict import Predictor
-
-    inputs = list(texts or [])
-    if file is not None:
-        if not file.is_file():
-            raise SentimentError(f"--file {str(file)!r} not found")
-        inputs += [line for line in file.read_text(encoding="utf-8").split("\n") if line.strip()]
-    if not inputs and not sys.stdin.isatty():
-        inputs = [line for line in sys.stdin.read().split("\n") if line.strip()]
-    if not inputs:
-        raise SentimentError(
-            "no input texts; pass TEXT arguments, --file FILE or pipe lines on stdin"
-        )
-    predictor = Predictor(model_dir, backend=backend, batch_size=batch_size)
-    for pred in predictor.predict(inputs):
-        if as_json:
-            typer.echo(json.dumps(pred.to_dict(), ensure_ascii=False))
-        else:
-            # multi-label: every label given, comma-separated (empty when none)
-            label = ",".join(pred.labels) if predictor.policy.multi_label else pred.label
-            typer.echo(f"{label}\t{pred.score:.4f}\t{pred.text}")
 
 
 @app.command()

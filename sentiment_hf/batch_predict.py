@@ -1,0 +1,329 @@
+"""Batch prediction over big files: chunked, constant memory, resumable, shardable.
+
+``sentiment predict RUN --file IN --output OUT`` calls :func:`predict_file`. The input is read
+row by row (:mod:`sentiment_hf.streamio`) and cut into chunks of ``chunk_size`` rows; each
+finished chunk is written as one part into the sidecar folder ``OUT.parts/`` beside a
+``state.json`` that records the job's key: the input (path, size, mtime), the run's
+``model_version`` and decision policy, and the options. Rerunning the same command reuses the
+finished parts and scores the rest; a different key is refused unless ``overwrite``. Once every
+part exists the parts are merged in chunk order into ``OUT`` (atomically) and the folder is
+removed, so an interrupted and resumed job writes the same bytes as an uninterrupted one.
+
+Sharding: with ``RANK`` / ``WORLD_SIZE`` in the environment (``torchrun``, ``accelerate
+launch``) rank ``r`` scores the chunks ``i`` with ``i % WORLD_SIZE == r``; rank 0 waits for all
+parts (a file-based wait, no process group) and merges them, the same file as one process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import logging
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sentiment_hf.errors import SentimentError
+from sentiment_hf.fileio import read_json, write_atomic, write_json
+from sentiment_hf.rundir import ONNX_WEIGHTS_KEY, RunDir, open_run
+from sentiment_hf.streamio import OutputFormat, TextReader
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CHUNK_SIZE = 4096
+PARTS_SUFFIX = ".parts"
+STATE_FILE = "state.json"
+PART_FILE = "part-{index:06d}{suffix}"
+#: Test hook: seconds to sleep after each finished chunk (lets a test kill a job mid-file).
+DELAY_ENV = "SENTIMENT_HF_CHUNK_DELAY_S"
+#: How long a rank waits for the others' parts (rank 0) or for rank 0's fresh state (others).
+WAIT_TIMEOUT_S = 24 * 3600.0
+
+
+@dataclass(frozen=True)
+class Shard:
+    """This process's share of a job: chunks ``i`` with ``i % world_size == rank``."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @classmethod
+    def from_env(cls) -> Shard:
+        """``RANK`` / ``WORLD_SIZE`` / ``LOCAL_RANK`` as ``torchrun`` and ``accelerate launch``
+        set them; one process when they are absent."""
+        try:
+            rank = int(os.environ.get("RANK", 0))
+            world = int(os.environ.get("WORLD_SIZE", 1))
+            local = int(os.environ.get("LOCAL_RANK", rank))
+        except ValueError as exc:
+            raise SentimentError(
+                f"RANK / WORLD_SIZE / LOCAL_RANK must be integers ({exc}); launch with torchrun"
+            ) from exc
+        if world < 1 or not 0 <= rank < world:
+            raise SentimentError(f"RANK={rank} is not in 0..WORLD_SIZE-1 (WORLD_SIZE={world})")
+        return cls(rank, world, local)
+
+
+@dataclass
+class BatchResult:
+    """What one process did: chunks scored here, chunks reused from an earlier attempt."""
+
+    output: Path | None  # the merged file (rank 0), None on the other ranks
+    backend: str
+    rows: int = 0  # texts scored by this process
+    blank: int = 0  # blank rows passed over (their index is kept, no output row)
+    chunks: int = 0  # chunks in the whole input
+    scored_chunks: int = 0
+    reused_chunks: int = 0
+    seconds: float = 0.0  # the whole call: model load, reading, scoring, merging
+    scoring_seconds: float = 0.0  # reading, scoring and merging, after the model loaded
+
+    @property
+    def rows_per_s(self) -> float:
+        """Texts scored here per second of :attr:`scoring_seconds`."""
+        return self.rows / self.scoring_seconds if self.scoring_seconds else 0.0
+
+
+def stamped_backend(run: RunDir) -> tuple[str, str]:
+    """The fastest CPU backend the run can use and why: ``onnx-int8`` when ``model.int8.onnx``
+    is stamped with the run's weights, else ``onnx``, else ``torch``."""
+    import onnx
+
+    for name, quantized in (("onnx-int8", True), ("onnx", False)):
+        path = run.onnx_path(quantized)
+        if path.is_file():
+            meta = onnx.load(str(path), load_external_data=False).metadata_props
+            if {p.key: p.value for p in meta}.get(ONNX_WEIGHTS_KEY) == run.weights_sha256:
+                return name, f"{path.name} is stamped with the run's weights"
+    return "torch", "no current ONNX export (`sentiment export RUN --quantize int8` is faster)"
+
+
+def default_backend(run: RunDir) -> tuple[str, str]:
+    """torch on a CUDA device when there is one, else :func:`stamped_backend` (torch is only
+    imported to ask when an NVIDIA driver is present: the ONNX path starts faster without it)."""
+    if Path("/proc/driver/nvidia").exists() or Path("/dev/nvidia0").exists():
+        import torch
+
+        if torch.cuda.is_available():
+            return "torch", "a CUDA device is available"
+    return stamped_backend(run)
+
+
+def parts_dir(output: Path) -> Path:
+    """The sidecar folder of finished chunks beside ``output``."""
+    return output.with_name(output.name + PARTS_SUFFIX)
+
+
+def job_key(run: RunDir, reader: TextReader, options: dict[str, Any]) -> dict[str, Any]:
+    """What must match for finished parts to be reused."""
+    stat = reader.path.stat()
+    return {
+        "input": {
+            "path": str(reader.path.resolve()),
+            "size": stat.st_size,
+            "mtime_ns": stat.st_mtime_ns,
+        },
+        "model_version": run.model_version,
+        "policy": run.policy.to_dict(),
+        "long_text": dataclasses.asdict(run.long_text),
+        "options": options,
+    }
+
+
+def _key_difference(old: dict[str, Any], new: dict[str, Any]) -> str:
+    if old.get("input") != new["input"]:
+        return "the input file changed or is another file"
+    if old.get("model_version") != new["model_version"]:
+        return f"model {old.get('model_version')} → {new['model_version']}"
+    if old.get("policy") != new["policy"] or old.get("long_text") != new["long_text"]:
+        return "the run's decision policy or long-text policy changed"
+    old_opts = old.get("options", {})
+    diffs = [
+        f"{k} {old_opts.get(k)!r} → {v!r}"
+        for k, v in new["options"].items()
+        if old_opts.get(k) != v
+    ]
+    return "options differ: " + ", ".join(diffs)
+
+
+def _prepare(output: Path, key: dict[str, Any], shard: Shard, overwrite: bool) -> Path:
+    """Validate or (re)create the sidecar folder for ``key``; only rank 0 deletes anything."""
+    parts = parts_dir(output)
+    state = parts / STATE_FILE
+    if output.exists() and not parts.is_dir() and not overwrite:
+        raise SentimentError(
+            f"{output} already exists; pass --overwrite to replace it or choose another --output"
+        )
+    deadline = time.monotonic() + WAIT_TIMEOUT_S
+    while True:
+        old = read_json(state) if state.is_file() else None
+        if old is None or old == key:
+            break
+        if not any(parts.glob("part-*")):  # nothing finished to lose: start over
+            write_json(state, key)
+            break
+        if not overwrite:
+            raise SentimentError(
+                f"{parts} holds parts of another job ({_key_difference(old, key)}); rerun the "
+                "same command to resume it, or pass --overwrite to start over"
+            )
+        if shard.rank == 0:
+            shutil.rmtree(parts)
+            break
+        if time.monotonic() > deadline:  # the others wait for rank 0 to start over
+            raise SentimentError(f"rank {shard.rank}: rank 0 did not reset {parts}; rerun")
+        time.sleep(0.2)
+    parts.mkdir(parents=True, exist_ok=True)
+    if not state.is_file():
+        write_json(state, key)
+    return parts
+
+
+def _chunks(reader: TextReader, size: int) -> Iterator[list[str | None]]:
+    rows = iter(reader)
+    while chunk := list(itertools.islice(rows, size)):
+        yield chunk
+
+
+def _progress(total: int, enabled: bool | None) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        total=total,
+        unit=" rows",
+        unit_scale=True,
+        dynamic_ncols=True,
+        file=sys.stderr,
+        disable=(not sys.stderr.isatty()) if enabled is None else not enabled,
+    )
+
+
+def predict_file(
+    model_dir: str | Path | RunDir,
+    input_path: str | Path,
+    output: str | Path,
+    *,
+    text_column: str | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    backend: str | None = None,
+    batch_size: int = 32,
+    include_text: bool = True,
+    encoding: str | None = None,
+    overwrite: bool = False,
+    progress: bool | None = None,
+    shard: Shard | None = None,
+    announce: Callable[[str], None] = log.info,
+) -> BatchResult:
+    """Score every text of ``input_path`` into ``output`` in input order (see the module doc).
+
+    ``text_column`` defaults to the run's ``data.text_column``; ``backend`` to
+    :func:`default_backend`; ``shard`` to :meth:`Shard.from_env`. ``progress`` shows a bar with
+    rate and ETA (None: when stderr is a terminal). ``announce`` gets the plan line first.
+    """
+    from sentiment_hf.predict import MAX_TEXT_CHARS, Predictor
+    from sentiment_hf.recipe import DataConfig
+
+    started = time.perf_counter()
+    run = open_run(model_dir)
+    if chunk_size < 1:
+        raise SentimentError(f"--chunk-size must be >= 1, got {chunk_size}")
+    shard = shard or Shard.from_env()
+    column = text_column or (run.recipe.data if run.recipe else DataConfig()).text_column
+    reader = TextReader(Path(input_path), column, encoding)
+    output = Path(output)
+    fmt = OutputFormat(output, run.labels, run.multi_label, include_text)
+    reason = "asked for"
+    if backend is None:
+        backend, reason = default_backend(run)
+    options = {"text_column": column, "chunk_size": chunk_size, "backend": backend}
+    options |= {"batch_size": batch_size, "include_text": include_text, "encoding": encoding}
+    options["format"] = fmt.suffix
+    device = None
+    if backend == "torch" and shard.world_size > 1:
+        import torch
+
+        device = f"cuda:{shard.local_rank}" if torch.cuda.is_available() else None
+    threads = None
+    if backend != "torch" and shard.world_size > 1:  # ranks on one machine share its cores
+        from sentiment_hf.hardware import physical_cores
+
+        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", shard.world_size))
+        threads = max(1, physical_cores() // local_world)
+    predictor = Predictor(
+        run, backend=backend, batch_size=batch_size, device=device, intra_op_threads=threads
+    )
+    output.parent.mkdir(parents=True, exist_ok=True)
+    parts = _prepare(output, job_key(run, reader, options), shard, overwrite)
+    done = list(parts.glob(f"part-*{fmt.suffix}"))
+    where = f"rank {shard.rank}/{shard.world_size}, " if shard.world_size > 1 else ""
+    announce(
+        f"backend: {backend} ({reason}); {where}chunks of {chunk_size} rows; "
+        f"{len(done)} finished chunk(s) in {parts} reused"
+    )
+    result = BatchResult(output=None, backend=backend)
+    delay = float(os.environ.get(DELAY_ENV, 0) or 0)
+    loaded = time.perf_counter()
+    total = reader.estimate_rows() // shard.world_size
+    with _progress(total, progress) as bar:
+        for index, chunk in enumerate(_chunks(reader, chunk_size)):
+            result.chunks = index + 1
+            if index % shard.world_size != shard.rank:
+                continue
+            part = parts / PART_FILE.format(index=index, suffix=fmt.suffix)
+            if part.is_file():
+                result.reused_chunks += 1
+                bar.update(len(chunk))
+                continue
+            first = index * chunk_size
+            rows = [(first + i, text) for i, text in enumerate(chunk) if text is not None]
+            for row, text in rows:
+                if len(text) > MAX_TEXT_CHARS:
+                    raise SentimentError(
+                        f"{reader.path} row {row} has {len(text)} characters; the cap is "
+                        f"{MAX_TEXT_CHARS}: shorten or split it (finished chunks are kept)"
+                    )
+            try:
+                preds = predictor.predict([text for _, text in rows]) if rows else []
+            except SentimentError as exc:
+                raise SentimentError(
+                    f"chunk {index} (rows {first}-{first + len(chunk) - 1}): {exc}"
+                ) from exc
+            records = [fmt.record(row, p) for (row, _), p in zip(rows, preds, strict=True)]
+            write_atomic(part, lambda tmp, records=records: fmt.write_part(tmp, records))
+            result.rows += len(rows)
+            result.blank += len(chunk) - len(rows)
+            result.scored_chunks += 1
+            bar.update(len(chunk))
+            if delay:
+                time.sleep(delay)
+    if result.chunks == 0:
+        raise SentimentError(f"--file {str(reader.path)!r} has no rows; give one text per row")
+    if shard.rank == 0:
+        all_parts = [
+            parts / PART_FILE.format(index=i, suffix=fmt.suffix) for i in range(result.chunks)
+        ]
+        _wait_for(all_parts, announce)
+        write_atomic(output, lambda tmp: fmt.merge(all_parts, tmp))
+        shutil.rmtree(parts)
+        result.output = output
+    result.seconds = time.perf_counter() - started
+    result.scoring_seconds = time.perf_counter() - loaded
+    return result
+
+
+def _wait_for(paths: list[Path], announce: Callable[[str], None]) -> None:
+    """Block until every path exists (the other ranks' parts)."""
+    deadline, told = time.monotonic() + WAIT_TIMEOUT_S, False
+    while missing := [p for p in paths if not p.is_file()]:
+        if not told:
+            announce(f"waiting for {len(missing)} part(s) from the other ranks")
+            told = True
+        if time.monotonic() > deadline:
+            raise SentimentError(f"{len(missing)} part(s) never appeared, e.g. {missing[0]}")
+        time.sleep(0.5)

@@ -1,0 +1,140 @@
+"""``sentiment predict``: a few texts to stdout, or a big file streamed into an output file."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from sentiment_hf.batch_predict import DEFAULT_CHUNK_SIZE
+from sentiment_hf.cli.app import BatchSize, RunDirArg, app
+from sentiment_hf.errors import SentimentError
+
+
+@app.command()
+def predict(
+    model_dir: RunDirArg,
+    texts: Annotated[
+        list[str] | None,
+        typer.Argument(help="Texts to classify; none reads --file or stdin.", show_default=False),
+    ] = None,
+    file: Annotated[
+        Path | None,
+        typer.Option(
+            "--file",
+            "-f",
+            help="Read one text per line from this file; with --output also .csv, .tsv, "
+            ".jsonl or .parquet (the text in --text-column).",
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Stream --file into this .jsonl, .csv or .parquet file in chunks: constant "
+            "memory, a progress bar, resumable by rerunning the same command, sharded under "
+            "torchrun / accelerate launch.",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+    backend: Annotated[
+        str | None,
+        typer.Option(
+            help="Inference backend: torch, onnx or onnx-int8 (default torch; with --output "
+            "the fastest the run has: onnx-int8, onnx, then torch).",
+            show_default=False,
+        ),
+    ] = None,
+    batch_size: BatchSize = 32,
+    text_column: Annotated[
+        str | None,
+        typer.Option(
+            help="--output: the text column or field (default the run's data.text_column)."
+        ),
+    ] = None,
+    chunk_size: Annotated[
+        int, typer.Option(min=1, help="--output: rows per chunk (the unit of resuming).")
+    ] = DEFAULT_CHUNK_SIZE,
+    include_text: Annotated[
+        bool, typer.Option("--text/--no-text", help="--output: copy each text into its row.")
+    ] = True,
+    encoding: Annotated[
+        str | None,
+        typer.Option(
+            help="--output: the input's text encoding (default UTF-8).", show_default=False
+        ),
+    ] = None,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite",
+            help="--output: replace OUT and discard parts left by another input, model or options.",
+        ),
+    ] = False,
+    progress: Annotated[
+        bool | None,
+        typer.Option(
+            "--progress/--no-progress",
+            help="--output: progress bar with rate and ETA (default: when stderr is a terminal).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Print the label and probability of each input text, or with --output score a big file.
+
+    --file IN --output OUT writes one row per text in input order: index, text, label (labels
+    for multi-label runs), score, abstained and per-label probabilities. Finished chunks wait in
+    OUT.parts/; rerun the same command after an interruption to continue.
+    """
+    if output is not None:
+        if file is None or texts:
+            raise SentimentError("--output needs --file IN (and no TEXT arguments)")
+        from sentiment_hf.batch_predict import predict_file
+
+        result = predict_file(
+            model_dir,
+            file,
+            output,
+            text_column=text_column,
+            chunk_size=chunk_size,
+            backend=backend,
+            batch_size=batch_size,
+            include_text=include_text,
+            encoding=encoding,
+            overwrite=overwrite,
+            progress=progress,
+            announce=lambda line: typer.echo(line, err=True),
+        )
+        where = f"wrote {result.output}" if result.output else "parts written; rank 0 merges"
+        typer.echo(
+            f"{where}: {result.rows} texts scored in {result.scored_chunks} chunk(s), "
+            f"{result.reused_chunks} reused, {result.blank} blank row(s) skipped, "
+            f"{result.seconds:.1f} s ({result.rows_per_s:.0f} texts/s after loading)",
+            err=True,
+        )
+        return
+    from sentiment_hf.predict import Predictor
+
+    inputs = list(texts or [])
+    if file is not None:
+        if not file.is_file():
+            raise SentimentError(f"--file {str(file)!r} not found")
+        inputs += [line for line in file.read_text(encoding="utf-8").split("\n") if line.strip()]
+    if not inputs and not sys.stdin.isatty():
+        inputs = [line for line in sys.stdin.read().split("\n") if line.strip()]
+    if not inputs:
+        raise SentimentError(
+            "no input texts; pass TEXT arguments, --file FILE or pipe lines on stdin"
+        )
+    predictor = Predictor(model_dir, backend=backend or "torch", batch_size=batch_size)
+    for pred in predictor.predict(inputs):
+        if as_json:
+            typer.echo(json.dumps(pred.to_dict(), ensure_ascii=False))
+        else:
+            # multi-label: every label given, comma-separated (empty when none)
+            label = ",".join(pred.labels) if predictor.policy.multi_label else pred.label
+            typer.echo(f"{label}\t{pred.score:.4f}\t{pred.text}")

@@ -1,0 +1,320 @@
+"""``sentiment predict RUN --file IN --output OUT``: streamed, resumable, sharded batch prediction.
+
+Real onnxruntime sessions on the tiny fixture run (exported to int8, the default backend here),
+real rt-polarity sentences, a real SIGKILL of a real process.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from cli_inprocess import run_main
+from conftest import REPO
+
+from sentiment_hf import Predictor
+from sentiment_hf.batch_predict import DELAY_ENV, Shard, parts_dir, predict_file
+
+N_TEXTS = 45
+BLANK_AT = 10  # a blank row: its index is kept, no output row
+
+
+@pytest.fixture(scope="module")
+def run(tiny_exported: Path) -> Path:
+    """The tiny run with a stamped model.int8.onnx (so onnx-int8 is the default); read-only."""
+    return tiny_exported
+
+
+@pytest.fixture(scope="module")
+def texts(rt_dir: Path) -> list[str]:
+    lines = (rt_dir / "rt-polarity.neg").read_bytes().decode("latin-1").split("\n")
+    picked = [line.strip() for line in lines[:N_TEXTS]]
+    picked[3] = 'a "quoted", comma-holding\nmulti-line review'  # CSV quoting, a newline in JSON
+    return picked
+
+
+def _write_inputs(texts: list[str], folder: Path) -> dict[str, Path]:
+    """The same rows as .txt, .csv, .tsv, .jsonl and .parquet (row BLANK_AT blank)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [("" if i == BLANK_AT else t) for i, t in enumerate(texts)]
+    folder.mkdir(exist_ok=True)
+    paths = {s: folder / f"in{s}" for s in (".txt", ".csv", ".tsv", ".jsonl", ".parquet")}
+    flat = [r.replace("\n", " ") for r in rows]  # a .txt line cannot hold a newline
+    paths[".txt"].write_text("\n".join(flat) + "\n", encoding="utf-8")
+    for suffix, sep in ((".csv", ","), (".tsv", "\t")):
+        with open(paths[suffix], "w", encoding="utf-8", newline="") as handle:
+            writer = csv.writer(handle, delimiter=sep)
+            writer.writerow(["id", "review"])
+            writer.writerows([i, r] for i, r in enumerate(rows))  # row 3: a quoted newline
+    with open(paths[".jsonl"], "w", encoding="utf-8") as handle:
+        for i, r in enumerate(rows):
+            handle.write(json.dumps({"id": i, "review": r}) + "\n")
+    pq.write_table(pa.table({"review": rows}), paths[".parquet"])
+    return paths
+
+
+def _jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.fixture(scope="module")
+def inputs(texts: list[str], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return _write_inputs(texts, tmp_path_factory.mktemp("inputs"))
+
+
+@pytest.fixture(scope="module")
+def reference(run: Path, inputs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory):
+    """One uninterrupted single-process run: jsonl input, jsonl output, chunks of 8."""
+    out = tmp_path_factory.mktemp("ref") / "ref.jsonl"
+    result = predict_file(run, inputs[".jsonl"], out, text_column="review", chunk_size=8)
+    assert result.backend == "onnx-int8" and result.output == out
+    assert (result.chunks, result.scored_chunks, result.rows, result.blank) == (6, 6, 44, 1)
+    assert not parts_dir(out).exists()  # parts cleaned after success
+    return out
+
+
+def test_rows_match_the_predictor_in_input_order(run: Path, texts: list[str], reference: Path):
+    rows = _jsonl(reference)
+    wanted = [i for i in range(N_TEXTS) if i != BLANK_AT]
+    assert [r["index"] for r in rows] == wanted
+    assert [r["text"] for r in rows] == [texts[i] for i in wanted]
+    direct = Predictor(run, backend="onnx-int8").predict([texts[i] for i in wanted])
+    for row, pred in zip(rows, direct, strict=True):
+        assert (row["label"], row["abstained"]) == (pred.label, pred.abstained)
+        assert row["probabilities"] == pytest.approx(pred.probabilities, abs=1e-5)
+        assert row["score"] == pytest.approx(pred.score, abs=1e-5)
+
+
+@pytest.mark.parametrize("suffix", [".txt", ".csv", ".tsv", ".parquet"])
+def test_every_input_format_gives_the_same_rows(
+    suffix: str, run: Path, inputs: dict[str, Path], reference: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    column = None if suffix == ".txt" else "review"
+    predict_file(run, inputs[suffix], out, text_column=column, chunk_size=8)
+    got, want = _jsonl(out), _jsonl(reference)
+    if suffix == ".txt":  # the newline of row 3 became a space there
+        want[3]["text"] = want[3]["text"].replace("\n", " ")
+        assert [(r["index"], r["text"]) for r in got] == [(r["index"], r["text"]) for r in want]
+        assert [r["label"] for r in got] == [r["label"] for r in want]
+        return
+    assert got == want
+
+
+@pytest.mark.parametrize("chunk_size", [1, 7, 1000])
+def test_chunk_boundaries_keep_every_row_once(
+    chunk_size: int, run: Path, inputs: dict[str, Path], reference: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    result = predict_file(run, inputs[".jsonl"], out, text_column="review", chunk_size=chunk_size)
+    assert result.chunks == -(-N_TEXTS // chunk_size)
+    got, want = _jsonl(out), _jsonl(reference)
+    assert [(r["index"], r["text"], r["label"]) for r in got] == [
+        (r["index"], r["text"], r["label"]) for r in want
+    ]
+    for a, b in zip(got, want, strict=True):
+        assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-5)
+
+
+def test_csv_and_parquet_outputs_hold_the_jsonl_rows(
+    run: Path, inputs: dict[str, Path], reference: Path, tmp_path: Path
+) -> None:
+    import pyarrow.parquet as pq
+
+    want = _jsonl(reference)
+    args = {"text_column": "review", "chunk_size": 8}
+    predict_file(run, inputs[".jsonl"], tmp_path / "o.csv", **args)
+    predict_file(run, inputs[".jsonl"], tmp_path / "o.parquet", **args)
+    predict_file(run, inputs[".jsonl"], tmp_path / "bare.jsonl", include_text=False, **args)
+    with open(tmp_path / "o.csv", encoding="utf-8", newline="") as handle:
+        from_csv = list(csv.DictReader(handle))
+    table = pq.read_table(tmp_path / "o.parquet")
+    assert list(from_csv[0]) == table.column_names == [
+        "index", "text", "label", "score", "abstained", "prob_neg", "prob_pos"
+    ]  # fmt: skip
+    from_parquet = table.to_pylist()
+    assert len(from_csv) == len(from_parquet) == len(want)
+    for c, p, w in zip(from_csv, from_parquet, want, strict=True):
+        assert int(c["index"]) == p["index"] == w["index"]
+        assert c["text"] == p["text"] == w["text"]  # the quoted newline survives CSV
+        assert c["label"] == p["label"] == w["label"]
+        assert (c["abstained"] == "True") == p["abstained"] == w["abstained"]
+        for name, value in w["probabilities"].items():
+            assert float(c[f"prob_{name}"]) == p[f"prob_{name}"] == value
+    bare = _jsonl(tmp_path / "bare.jsonl")
+    assert [{k: v for k, v in r.items() if k != "text"} for r in want] == bare
+
+
+@pytest.fixture(scope="module")
+def ml_run(tiny_backbone: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A multi-label run directory (random head, three labels, 0.5 thresholds): no training."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    out = tmp_path_factory.mktemp("ml") / "run"
+    torch.manual_seed(1)
+    names = ["acting", "plot", "music"]
+    config = BertConfig.from_pretrained(tiny_backbone)
+    config.num_labels = 3
+    config.id2label = dict(enumerate(names))
+    config.label2id = {n: i for i, n in enumerate(names)}
+    config.problem_type = "multi_label_classification"
+    BertForSequenceClassification(config).save_pretrained(out)
+    AutoTokenizer.from_pretrained(tiny_backbone).save_pretrained(out)
+    policy = {"multi_label": True, "thresholds": [0.5, 0.5, 0.5]}
+    (out / "policy.json").write_text(json.dumps(policy))
+    return out
+
+
+def test_multi_label_runs_give_labels(
+    ml_run: Path, inputs: dict[str, Path], texts: list[str], tmp_path: Path
+) -> None:
+    import pyarrow.parquet as pq
+
+    result = predict_file(ml_run, inputs[".jsonl"], tmp_path / "o.jsonl", text_column="review")
+    assert result.backend == "torch"  # no ONNX export: the fallback, said in the first line
+    predict_file(ml_run, inputs[".jsonl"], tmp_path / "o.parquet", text_column="review")
+    rows = _jsonl(tmp_path / "o.jsonl")
+    direct = Predictor(ml_run).predict([t for i, t in enumerate(texts) if i != BLANK_AT])
+    assert [r["labels"] for r in rows] == [p.labels for p in direct]
+    assert {len(r["labels"]) for r in rows} != {3}  # the thresholds cut: not every label
+    assert "abstained" not in rows[0] and set(rows[0]["probabilities"]) == {
+        "acting",
+        "plot",
+        "music",
+    }
+    assert pq.read_table(tmp_path / "o.parquet").column("labels").to_pylist() == [
+        r["labels"] for r in rows
+    ]
+
+
+def test_two_ranks_merge_to_the_single_process_file(
+    run: Path,
+    inputs: dict[str, Path],
+    reference: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    out = tmp_path / "sharded.jsonl"
+    args = ["predict", str(run), "--file", str(inputs[".jsonl"]), "--output", str(out)]
+    args += ["--text-column", "review", "--chunk-size", "8"]
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    one = run_main(args, capsys, monkeypatch)
+    assert one.code == 0, one.stderr
+    assert "rank 1/2" in one.stderr and not out.exists()
+    assert sorted(p.name for p in parts_dir(out).glob("part-*")) == [
+        "part-000001.jsonl", "part-000003.jsonl", "part-000005.jsonl"
+    ]  # fmt: skip
+    monkeypatch.setenv("RANK", "0")
+    zero = run_main(args, capsys, monkeypatch)
+    assert zero.code == 0, zero.stderr
+    assert out.read_bytes() == reference.read_bytes()
+
+
+def test_a_changed_option_or_input_is_refused_then_overwrite_starts_over(
+    run: Path, texts: list[str], tmp_path: Path, capsys, monkeypatch
+) -> None:
+    src = _write_inputs(texts, tmp_path / "in")[".jsonl"]
+    out = tmp_path / "out.jsonl"
+    predict_file(run, src, out, text_column="review", chunk_size=8, shard=Shard(1, 2))
+    parts = sorted(parts_dir(out).iterdir())
+    base = ["predict", str(run), "--file", str(src), "--output", str(out), "--text-column"]
+    changed = run_main([*base, "review", "--chunk-size", "9"], capsys, monkeypatch)
+    assert changed.code == 2 and len(changed.error_lines) == 1, changed.stderr
+    assert "chunk_size 8 → 9" in changed.error_lines[0] and "--overwrite" in changed.error_lines[0]
+    with open(src, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps({"review": "one more"}) + "\n")
+    grown = run_main([*base, "review", "--chunk-size", "8"], capsys, monkeypatch)
+    assert grown.code == 2 and "input file changed" in grown.error_lines[0], grown.stderr
+    assert sorted(parts_dir(out).iterdir()) == parts  # nothing already written is lost
+    fresh = run_main([*base, "review", "--chunk-size", "8", "--overwrite"], capsys, monkeypatch)
+    assert fresh.code == 0, fresh.stderr
+    assert [r["text"] for r in _jsonl(out)][-1] == "one more"
+    again = run_main([*base, "review", "--chunk-size", "8"], capsys, monkeypatch)
+    assert again.code == 2 and "already exists" in again.error_lines[0]
+
+
+def test_resume_after_sigkill_gives_the_same_bytes(
+    run: Path, inputs: dict[str, Path], reference: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    out = tmp_path / "killed.jsonl"
+    args = ["predict", str(run), "--file", str(inputs[".jsonl"]), "--output", str(out)]
+    args += ["--text-column", "review", "--chunk-size", "8"]
+    env = {**os.environ, DELAY_ENV: "0.5", "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sentiment_hf.cli", *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 120
+    while not list(parts_dir(out).glob("part-*.jsonl")):
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        assert time.monotonic() < deadline, "no chunk finished in 120 s"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    proc.stderr.close()
+    finished = len(list(parts_dir(out).glob("part-*.jsonl")))
+    assert proc.returncode == -signal.SIGKILL and not out.exists() and 1 <= finished < 6
+    resumed = run_main(args, capsys, monkeypatch)
+    assert resumed.code == 0, resumed.stderr
+    assert (
+        f"{finished} finished chunk(s)" in resumed.stderr and f"{finished} reused" in resumed.stderr
+    )
+    assert out.read_bytes() == reference.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("make", "extra", "needle"),
+    [
+        (lambda p: p / "in.docx", [], "unsupported type '.docx'"),
+        (lambda p: p / "missing.txt", [], "not found"),
+        (lambda p: _put(p / "e.txt", ""), [], "is empty"),
+        (lambda p: _put(p / "a.csv", "id,body\n1,x\n"), [], "no column 'text' (columns: id, body)"),
+        (lambda p: _put(p / "a.jsonl", '{"text": "ok"}\n{oops\n'), [], "line 2 is not valid JSON"),
+        (lambda p: _put(p / "a.jsonl", '{"body": "x"}\n'), [], "no field 'text'"),
+        (lambda p: _put(p / "a.jsonl", '{"text": 3}\n'), [], "holds int"),
+        (lambda p: _put(p / "a.txt", "ok\n"), ["--output", "__TMP__/o.xlsx"], "'.xlsx'"),
+        (lambda p: _put(p / "a.txt", "ok\n"), ["extra text"], "--output needs --file"),
+        (lambda p: _put(p / "a.csv", "text\n"), [], "has no rows"),
+        (lambda p: _put(p / "a.txt", "ok\n"), ["--backend", "tpu"], "unknown backend 'tpu'"),
+        (lambda p: _put_bytes(p / "a.txt", b"ok\n\xff\n"), [], "line 2 is not valid utf-8"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    make, extra: list[str], needle: str, run: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    src = make(tmp_path)
+    args = ["predict", str(run), *[a.replace("__TMP__", str(tmp_path)) for a in extra]]
+    if "--output" not in extra:
+        args += ["--output", str(tmp_path / "o.jsonl")]
+    args += ["--file", str(src)]
+    result = run_main(args, capsys, monkeypatch)
+    assert result.code == 2, result.stderr
+    assert len(result.error_lines) == 1 and needle in result.error_lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "o.jsonl").exists()
+    assert not list(parts_dir(tmp_path / "o.jsonl").glob("part-*"))
+
+
+def _put(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _put_bytes(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
