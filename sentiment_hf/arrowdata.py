@@ -8,7 +8,6 @@ itself, so the messages are those of a row-by-row check at a fraction of its cos
 from __future__ import annotations
 
 import hashlib
-import os
 from typing import Any
 
 import numpy as np
@@ -17,11 +16,6 @@ import pyarrow.compute as pc
 
 #: Bumped whenever the bytes :func:`fingerprint` hashes change (v1 hashed Python values).
 FINGERPRINT_VERSION = b"sentiment-hf data fingerprint v2\n"
-#: ``data.num_proc`` unset: a split of at least this many rows is tokenized by several processes
-#: (below, starting the workers costs more than they save).
-PARALLEL_MIN_ROWS = 50_000
-#: ``data.num_proc`` unset: at most this many tokenization processes.
-MAX_AUTO_PROCS = 8
 
 
 def column(ds: Any, name: str) -> pa.ChunkedArray:
@@ -75,18 +69,13 @@ def group_codes(values: pa.ChunkedArray) -> tuple[np.ndarray, list[Any]]:
     return codes, encoded.dictionary.to_pylist()
 
 
-def resolve_num_proc(num_proc: int | None, rows: int) -> int:
-    """Tokenization processes: ``num_proc`` when set, else one per CPU this process may use
-    (at most :data:`MAX_AUTO_PROCS`) for splits of :data:`PARALLEL_MIN_ROWS` rows or more."""
-    if num_proc is not None:
-        return num_proc
-    if rows < PARALLEL_MIN_ROWS:
-        return 1
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cpus = os.cpu_count() or 1
-    return max(1, min(cpus, MAX_AUTO_PROCS))
+def resolve_num_proc(num_proc: int | None) -> int:
+    """Tokenization processes: ``num_proc`` when set, else 1.
+
+    Not one per CPU by default: a forked ``datasets.map`` pool hung (workers idle, parent
+    waiting) in ``benchmarks/data_loading.py`` on a 100,000-row split here.
+    """
+    return 1 if num_proc is None else num_proc
 
 
 # ---------------------------------------------------------------------- fingerprint

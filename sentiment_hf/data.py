@@ -355,7 +355,7 @@ def tokenize_splits(
     TrainingArguments context manager, so under torchrun rank 0 builds the cache first. With
     ``long_text.train == "all"`` each long train text gives all its windows (at most
     ``max_windows``) with its label; other splits, and ``first``, keep the first window.
-    ``num_proc`` is ``data.num_proc`` (None: :func:`arrowdata.resolve_num_proc` per split).
+    ``num_proc`` is ``data.num_proc`` (None: one process).
     """
     long_text = long_text or LongTextConfig(train="first")
 
@@ -378,7 +378,7 @@ def tokenize_splits(
     with main_process_first or nullcontext():
         for split, ds in data.splits.items():
             windows = split == "train" and long_text.train == "all"
-            procs = arrowdata.resolve_num_proc(num_proc, len(ds))
+            procs = arrowdata.resolve_num_proc(num_proc)
             out[split] = ds.map(
                 encode_windows if windows else encode,
                 batched=True,

@@ -87,7 +87,7 @@ class DataConfig:
     with a warning). ``check`` runs the data check at the start of training: ``strict`` stops on
     its errors (leakage, conflicting labels, empty texts), ``warn`` only logs, ``skip`` skips it
     (not ``off``: YAML reads that as false). ``num_proc`` tokenizes each split in that many
-    processes; unset, one per CPU (at most 8) for splits of 50,000 rows or more, else one.
+    processes (``datasets.map``); unset, one (a forked pool was seen to hang here).
     Multi-label data (docs: Multi-label) has a
     ``label_column`` of lists of names, or one 0/1 column per label named in ``label_columns``.
     """
@@ -110,14 +110,14 @@ class DataConfig:
     pad_to_multiple_of: int | None = 8
     encoding: str | None = None
     check: typing.Literal["strict", "warn", "skip"] = "strict"
-    #: Tokenization processes per split; None: automatic (see the class docstring).
+    #: Tokenization processes per split; None: one (see the class docstring).
     num_proc: int | None = None
 
     def __post_init__(self) -> None:
         if self.num_proc is not None and self.num_proc < 1:
             raise SentimentError(
                 f"data.num_proc must be 1 or more, got {self.num_proc}; or leave it unset "
-                "(one process per CPU for big splits)"
+                "(one process)"
             )
 
 

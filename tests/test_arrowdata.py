@@ -4,7 +4,6 @@ offending row's error, integer columns of CSV files and ``data.num_proc``."""
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -172,11 +171,8 @@ def test_csv_integer_columns_are_read_as_ints(tmp_path: Path) -> None:
 
 
 def test_num_proc_default_and_bad_value() -> None:
-    assert arrowdata.resolve_num_proc(None, arrowdata.PARALLEL_MIN_ROWS - 1) == 1
-    auto = arrowdata.resolve_num_proc(None, arrowdata.PARALLEL_MIN_ROWS)
-    assert 1 <= auto <= arrowdata.MAX_AUTO_PROCS
-    assert auto == min(len(os.sched_getaffinity(0)), arrowdata.MAX_AUTO_PROCS)
-    assert arrowdata.resolve_num_proc(3, 10) == 3
+    assert arrowdata.resolve_num_proc(None) == 1
+    assert arrowdata.resolve_num_proc(3) == 3
     with pytest.raises(SentimentError, match=r"data\.num_proc must be 1 or more, got 0"):
         DataConfig(num_proc=0)
 
