@@ -245,6 +245,7 @@ def test_a_changed_option_or_input_is_refused_then_overwrite_starts_over(
     assert again.code == 2 and "already exists" in again.error_lines[0]
 
 
+@pytest.mark.linux_only  # SIGKILL
 def test_resume_after_sigkill_gives_the_same_bytes(
     run: Path, inputs: dict[str, Path], reference: Path, tmp_path: Path, capsys, monkeypatch
 ) -> None:

@@ -19,6 +19,9 @@ from servers import Server, gcs_emulator
 from sentiment_hf.predict import Predictor
 from sentiment_hf.serve import create_app, read_requests
 
+# Servers with forked workers, stopped with SIGINT or SIGKILL.
+pytestmark = pytest.mark.linux_only
+
 FAST_DRIFT = {"reference_size": 100, "embedding_sample": 50, "permutations": 50, "min_requests": 20}
 WORDS = ["witty", "dull", "moving", "tedious", "gorgeous", "clumsy", "tender", "flat"]
 

@@ -37,6 +37,9 @@ from sentiment_hf.errors import SentimentError
 from sentiment_hf.recipe import load_recipe
 from sentiment_hf.sweep import sweep
 
+# A PostgreSQL server started with Debian's binaries as the postgres user, workers forked.
+pytestmark = pytest.mark.linux_only
+
 SWEEP_YAML = str(REPO / "recipes" / "sweep.yaml")
 STUDY = "pg-tiny"
 N_TRIALS = 4
