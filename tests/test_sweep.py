@@ -369,6 +369,9 @@ def test_wandb_logs_one_offline_run_per_trial_grouped_by_study(
         monkeypatch.delenv(name, raising=False)  # restored (unset) after the test
     overrides = sweep_overrides(tiny_backbone, rt_dir, tmp_path / "s", n_trials=2)
     result = sweep(load_recipe(SWEEP_YAML, [*overrides, "tracking.wandb=true"]))
+    import wandb
+
+    wandb.teardown()  # later in-process W&B runs must not inherit this test's settings
     assert os.environ.get("WANDB_MODE") == "offline"
     runs = wandb_runs(tmp_path)
     assert sorted(runs) == [

@@ -305,7 +305,12 @@ def test_wandb_without_a_key_runs_offline(
         "tracking.project=sentiment-hf-test",
         "training.num_train_epochs=1",
     ]
+    import wandb
+
+    # an earlier in-process W&B run (the sweep test's) leaves its settings, run dir included
+    wandb.teardown()
     result = run_main(["train", str(BASE), *overrides], capsys, monkeypatch)
+    wandb.teardown()
     assert result.code == 0, result.stderr[-3000:]
     assert "logging offline" in caplog.text and os.environ["WANDB_MODE"] == "offline"
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
