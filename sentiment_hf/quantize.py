@@ -101,7 +101,8 @@ def choose_int8(
     weights: str = "auto",
     data: str | None = None,
 ) -> dict[str, Any]:
-    """Write the int8 model to ``out``; with ``weights="auto"`` the s8 or u8 file closer to fp32.
+    """Write the int8 model to ``out``; with ``weights="auto"`` the s8 or u8 file closer to fp32
+    (s8, with a warning, when the run's data cannot be read to choose on).
 
     Returns what was done, for the parity report: the options, the weight type kept and, for
     ``auto``, each candidate's mean |logit - fp32 logit| and argmax agreement on the split used.
@@ -112,7 +113,12 @@ def choose_int8(
     if weights != "auto":
         quantize_int8(fp32, out, per_channel, reduce_range, weights)
         return {**record, "weights": weights}
-    texts, split = _choice_texts(run, data)
+    try:
+        texts, split = _choice_texts(run, data)
+    except SentimentError as exc:  # e.g. exporting where the training data is not mounted
+        log.warning("int8 weights s8: no data to choose on (%s); see --int8-weights", exc)
+        quantize_int8(fp32, out, per_channel, reduce_range, "s8")
+        return {**record, "weights": "s8", "chosen_on": None, "why": str(exc)}
     predictor = Predictor(run, backend="onnx")
     reference = predictor.predict_logits(texts)
     candidates: dict[str, dict[str, float]] = {}

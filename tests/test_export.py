@@ -365,3 +365,18 @@ def test_int8_weight_type_can_be_forced_and_a_bad_one_is_refused(
     assert "unknown --int8-weights 's4'; choose auto, s8, u8" in err
     assert "Traceback" not in err
     assert (run / "model.int8.onnx").read_bytes() == before
+
+
+def test_int8_auto_without_readable_data_falls_back_to_s8_with_the_reason(
+    tiny_run: Path, tmp_path: Path
+) -> None:
+    import onnx
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("checkpoint-*"))
+    missing = str(tmp_path / "not-mounted")
+    result = export_onnx(run, quantize="int8", parity=False, data=missing)
+    assert result.parity == {}
+    assert _int8_weight_types(run / "model.int8.onnx") == {onnx.TensorProto.INT8}
+    # the int8 file still serves: it is stamped with the run's weights
+    assert Predictor(run, backend="onnx-int8").predict_logits(["fine"]).shape == (1, 2)
