@@ -28,6 +28,13 @@ def exported(tiny_exported: Path) -> Path:
     return tiny_exported
 
 
+def _fresh_run(tiny_run: Path, tmp_path: Path) -> Path:
+    """A copy of the tiny run (without checkpoints) that a test may export into."""
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("checkpoint-*"))
+    return run
+
+
 def _run_cli(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
     from sentiment_hf.cli import main
 
@@ -204,8 +211,7 @@ def test_cli_export_prints_and_saves_parity(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    run = tmp_path / "run"
-    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("checkpoint-*"))
+    run = _fresh_run(tiny_run, tmp_path)
     assert _run_cli(monkeypatch, "export", str(run), "--max-samples", "48") == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed == json.loads((run / PARITY_FILE).read_text())
@@ -349,8 +355,7 @@ def test_int8_weight_type_can_be_forced_and_a_bad_one_is_refused(
 ) -> None:
     import onnx
 
-    run = tmp_path / "run"
-    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("checkpoint-*"))
+    run = _fresh_run(tiny_run, tmp_path)
     result = export_onnx(run, quantize="int8", int8_weights="u8", max_samples=16)
     assert result.parity["quantization"] == {
         "per_channel": True,
@@ -372,8 +377,7 @@ def test_int8_auto_without_readable_data_falls_back_to_s8_with_the_reason(
 ) -> None:
     import onnx
 
-    run = tmp_path / "run"
-    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("checkpoint-*"))
+    run = _fresh_run(tiny_run, tmp_path)
     missing = str(tmp_path / "not-mounted")
     result = export_onnx(run, quantize="int8", parity=False, data=missing)
     assert result.parity == {}
