@@ -60,6 +60,13 @@ PROJECT_TRAINING_KEYS: dict[str, str] = {
         "`N / (K * n_c)`) or `{label: weight}` (unnamed labels weigh 1.0): a weighted "
         "cross-entropy loss; the weights used are recorded in `manifest.json`"
     ),
+    "min_steps": (
+        "`null` (off) or an integer: when `num_train_epochs` would give fewer optimizer steps "
+        "than this on the run's training split, each epoch passes over the split several times "
+        "(the fewest that reach it), so small data trains long enough with the recipe's "
+        "evaluations, patience and warm-up share unchanged; the count is logged and recorded "
+        "as `train_repeats` in `manifest.json`; ignored when `max_steps` is set"
+    ),
 }
 
 
@@ -206,11 +213,20 @@ def _build_training(data: Any, where: str) -> dict[str, Any]:
 
             merged[key] = check_class_weights(value, f"{where}.{key}")
             continue
+        if key == "min_steps":
+            if value is not None and (
+                not isinstance(value, int) or isinstance(value, bool) or value < 1
+            ):
+                raise SentimentError(
+                    f"{where}.min_steps: expected null or an integer >= 1, got {value!r}"
+                )
+            merged[key] = value
+            continue
         if key not in fields:
             raise SentimentError(
                 f"{where}: unknown key {key!r}: not a transformers.TrainingArguments field "
-                "nor one of the project's keys (class_weights); check the spelling "
-                "(see `sentiment train --help`)"
+                f"nor one of the project's keys ({', '.join(PROJECT_TRAINING_KEYS)}); check the "
+                "spelling (see `sentiment train --help`)"
             )
         merged[key] = coerce(value, hints.get(key, Any), f"{where}.{key}")
     return merged

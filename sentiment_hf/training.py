@@ -8,6 +8,7 @@ on the main process only.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -116,6 +117,30 @@ def _training_kwargs(
         if kwargs.get("bf16") and not cpu_has_native_bf16():
             use("bf16", False, "CPU lacks AVX512_BF16/AMX: bf16 is slower there", warn=True)
     return kwargs, changes
+
+
+def repeats_for_min_steps(args: Any, train_examples: int, min_steps: int | None) -> int:
+    """How many times the training split is repeated within each epoch so that the run takes
+    at least ``min_steps`` optimizer steps (``training.min_steps``); 1 when it already does.
+
+    Repeating the data, not adding epochs, keeps the recipe's shape on small data: the same
+    number of evaluations, checkpoints and early-stopping patience, the same warm-up share.
+    Steps per epoch are counted as the Trainer does (batches per rank, the last one partial,
+    over the gradient accumulation steps). ``max_steps`` set: 1.
+    """
+    if not min_steps or args.max_steps > 0 or train_examples < 1:
+        return 1
+
+    def steps(repeats: int) -> float:
+        batches = math.ceil(
+            train_examples * repeats / (args.per_device_train_batch_size * args.world_size)
+        )
+        return args.num_train_epochs * max(1, math.ceil(batches / args.gradient_accumulation_steps))
+
+    repeats = 1
+    while steps(repeats) < min_steps:
+        repeats += 1
+    return repeats
 
 
 def resolve_training_args(recipe: Recipe, **overrides: Any) -> tuple[Any, list[EffectiveChange]]:
@@ -317,6 +342,19 @@ def train(
     args, changes = resolve_training_args(recipe)
     set_seed(args.seed)
     prepared = prepare(recipe, args)
+    repeats = repeats_for_min_steps(
+        args, len(prepared.tokenized["train"]), recipe.training.get("min_steps")
+    )
+    if repeats > 1:
+        from datasets import concatenate_datasets
+
+        log.info(
+            "training.min_steps=%s: %d training examples are repeated %d times per epoch",
+            recipe.training["min_steps"],
+            len(prepared.tokenized["train"]),
+            repeats,
+        )
+        prepared.tokenized["train"] = concatenate_datasets([prepared.tokenized["train"]] * repeats)
     callbacks = list(callbacks or [])
     if profile_steps > 0:
         from sentiment_hf.profiling import ProfilerCallback
@@ -330,6 +368,7 @@ def train(
     extra = {
         "effective_changes": [c.to_dict() for c in changes],
         "resumed_from": checkpoint,
+        "train_repeats": repeats,
         "train_runtime_s": train_output.metrics.get("train_runtime"),
         "train_samples_per_second": train_output.metrics.get("train_samples_per_second"),
     }

@@ -20,7 +20,12 @@ from transformers import TrainerCallback, TrainingArguments
 from sentiment_hf import load_recipe, train, training
 from sentiment_hf.errors import SentimentError
 from sentiment_hf.hardware import cpu_has_native_bf16
-from sentiment_hf.training import build_training_args, resolve_training_args
+from sentiment_hf.recipe import PROJECT_TRAINING_KEYS
+from sentiment_hf.training import (
+    build_training_args,
+    repeats_for_min_steps,
+    resolve_training_args,
+)
 
 BASE = REPO / "recipes" / "base.yaml"
 
@@ -144,10 +149,57 @@ def test_the_manifest_records_what_ran(tiny_run: Path) -> None:
         assert getattr(ran, name) == change["used"], name
         assert recipe.training.get(name, getattr(defaults, name)) == change["requested"], name
     for name, value in recipe.training.items():
+        if name in PROJECT_TRAINING_KEYS:
+            continue  # the project's own keys are no TrainingArguments fields
         used = changes.get(name, {"used": value})["used"]
         if name == "report_to" and used == "none":
             used = []  # the Trainer stores "none" as no integrations
         assert getattr(ran, name) == used, name
+
+
+@pytest.mark.parametrize(
+    ("examples", "extra", "min_steps", "repeats"),
+    [
+        (500, {}, 250, 4),  # 16 steps per epoch; x3 gives 47 (188 in all), x4 gives 63 (252)
+        (2000, {}, 250, 1),  # 63 x 4 = 252: the recipe already trains long enough
+        (500, {"gradient_accumulation_steps": 2}, 250, 8),  # optimizer steps, not batches
+        (500, {}, None, 1),  # off
+        (500, {"max_steps": 10}, 250, 1),  # max_steps decides the length itself
+    ],
+)
+def test_min_steps_repeats_the_data_until_the_run_is_long_enough(
+    tmp_path: Path, examples: int, extra: dict, min_steps: int | None, repeats: int
+) -> None:
+    args = TrainingArguments(
+        output_dir=str(tmp_path),
+        num_train_epochs=4,
+        per_device_train_batch_size=32,
+        use_cpu=True,
+        **extra,
+    )
+    assert repeats_for_min_steps(args, examples, min_steps) == repeats
+
+
+def test_min_steps_trains_that_long_with_the_recipes_evaluations(
+    tmp_path: Path, tiny_backbone: Path, rt_dir: Path
+) -> None:
+    """256 examples in batches of 32 for 2 epochs are 16 steps; min_steps=40 repeats the data 3
+    times (48 steps; twice would give 32), and the run still evaluates once per epoch."""
+    out = tmp_path / "run"
+    overrides = [*tiny_recipe_overrides(tiny_backbone, rt_dir, out), "training.min_steps=40"]
+    result = train(load_recipe(BASE, overrides))
+    assert result.metrics["train_global_step"] == 48
+    assert result.manifest["train_repeats"] == 3
+    state = json.loads((out / "trainer_state.json").read_text())
+    evals = [h["step"] for h in state["log_history"] if "eval_accuracy" in h]
+    assert evals[:2] == [24, 48]
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "many", "true", "2.5"])
+def test_bad_min_steps_is_named_when_the_recipe_loads(value: str) -> None:
+    with pytest.raises(SentimentError) as info:
+        load_recipe(BASE, [f"training.min_steps={value}"])
+    assert "training.min_steps: expected null or an integer >= 1" in str(info.value)
 
 
 @pytest.mark.slow
@@ -161,6 +213,7 @@ def test_real_minilm_learns_on_a_slice_of_rt_polarity(tmp_path: Path, rt_dir: Pa
             "data.max_test_samples=200",
             "model.max_length=48",
             "training.num_train_epochs=2",
+            "training.min_steps=null",
             "training.learning_rate=1e-4",
             f"training.output_dir={tmp_path / 'minilm'}",
             "training.disable_tqdm=true",
