@@ -11,6 +11,8 @@ Arms (``--arms``):
 - ``recipe``: ``recipes/base.yaml`` as shipped (with its ``training.min_steps``).
 - ``recipe-fixed``: the same with ``training.min_steps=null``: the schedule does not adapt to
   the data size (what the recipe did before).
+- ``recipe-batch``: the other way to reach ``min_steps``: smaller batches (halved down to 8)
+  with the learning rate scaled by sqrt(batch / 32), the data seen once per epoch.
 - ``baseline``: a plain ``transformers.Trainer``: its defaults (3 epochs, batch 8, linear decay
   without warm-up, no weight decay, the backbone's dropout, the final weights) at lr 5e-5, with
   dynamic padding (``DataCollatorWithPadding``), fp32, random batches.
@@ -20,9 +22,10 @@ finished point is written to ``--out`` at once, and a rerun skips the points alr
 the script can be stopped and continued. Run directories are deleted after their metrics are
 read (``--keep-runs`` keeps them). ``--plot`` only redraws the PNG and the table from ``--out``.
 
-``--shard I/N`` trains only every N-th missing point, from the I-th on, into
-``OUT.shardI.json``: N such processes with ``OMP_NUM_THREADS=1`` share the cores (their wall
-times are then contended). Every run of the script merges the shard files into ``--out``.
+``--shard I/N`` names worker I of N: it writes ``OUT.shardI.json`` and takes the next missing
+point no other worker has claimed (a file under ``WORK/claims``; delete that folder before
+restarting stopped workers). N such processes with ``OMP_NUM_THREADS=1`` share the cores (their
+wall times are then contended). Every run of the script merges the shard files into ``--out``.
 ``--import RUN_DIR ...`` adds finished ``recipe`` runs on the whole split (their seed and
 metrics read from the run directory) instead of training them again.
 """
@@ -45,6 +48,7 @@ ALL = 0  # --sizes 0: the whole training split
 ARMS: dict[str, list[str]] = {
     "recipe": [],
     "recipe-fixed": ["training.min_steps=null"],
+    "recipe-batch": [],  # small_batch(size)
     "baseline": [
         "training.learning_rate=5e-5",
         "training.num_train_epochs=3",
@@ -61,7 +65,22 @@ ARMS: dict[str, list[str]] = {
         "early_stopping.patience=null",
     ],
 }
+SAME_AS_RECIPE_UNLESS_SHORT = ("recipe-fixed", "recipe-batch")
 COMMON = ["data.check=skip", "policy.calibrate=false"]
+
+
+def small_batch(size: int, min_steps: int = 250, epochs: int = 4) -> list[str]:
+    """``recipe-batch``: instead of repeating the data, halve the batch (not below 8) until the
+    recipe's epochs give ``min_steps`` steps, with the learning rate scaled by
+    sqrt(batch / 32)."""
+    batch = 32
+    while size and batch > 8 and epochs * -(-size // batch) < min_steps:
+        batch //= 2
+    return [
+        "training.min_steps=null",
+        f"training.per_device_train_batch_size={batch}",
+        f"training.learning_rate={1.3e-4 * (batch / 32) ** 0.5:.3g}",
+    ]
 
 
 def key(arm: str, size: int, seed: int) -> str:
@@ -95,6 +114,7 @@ def train_point(recipe_path: Path, data: Path, arm: str, size: int, seed: int, w
         f"training.output_dir={run_dir}",
         *COMMON,
         *ARMS[arm],
+        *(small_batch(size) if arm == "recipe-batch" else []),
     ]
     if size:
         overrides.append(f"data.max_train_samples={size}")
@@ -212,6 +232,17 @@ def import_run(run_dir: Path) -> dict:
     }
 
 
+def claim(path: Path) -> bool:
+    """Take a point for this worker; False if another worker took it first."""
+    import os
+
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return False
+    return True
+
+
 def merged(out: Path) -> dict[str, dict]:
     """The points in ``out`` and its shard files."""
     points: dict[str, dict] = json.loads(out.read_text()) if out.exists() else {}
@@ -237,14 +268,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 7, 13])
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     parser.add_argument("--keep-runs", action="store_true")
-    parser.add_argument("--shard", default="0/1", help="I/N: train every N-th point from the I-th")
+    parser.add_argument("--shard", default="0/1", help="I/N: worker I of N (see above)")
     parser.add_argument("--import", dest="imports", type=Path, nargs="*", default=[])
     parser.add_argument("--plot", action="store_true", help="only redraw from --out")
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Train the missing points (seed-major, so complete seeds come first), then report."""
+    """Train the missing points (size-major, so the cheap sizes have every seed first), then
+    report."""
     args = parse_args(argv)
     index, count = (int(x) for x in args.shard.split("/"))
     points = merged(args.out)
@@ -261,14 +293,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         todo = [
             (arm, size, seed)
-            for seed in args.seeds
             for size in args.sizes
+            for seed in args.seeds
             for arm in args.arms
             if key(arm, size, seed) not in points
-            and not (arm == "recipe-fixed" and not min_steps_active(args.recipe, size))
+            and not (arm in SAME_AS_RECIPE_UNLESS_SHORT and not min_steps_active(args.recipe, size))
         ]
-        for arm, size, seed in todo[index::count]:
+        claims = args.work / "claims"
+        claims.mkdir(parents=True, exist_ok=True)
+        for arm, size, seed in todo:
             k = key(arm, size, seed)
+            if k in merged(args.out) or not claim(claims / k.replace("/", "-")):
+                continue  # another worker has it
             print(f"== {k}", flush=True)
             mine[k] = points[k] = train_point(
                 args.recipe, args.data.resolve(), arm, size, seed, args.work
