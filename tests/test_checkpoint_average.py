@@ -1,0 +1,52 @@
+"""benchmarks/checkpoint_average.py on the tiny run: the average is the mean of the checkpoints'
+weights, and the report scores both models on the real validation and test splits."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import REPO
+from safetensors.torch import load_file
+
+
+@pytest.fixture(scope="module")
+def ca():
+    path = REPO / "benchmarks" / "checkpoint_average.py"
+    spec = importlib.util.spec_from_file_location("checkpoint_average", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_average_is_the_mean_of_the_last_checkpoints(ca, tiny_run: Path, tmp_path: Path) -> None:
+    chosen = ca.average_checkpoints(tiny_run, tmp_path / "avg", last=2)
+    states = [load_file(str(tiny_run / name / "model.safetensors")) for name in chosen]
+    mean = load_file(str(tmp_path / "avg" / "model.safetensors"))
+    assert set(mean) == set(states[0])
+    for key, value in mean.items():
+        torch.testing.assert_close(value, (states[0][key] + states[1][key]) / 2)
+    assert any(not torch.equal(states[0][k], states[1][k]) for k in mean)  # they differ
+    assert not list((tmp_path / "avg").glob("checkpoint-*"))
+
+
+def test_report_scores_both_models(ca, tiny_run: Path, rt_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report.json"
+    argv = [str(tiny_run), "--data", str(rt_dir), "--work", str(tmp_path / "w"), "--out", str(out)]
+    assert ca.main(argv) == 0
+    (entry,) = json.loads(out.read_text()).values()
+    metrics = json.loads((tiny_run / "metrics.json").read_text())
+    # the run's own model scored here is the one train() scored (same 64-sentence slices)
+    assert entry["own"]["validation"] == pytest.approx(metrics["eval_accuracy"])
+    assert entry["own"]["test"] == pytest.approx(metrics["test_accuracy"])
+    assert set(entry["average"]) == {"validation", "test"}
+
+
+def test_too_few_checkpoints_is_one_line(ca, tiny_run: Path, tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="2 checkpoints, --last 5 needs more"):
+        ca.average_checkpoints(tiny_run, tmp_path / "x", last=5)
