@@ -199,6 +199,9 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
             label=f"{arm} ({'/'.join(str(len(r['seeds'])) for r in rs)} seeds)",
         )
     ax.set_xscale("log")
+    sizes = sorted({r["train_examples"] for r in rows if r["train_examples"]})
+    ax.set_xticks(sizes, [f"{n:,}" for n in sizes])
+    ax.minorticks_off()
     ax.set_xlabel("training sentences (rt-polarity)")
     ax.set_ylabel("test accuracy, % (mean ± sd over seeds)")
     ax.set_title("Learning curve: all-MiniLM-L6-v2 on Rotten Tomatoes")
