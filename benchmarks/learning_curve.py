@@ -8,11 +8,11 @@ train split shuffled with the run's seed, then cut: each seed sees another subse
 for every arm) and ``training.seed=S``; validation and test are always the whole splits.
 Arms (``--arms``):
 
-- ``recipe``: ``recipes/base.yaml`` as shipped (with its ``training.min_steps``).
-- ``recipe-fixed``: the same with ``training.min_steps=null``: the schedule does not adapt to
-  the data size (what the recipe did before).
-- ``recipe-batch``: the other way to reach ``min_steps``: smaller batches (halved down to 8)
-  with the learning rate scaled by sqrt(batch / 32), the data seen once per epoch.
+- ``recipe``: ``recipes/base.yaml`` as shipped.
+- ``recipe-min-steps``: the same with ``training.min_steps=250``: below 1,985 sentences each
+  epoch repeats the data until the run takes 250 optimizer steps.
+- ``recipe-batch``: the other way to reach 250 steps: smaller batches (halved down to 8) with
+  the learning rate scaled by sqrt(batch / 32), the data seen once per epoch.
 - ``baseline``: a plain ``transformers.Trainer``: its defaults (3 epochs, batch 8, linear decay
   without warm-up, no weight decay, the backbone's dropout, the final weights) at lr 5e-5, with
   dynamic padding (``DataCollatorWithPadding``), fp32, random batches.
@@ -44,10 +44,11 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 ALL = 0  # --sizes 0: the whole training split
+MIN_STEPS = 250  # what the recipe-min-steps and recipe-batch arms reach on small data
 
 ARMS: dict[str, list[str]] = {
     "recipe": [],
-    "recipe-fixed": ["training.min_steps=null"],
+    "recipe-min-steps": [f"training.min_steps={MIN_STEPS}"],
     "recipe-batch": [],  # small_batch(size)
     "baseline": [
         "training.learning_rate=5e-5",
@@ -65,11 +66,11 @@ ARMS: dict[str, list[str]] = {
         "early_stopping.patience=null",
     ],
 }
-SAME_AS_RECIPE_UNLESS_SHORT = ("recipe-fixed", "recipe-batch")
+SAME_AS_RECIPE_UNLESS_SHORT = ("recipe-min-steps", "recipe-batch")
 COMMON = ["data.check=skip", "policy.calibrate=false"]
 
 
-def small_batch(size: int, min_steps: int = 250, epochs: int = 4) -> list[str]:
+def small_batch(size: int, min_steps: int = MIN_STEPS, epochs: int = 4) -> list[str]:
     """``recipe-batch``: instead of repeating the data, halve the batch (not below 8) until the
     recipe's epochs give ``min_steps`` steps, with the learning rate scaled by
     sqrt(batch / 32)."""
@@ -88,18 +89,18 @@ def key(arm: str, size: int, seed: int) -> str:
     return f"{arm}/{size or 'all'}/s{seed}"
 
 
-def min_steps_active(recipe_path: Path, size: int) -> bool:
-    """Whether the recipe's ``training.min_steps`` lengthens a run on ``size`` sentences (if
-    not, ``recipe-fixed`` is the same training as ``recipe`` and is not run)."""
+def min_steps_active(recipe_path: Path, size: int, min_steps: int = MIN_STEPS) -> bool:
+    """Whether ``min_steps`` lengthens the recipe's run on ``size`` sentences (if not, the
+    ``recipe-min-steps`` and ``recipe-batch`` arms train as ``recipe`` does and are not run)."""
     import math
 
     from sentiment_hf.recipe import load_recipe
 
     t = load_recipe(recipe_path).training
-    if not size or not t.get("min_steps"):
+    if not size:
         return False
     per_epoch = math.ceil(size / t["per_device_train_batch_size"])
-    return t["num_train_epochs"] * per_epoch < t["min_steps"]
+    return t["num_train_epochs"] * per_epoch < min_steps
 
 
 def train_point(recipe_path: Path, data: Path, arm: str, size: int, seed: int, work: Path) -> dict:

@@ -84,7 +84,6 @@ def tiny_recipe_overrides(backbone: Path, data: Path, output_dir: Path) -> list[
         "data.max_test_samples=64",
         f"training.output_dir={output_dir}",
         "training.num_train_epochs=2",
-        "training.min_steps=null",  # 16 steps stay 16: min_steps is tested on its own
         "training.learning_rate=1e-3",
         "training.per_device_train_batch_size=32",
         "training.logging_steps=2",

@@ -384,8 +384,7 @@ def test_emulated_train_and_serve_images_run_their_commands(
     overrides = [f"model.backbone={tiny_backbone}", "model.max_length=32",
                  "data.source=data/rt-polarity", "data.max_train_samples=64",
                  "data.max_eval_samples=32", "data.max_test_samples=32",
-                 "training.num_train_epochs=1", "training.min_steps=null",
-                 "training.output_dir=runs/tiny",
+                 "training.num_train_epochs=1", "training.output_dir=runs/tiny",
                  "training.disable_tqdm=true"]  # fmt: skip
     trained = _entry(train_chain, image, *last_json(train_chain, "CMD"), *overrides)
     assert trained.returncode == 0, trained.stderr[-2000:]

@@ -213,7 +213,6 @@ def test_real_minilm_learns_on_a_slice_of_rt_polarity(tmp_path: Path, rt_dir: Pa
             "data.max_test_samples=200",
             "model.max_length=48",
             "training.num_train_epochs=2",
-            "training.min_steps=null",
             "training.learning_rate=1e-4",
             f"training.output_dir={tmp_path / 'minilm'}",
             "training.disable_tqdm=true",
