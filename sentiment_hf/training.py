@@ -128,8 +128,8 @@ def repeats_for_min_steps(args: Any, train_examples: int, min_steps: int | None)
     Steps per epoch are counted as the Trainer does (batches per rank, the last one partial,
     over the gradient accumulation steps). ``max_steps`` set: 1.
     """
-    if not min_steps or args.max_steps > 0 or train_examples < 1:
-        return 1
+    if not min_steps or args.max_steps > 0 or train_examples < 1 or args.num_train_epochs <= 0:
+        return 1  # (no epochs: no count of repeats reaches it)
 
     def steps(repeats: int) -> float:
         batches = math.ceil(

@@ -165,18 +165,14 @@ def test_the_manifest_records_what_ran(tiny_run: Path) -> None:
         (500, {"gradient_accumulation_steps": 2}, 250, 8),  # optimizer steps, not batches
         (500, {}, None, 1),  # off
         (500, {"max_steps": 10}, 250, 1),  # max_steps decides the length itself
+        (500, {"num_train_epochs": 0}, 250, 1),  # no epochs: nothing to lengthen
     ],
 )
 def test_min_steps_repeats_the_data_until_the_run_is_long_enough(
     tmp_path: Path, examples: int, extra: dict, min_steps: int | None, repeats: int
 ) -> None:
-    args = TrainingArguments(
-        output_dir=str(tmp_path),
-        num_train_epochs=4,
-        per_device_train_batch_size=32,
-        use_cpu=True,
-        **extra,
-    )
+    settings = {"num_train_epochs": 4, "per_device_train_batch_size": 32, **extra}
+    args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, **settings)
     assert repeats_for_min_steps(args, examples, min_steps) == repeats
 
 
