@@ -307,7 +307,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         claims.mkdir(parents=True, exist_ok=True)
         for arm, size, seed in todo:
             k = key(arm, size, seed)
-            if k in merged(args.out) or not claim(claims / k.replace("/", "-")):
+            if not claim(claims / k.replace("/", "-")):
                 continue  # another worker has it
             print(f"== {k}", flush=True)
             mine[k] = points[k] = train_point(

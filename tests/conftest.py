@@ -73,6 +73,18 @@ def tiny_backbone(tmp_path_factory: pytest.TempPathFactory, minilm_dir: Path) ->
     return out
 
 
+def load_benchmark(name: str):
+    """Import ``benchmarks/<name>.py`` (not a package) as the module ``name``."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 def tiny_recipe_overrides(backbone: Path, data: Path, output_dir: Path) -> list[str]:
     """Overrides that turn recipes/base.yaml into a seconds-long run on the tiny backbone."""
     return [

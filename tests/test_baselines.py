@@ -6,23 +6,16 @@ IMDB reviews) takes minutes and is not part of the suite.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO
+from conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def bench():
-    path = REPO / "benchmarks" / "baselines.py"
-    spec = importlib.util.spec_from_file_location("baselines", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("baselines")
 
 
 @pytest.fixture(scope="module")

@@ -3,25 +3,18 @@ weights, and the report scores both models on the real validation and test split
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO
+from conftest import load_benchmark
 from safetensors.torch import load_file
 
 
 @pytest.fixture(scope="module")
 def ca():
-    path = REPO / "benchmarks" / "checkpoint_average.py"
-    spec = importlib.util.spec_from_file_location("checkpoint_average", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("checkpoint_average")
 
 
 def test_average_is_the_mean_of_the_last_checkpoints(ca, tiny_run: Path, tmp_path: Path) -> None:

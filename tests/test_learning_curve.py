@@ -4,26 +4,19 @@ part of the suite; here the tiny backbone trains on 64 sentences of the real rt-
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, tiny_recipe_overrides
+from conftest import REPO, load_benchmark, tiny_recipe_overrides
 
 from sentiment_hf import load_recipe
 
 
 @pytest.fixture(scope="module")
 def lc():
-    path = REPO / "benchmarks" / "learning_curve.py"
-    spec = importlib.util.spec_from_file_location("learning_curve", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("learning_curve")
 
 
 def _tiny_recipe(tmp_path: Path, backbone: Path, rt_dir: Path) -> Path:

@@ -5,22 +5,15 @@ The benchmark itself runs for ~20 minutes on the real MiniLM and is not part of 
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def bench():
-    path = REPO / "benchmarks" / "train_throughput.py"
-    spec = importlib.util.spec_from_file_location("train_throughput", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("train_throughput")
 
 
 def test_flop_model_gives_the_issue_estimate_for_minilm(bench, minilm_dir: Path) -> None:
