@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -30,6 +31,14 @@ def _find_shared_data() -> Path:
         f"(searched upwards from {REPO}); the suite needs the real rt-polarity files",
         pytrace=False,
     )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules with the most ``slow`` tests run first, in-module order kept. The suite runs on
+    two xdist workers, one file at a time each (pyproject addopts): longest first, so the workers
+    end together instead of one finishing a long file alone."""
+    slow = Counter(item.path for item in items if item.get_closest_marker("slow"))
+    items.sort(key=lambda item: -slow[item.path])
 
 
 @pytest.fixture(scope="session")
