@@ -135,6 +135,8 @@ def train_point(recipe_path: Path, data: Path, arm: str, size: int, seed: int, w
         "train_repeats": result.manifest.get("train_repeats", 1),
         "wall_s": round(wall, 1),
         "overrides": overrides,
+        # what the machine changed, e.g. bf16 off on a CPU without native bf16
+        "effective_changes": result.manifest.get("effective_changes", []),
     }
 
 

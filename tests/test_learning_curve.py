@@ -12,6 +12,7 @@ import yaml
 from conftest import REPO, load_benchmark, tiny_recipe_overrides
 
 from sentiment_hf import load_recipe
+from sentiment_hf.hardware import cpu_has_native_bf16
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +49,11 @@ def test_points_train_once_and_the_report_sums_them(
     assert points["recipe-min-steps/64/s1"]["train_repeats"] == 2
     assert points["recipe/64/s1"]["optimizer_steps"] == 4
     assert points["baseline/64/s2"]["optimizer_steps"] == 24  # 3 epochs of 8 batches of 8
+    # The point records what the machine changed: the recipe's bf16 is dropped on a CPU without
+    # native bf16 (then the figures are fp32 ones); the baseline asks for fp32 itself.
+    changed = {c["field"] for c in points["recipe/64/s1"]["effective_changes"]}
+    assert ("bf16" in changed) == (not cpu_has_native_bf16())
+    assert "bf16" not in {c["field"] for c in points["baseline/64/s2"]["effective_changes"]}
     assert sorted(points) == sorted(
         f"{arm}/64/s{seed}" for arm in ("recipe", "recipe-min-steps", "baseline") for seed in (1, 2)
     )

@@ -208,15 +208,18 @@ def test_real_minilm_learns_on_a_slice_of_rt_polarity(tmp_path: Path, rt_dir: Pa
             "data.max_eval_samples=200",
             "data.max_test_samples=200",
             "model.max_length=48",
-            "training.num_train_epochs=2",
+            "training.num_train_epochs=1",
+            "training.per_device_train_batch_size=16",
             "training.learning_rate=1e-4",
+            "policy.calibrate=false",  # calibration has its own tests; here it would cost 1/5
             f"training.output_dir={tmp_path / 'minilm'}",
             "training.disable_tqdm=true",
         ],
     )
     result = train(recipe)
-    # Measured with seeds 42 / 1 / 2: test accuracy 0.75 / 0.76 / 0.87, validation 0.77 / 0.765 /
-    # 0.785 (64 steps of the default recipe). Chance is 0.5; 0.65 leaves room for seed noise.
+    # 64 steps of 16 (half the compute of 2 epochs of 32, which gave 0.75 / 0.76 / 0.87 test).
+    # Measured with seeds 42 / 1 / 2 in fp32: test accuracy 0.74 / 0.765 / 0.795, validation
+    # 0.695 / 0.75 / 0.74. Chance is 0.5; 0.65 leaves room for seed noise.
     assert result.metrics["test_accuracy"] > 0.65, result.metrics
     assert result.metrics["eval_accuracy"] > 0.65, result.metrics
     assert result.manifest["backbone"] == "sentence-transformers/all-MiniLM-L6-v2"
