@@ -33,6 +33,7 @@ metrics read from the run directory) instead of training them again.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import shutil
 import statistics
@@ -89,18 +90,22 @@ def key(arm: str, size: int, seed: int) -> str:
     return f"{arm}/{size or 'all'}/s{seed}"
 
 
+@functools.cache
+def _recipe_args(recipe_path: Path) -> Any:
+    """The recipe's TrainingArguments on this machine (built once per recipe file)."""
+    from sentiment_hf.recipe import load_recipe
+    from sentiment_hf.training import build_training_args
+
+    return build_training_args(load_recipe(recipe_path))
+
+
 def min_steps_active(recipe_path: Path, size: int, min_steps: int = MIN_STEPS) -> bool:
     """Whether ``min_steps`` lengthens the recipe's run on ``size`` sentences (if not, the
-    ``recipe-min-steps`` and ``recipe-batch`` arms train as ``recipe`` does and are not run)."""
-    import math
+    ``recipe-min-steps`` and ``recipe-batch`` arms train as ``recipe`` does and are not run):
+    the step count of training itself (``repeats_for_min_steps``)."""
+    from sentiment_hf.training import repeats_for_min_steps
 
-    from sentiment_hf.recipe import load_recipe
-
-    t = load_recipe(recipe_path).training
-    if not size:
-        return False
-    per_epoch = math.ceil(size / t["per_device_train_batch_size"])
-    return t["num_train_epochs"] * per_epoch < min_steps
+    return bool(size) and repeats_for_min_steps(_recipe_args(recipe_path), size, min_steps) > 1
 
 
 def train_point(recipe_path: Path, data: Path, arm: str, size: int, seed: int, work: Path) -> dict:
