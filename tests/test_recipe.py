@@ -41,6 +41,7 @@ DIFFERS_FROM_TRAINING_DEFAULTS = {
         "dataloader_num_workers",
     },
     "pipeline.yaml": {"output_dir", "save_total_limit", "num_train_epochs", "learning_rate"},
+    "study.yaml": {"output_dir", "save_total_limit"},
     "sweep.yaml": {"output_dir", "save_total_limit", "num_train_epochs", "learning_rate"},
 }
 
@@ -66,6 +67,21 @@ def test_base_recipe_restates_each_training_default_or_omits_it() -> None:
         if key in stated and typed[key] != default
     }
     assert disagree == {}
+
+
+def test_the_full_data_study_searches_around_the_base_recipe_as_shipped() -> None:
+    """recipes/study.yaml is recipes/base.yaml plus a sweep: section (and its own directory), so
+    a trial with the base recipe's values is the base recipe."""
+    base, study = load_recipe(BASE), load_recipe(REPO / "recipes" / "study.yaml")
+    own = {"output_dir", "save_total_limit"}
+    assert study.model == base.model
+    assert study.data == base.data
+    assert study.early_stopping == base.early_stopping
+    assert {k: v for k, v in study.training.items() if k not in own} == {
+        k: v for k, v in base.training.items() if k not in own
+    }
+    assert study.data.max_train_samples is None  # the whole training split
+    assert study.sweep is not None and study.sweep.evals_per_epoch == 1  # as the recipe evaluates
 
 
 def test_distilbert_recipe_loads() -> None:
