@@ -397,7 +397,10 @@ def bench_model(args: argparse.Namespace, cfg: Any) -> dict[str, Any]:
         for b, s in layouts[shift:] + layouts[:shift]:
             rate = model_throughput(predictor, args.text, b, s, args.model_seconds)
             samples[(b, s)].append(rate)
-            print(f"  rep {rep} in-process batch {b:>2} x {s} streams: {rate:8.1f} texts/s")
+            print(
+                f"  rep {rep} in-process batch {b:>2} x {s} streams: {rate:8.1f} texts/s",
+                flush=True,
+            )
     return {
         "intra_op_threads": cfg.intra_op_threads,
         "seconds_per_run": args.model_seconds,
