@@ -22,6 +22,7 @@ import logging
 import os
 import shutil
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -39,8 +40,9 @@ DEFAULT_CHUNK_SIZE = 4096
 PARTS_SUFFIX = ".parts"
 STATE_FILE = "state.json"
 PART_FILE = "part-{index:06d}{suffix}"
-#: Test hook: seconds to sleep after each finished chunk (lets a test kill a job mid-file).
-DELAY_ENV = "SENTIMENT_HF_CHUNK_DELAY_S"
+#: Test hook, not a feature: after this process has written N finished chunk parts it blocks
+#: for good, so a test can kill the job at a known point (exactly N parts on disk).
+PAUSE_ENV = "SENTIMENT_HF_PAUSE_AFTER_CHUNKS"
 #: How long a rank waits for the others' parts (rank 0) or for rank 0's fresh state (others).
 WAIT_TIMEOUT_S = 24 * 3600.0
 
@@ -267,7 +269,7 @@ def predict_file(
         f"{len(done)} finished chunk(s) in {parts} reused"
     )
     result = BatchResult(output=None, backend=backend)
-    delay = float(os.environ.get(DELAY_ENV, 0) or 0)
+    pause_after = int(os.environ.get(PAUSE_ENV) or 0)  # test hook (PAUSE_ENV)
     loaded = time.perf_counter()
     total = reader.estimate_rows() // shard.world_size
     with _progress(total, progress) as bar:
@@ -300,8 +302,8 @@ def predict_file(
             result.blank += len(chunk) - len(rows)
             result.scored_chunks += 1
             bar.update(len(chunk))
-            if delay:
-                time.sleep(delay)
+            if result.scored_chunks == pause_after:
+                threading.Event().wait()  # test hook: blocks until the test kills this process
     if result.chunks == 0:
         raise SentimentError(f"--file {str(reader.path)!r} has no rows; give one text per row")
     if shard.rank == 0:

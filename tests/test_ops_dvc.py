@@ -11,16 +11,15 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import assert_split_metrics_consistent
+from servers import gcs_emulator as start_gcs_emulator
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -29,40 +28,12 @@ BUCKET = "sentiment-hf-dvc"
 pytestmark = pytest.mark.linux_only  # Linux tools; run on the Linux CI legs
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def gcs_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """gcp-storage-emulator on a free loopback port, with the remote's bucket; its URL."""
-    port = free_port()
     log = tmp_path_factory.mktemp("emulator") / "emulator.log"
-    with open(log, "w") as handle:
-        proc = subprocess.Popen(
-            [str(BIN / "gcp-storage-emulator"), "start", "--host", "127.0.0.1", "--port",
-             str(port), "--default-bucket", BUCKET, "--in-memory"],
-            stdout=handle, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"gcp-storage-emulator did not start: {log.read_text()[-2000:]}")
-                time.sleep(0.2)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    with start_gcs_emulator(BUCKET, log=log) as endpoint:
+        yield endpoint
 
 
 def sha256_tree(root: Path) -> dict[str, str]:

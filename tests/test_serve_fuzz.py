@@ -4,13 +4,16 @@ For every documented operation, schemathesis generates bodies that follow the sc
 and bodies that break it (negative). Every answer must not be a 5xx and must match the documented
 response schema; a body the schema allows must be accepted and one it forbids rejected with a 4xx
 (schemathesis' default checks). The app runs in-process over ASGI with the real tiny model, so
-validation, the runner, the policy and the explainer are all exercised.
+validation, the runner, the policy and the explainer are all exercised. The examples follow the
+profile of ``hypothesis_profiles.py``: the same ones on every run unless
+``HYPOTHESIS_PROFILE=explore``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import hypothesis_profiles  # noqa: F401  (registers and loads the settings profile)
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -50,12 +53,7 @@ def test_every_generated_request_is_answered_within_the_schema(api_schema, mode)
             continue  # nothing to break in a request without inputs (GET /health)
 
         @given(case=operation.as_strategy(generation_mode=mode))
-        @settings(
-            max_examples=EXAMPLES_PER_MODE,
-            deadline=None,
-            database=None,
-            suppress_health_check=list(HealthCheck),
-        )
+        @settings(max_examples=EXAMPLES_PER_MODE, suppress_health_check=list(HealthCheck))
         def check(case) -> None:
             case.call_and_validate()
 

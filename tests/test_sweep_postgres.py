@@ -20,7 +20,6 @@ import glob
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from typing import Any
 import optuna
 import pytest
 from conftest import REPO, tiny_recipe_overrides
+from servers import PORT_IN_USE, PortInUse, start_on_some_port
 
 from sentiment_hf.cli import main as cli_main
 from sentiment_hf.errors import SentimentError
@@ -62,12 +62,6 @@ def postgres_bin() -> Path:
     return Path(found).parent
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[str]:
     """A PostgreSQL server on loopback with database ``sweeps``; yields its URL (with password)."""
@@ -75,7 +69,6 @@ def postgres() -> Iterator[str]:
     root = Path(tempfile.mkdtemp(prefix="sentiment-pg-"))
     data, log, pwfile = root / "data", root / "server.log", root / "pwfile"
     as_owner: list[str] = []
-    started = False
 
     def run(*argv: str) -> None:
         done = subprocess.run([*as_owner, *argv], capture_output=True, text=True, timeout=120)
@@ -98,14 +91,28 @@ def postgres() -> Iterator[str]:
             as_owner = ["runuser", "-u", "postgres", "--"]
         run(str(bindir / "initdb"), "-D", str(data), "-U", USER, "--pwfile", str(pwfile),
             "-A", "scram-sha-256", "--no-sync", "-E", "UTF8", "--no-locale")  # fmt: skip
-        port = _free_port()
-        options = (
-            f"-p {port} -h 127.0.0.1 -k {root} "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        )
-        run(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", options, "-w",
-            "-t", "60", "start")  # fmt: skip
-        started = True
+
+        def start(port: int) -> int:
+            """``pg_ctl start -w``: it polls the new server (60 s) and fails if it exits."""
+            options = (
+                f"-p {port} -h 127.0.0.1 -k {root} "
+                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+            )
+            seen = log.stat().st_size if log.is_file() else 0
+            done = subprocess.run(
+                [*as_owner, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-o",
+                 options, "-w", "-t", "60", "start"],
+                capture_output=True, text=True, timeout=120,
+            )  # fmt: skip
+            if done.returncode == 0:
+                return port
+            server_log = log.read_bytes()[seen:].decode(errors="replace") if log.is_file() else ""
+            output = f"{done.stdout}{done.stderr}{server_log}"
+            if PORT_IN_USE.search(server_log):
+                raise PortInUse(output)
+            pytest.fail(f"pg_ctl start failed:\n{output[-3000:]}")
+
+        port = start_on_some_port(start, "PostgreSQL")
         import psycopg
 
         dsn = f"host=127.0.0.1 port={port} user={USER} password={PASSWORD} dbname=postgres"
@@ -113,7 +120,7 @@ def postgres() -> Iterator[str]:
             conn.execute("CREATE DATABASE sweeps")
         yield f"postgresql://{USER}:{PASSWORD}@127.0.0.1:{port}/sweeps"
     finally:
-        if started:
+        if (data / "postmaster.pid").exists():  # running, or pg_ctl gave up waiting on it
             subprocess.run([*as_owner, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate",
                             "-w", "stop"], capture_output=True, timeout=120)  # fmt: skip
         shutil.rmtree(root, ignore_errors=True)
