@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from sentiment_hf.errors import SentimentError
+from sentiment_hf.hardware import torch_threads
 from sentiment_hf.longtext import (
     LongTextConfig,
     LongTextCounts,
@@ -68,8 +69,7 @@ class TorchBackend:
         import torch
         from transformers import AutoModelForSequenceClassification
 
-        if intra_op_threads is not None:
-            torch.set_num_threads(intra_op_threads)  # process-wide: no per-model setting
+        self.intra_op_threads = intra_op_threads  # applied per call, then put back
         self.torch = torch
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.model = AutoModelForSequenceClassification.from_pretrained(
@@ -80,7 +80,7 @@ class TorchBackend:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         inputs = {k: self.torch.from_numpy(v).to(self.device) for k, v in batch.items()}
-        with self.torch.inference_mode():
+        with torch_threads(self.intra_op_threads), self.torch.inference_mode():
             return self.model(**inputs).logits.float().cpu().numpy()
 
 
@@ -112,7 +112,8 @@ class Predictor:
     Inputs are tokenized once, cut by the run's long-text policy (``long_text`` overrides it:
     :mod:`sentiment_hf.longtext`), sorted by length and batched so each batch pads little;
     results come back in the input order. ``intra_op_threads`` sets the threads inside one model
-    call (None: the backend's default; torch applies it process-wide).
+    call (None: the backend's default; torch sets it around each call and puts the process's
+    count back, so nothing leaks into the caller's process).
     """
 
     def __init__(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -13,9 +14,11 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["WANDB_MODE"] = "disabled"
 os.environ["DVC_NO_ANALYTICS"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
-os.environ.setdefault("SENTIMENT_HF_CACHE", tempfile.mkdtemp(prefix="sentiment-hf-cache-"))
+# Always a fresh cache of this process's own: a developer's SENTIMENT_HF_CACHE is never reused.
+os.environ["SENTIMENT_HF_CACHE"] = tempfile.mkdtemp(prefix="sentiment-hf-cache-")
 
 import pytest
+import torch  # imported once here so every test's thread count can be put back
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -41,6 +44,28 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: -slow[item.path])
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    import shutil
+
+    shutil.rmtree(os.environ["SENTIMENT_HF_CACHE"], ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def _restore_process_state() -> Iterator[None]:
+    """No process-wide state leaks from one test into the next: the environment and torch's
+    intra-op thread count are put back as they were before the test (library code sets W&B
+    variables, an in-process server sets one thread per model call, ...). Module and session
+    fixtures run before this snapshot, so what they hold for their module stays in place."""
+    environ = dict(os.environ)
+    threads = torch.get_num_threads()
+    yield
+    if dict(os.environ) != environ:
+        os.environ.clear()
+        os.environ.update(environ)
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The shared data folder (rt-polarity, sst2). Missing data fails loudly, never skips."""
@@ -63,8 +88,11 @@ def minilm_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_backbone(tmp_path_factory: pytest.TempPathFactory, minilm_dir: Path) -> Path:
-    """A randomly initialised 2-layer, 32-wide BERT with the real uncased WordPiece tokenizer."""
-    import torch
+    """A randomly initialised 2-layer, 32-wide BERT with the real uncased WordPiece tokenizer.
+
+    Weights drawn 10x wider than BERT's 0.02: at 0.02 the [CLS] vector of such a small random
+    model is the same for every text (std 2.5e-4 across 64 texts), so its classifier answers the
+    same for all of them and ordering or parity tests prove nothing."""
     from transformers import AutoTokenizer, BertConfig, BertModel
 
     out = tmp_path_factory.mktemp("tiny-backbone")
@@ -76,6 +104,7 @@ def tiny_backbone(tmp_path_factory: pytest.TempPathFactory, minilm_dir: Path) ->
         num_attention_heads=2,
         intermediate_size=64,
         max_position_embeddings=128,
+        initializer_range=0.2,
     )
     BertModel(config).save_pretrained(out)
     AutoTokenizer.from_pretrained(minilm_dir).save_pretrained(out)
@@ -114,15 +143,36 @@ def tiny_recipe_overrides(backbone: Path, data: Path, output_dir: Path) -> list[
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory, tiny_backbone: Path, rt_dir: Path) -> Path:
-    """A finished run directory (model, recipe.yaml, metrics.json) from a slice of rt-polarity."""
-    from sentiment_hf import load_recipe, train
+    """A finished run directory (model, recipe.yaml, metrics.json) from a slice of rt-polarity,
+    without a fitted policy (tests that need one fit it on a copy).
+
+    A near-chance model gets a temperature at the search's bound (T = 20), which makes every
+    answer ~0.5: so no temperature here, and a guard that the answers differ from text to text
+    far more than any tolerance a test compares them with."""
+    import numpy as np
+
+    from sentiment_hf import Predictor, load_recipe, train
 
     out = tmp_path_factory.mktemp("runs") / "tiny"
-    recipe = load_recipe(
-        REPO / "recipes" / "base.yaml", tiny_recipe_overrides(tiny_backbone, rt_dir, out)
-    )
-    train(recipe)
+    overrides = [
+        *tiny_recipe_overrides(tiny_backbone, rt_dir, out),
+        "policy.calibrate=false",
+        "training.bf16=false",  # the same fixture model on every CPU (bf16 where it has it)
+    ]
+    train(load_recipe(REPO / "recipes" / "base.yaml", overrides))
+    probs = Predictor(out).predict_proba(SPREAD_TEXTS)[:, 1]
+    spread = float(probs.max() - probs.min())
+    assert spread >= 3 * LARGEST_TOLERANCE, f"tiny run answers alike: p(pos) spread {spread:.4f}"
+    assert 0 < int((probs >= 0.5).sum()) < len(probs), "tiny run gives one label to every text"
+    assert len(np.unique(probs.round(5))) == len(SPREAD_TEXTS), "two texts got the same answer"
     return out
+
+
+#: The widest tolerance any test compares the tiny run's probabilities with (int8 vs torch).
+LARGEST_TOLERANCE = 0.1
+_WORDS = ["witty", "dull", "moving", "tedious", "gorgeous", "clumsy", "tender", "flat"]
+#: 64 short reviews the tiny run must tell apart (the fixture's guard).
+SPREAD_TEXTS = [f"review {i}: a {_WORDS[i % 8]} and {_WORDS[(i * 3) % 8]} film" for i in range(64)]
 
 
 @pytest.fixture(scope="session")

@@ -24,6 +24,8 @@ from sentiment_hf.batch_predict import PAUSE_ENV, Shard, parts_dir, predict_file
 
 N_TEXTS = 45
 BLANK_AT = 10  # a blank row: its index is kept, no output row
+#: How far int8 probabilities of one text may move when it is batched with other texts.
+INT8_BATCH = 0.05
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +89,13 @@ def test_rows_match_the_predictor_in_input_order(run: Path, texts: list[str], re
     wanted = [i for i in range(N_TEXTS) if i != BLANK_AT]
     assert [r["index"] for r in rows] == wanted
     assert [r["text"] for r in rows] == [texts[i] for i in wanted]
-    direct = Predictor(run, backend="onnx-int8").predict([texts[i] for i in wanted])
+    # int8 answers depend on the batch (see the chunk test): score the reference's chunks of 8
+    predictor = Predictor(run, backend="onnx-int8")
+    direct = [
+        pred
+        for first in range(0, N_TEXTS, 8)
+        for pred in predictor.predict([texts[i] for i in wanted if first <= i < first + 8])
+    ]
     for row, pred in zip(rows, direct, strict=True):
         assert (row["label"], row["abstained"]) == (pred.label, pred.abstained)
         assert row["probabilities"] == pytest.approx(pred.probabilities, abs=1e-5)
@@ -114,15 +122,26 @@ def test_every_input_format_gives_the_same_rows(
 def test_chunk_boundaries_keep_every_row_once(
     chunk_size: int, run: Path, inputs: dict[str, Path], reference: Path, tmp_path: Path
 ) -> None:
-    out = tmp_path / "out.jsonl"
-    result = predict_file(run, inputs[".jsonl"], out, text_column="review", chunk_size=chunk_size)
-    assert result.chunks == -(-N_TEXTS // chunk_size)
-    got, want = _jsonl(out), _jsonl(reference)
-    assert [(r["index"], r["text"], r["label"]) for r in got] == [
-        (r["index"], r["text"], r["label"]) for r in want
-    ]
-    for a, b in zip(got, want, strict=True):
-        assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-5)
+    """fp32 ONNX answers do not depend on which texts share a batch: other chunk sizes give the
+    same rows. int8's dynamic quantisation takes each activation's scale from the whole batch,
+    so there a text's probabilities move a little with its neighbours (up to ~0.02 measured on
+    the tiny run): same rows and order, probabilities within INT8_BATCH."""
+    source = inputs[".jsonl"]
+    want = _jsonl(reference)
+    fp32 = tmp_path / "fp32-8.jsonl"
+    predict_file(run, source, fp32, text_column="review", chunk_size=8, backend="onnx")
+    for backend, expected, tolerance in (("onnx", _jsonl(fp32), 1e-5), (None, want, INT8_BATCH)):
+        out = tmp_path / f"{backend}.jsonl"
+        result = predict_file(
+            run, source, out, text_column="review", chunk_size=chunk_size, backend=backend
+        )
+        assert result.chunks == -(-N_TEXTS // chunk_size)
+        got = _jsonl(out)
+        assert [(r["index"], r["text"]) for r in got] == [(r["index"], r["text"]) for r in want]
+        if tolerance < 1e-3:  # labels too, where the answers are exact
+            assert [r["label"] for r in got] == [r["label"] for r in expected]
+        for a, b in zip(got, expected, strict=True):
+            assert a["probabilities"] == pytest.approx(b["probabilities"], abs=tolerance)
 
 
 def test_csv_and_parquet_outputs_hold_the_jsonl_rows(

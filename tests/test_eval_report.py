@@ -28,9 +28,11 @@ def fake_explain(texts: list[str]) -> list[list[tuple[str, float]]]:
 @pytest.fixture(scope="module")
 def evaluated(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
     from sentiment_hf.evaluation import evaluate_model
+    from sentiment_hf.policy import fit_policy
 
     run = tmp_path_factory.mktemp("eval-report") / "tiny"
     shutil.copytree(tiny_run, run)
+    fit_policy(run)  # the page shows the fitted temperature
     return evaluate_model(run, split="test", explain=fake_explain)
 
 

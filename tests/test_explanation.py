@@ -34,9 +34,9 @@ TEXTS = [
 
 @pytest.fixture(scope="module")
 def sharp_run(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the tiny run whose classifier weights are scaled up: the barely trained tiny
-    model answers ~0.52 for everything, this one spreads its probabilities (completeness then
-    has something to add up)."""
+    """A copy of the tiny run with a new random classifier head (std 2): the tiny run's own
+    answers stay within ~0.3-0.7, this one's spread over ~0.02-0.98 without saturating (so
+    completeness has much to add up and the pad baseline's leftover is measurable)."""
     import torch
     from transformers import AutoModelForSequenceClassification
 
@@ -46,7 +46,7 @@ def sharp_run(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
         weight = model.classifier.weight
-        weight.copy_(torch.randn(weight.shape, generator=generator) * 40)
+        weight.copy_(torch.randn(weight.shape, generator=generator) * 2)
     model.save_pretrained(out)
     return out
 
@@ -209,7 +209,8 @@ def test_explain_endpoint(client: TestClient, explained) -> None:
     assert resp.status_code == 200, resp.text
     body = resp.json()
     assert body["label"] == explained[0].label
-    assert body["score"] == pytest.approx(explained[0].score, abs=1e-6)
+    # explained alone here, in a padded batch of five there: fp32 moves it by ~2e-6
+    assert body["score"] == pytest.approx(explained[0].score, abs=1e-5)
     assert body["model_version"].startswith("sharp-")
     assert [w["word"] for w in body["words"]] == TEXTS[0].split()
     assert body["n_steps"] == 32 and body["baseline"] == "special"
@@ -221,16 +222,18 @@ def test_explain_endpoint(client: TestClient, explained) -> None:
 
 def test_explain_runs_off_the_event_loop(client: TestClient, explained, monkeypatch) -> None:
     service = client.app.state.explainer
-    release = threading.Event()
+    entered, release = threading.Event(), threading.Event()
 
     def slow(text: str):
+        entered.set()
         assert release.wait(30)
         return explained[0]
 
     monkeypatch.setattr(service, "_explain", slow)
     with ThreadPoolExecutor(1) as pool:
         pending = pool.submit(client.post, "/explain", json={"text": TEXTS[0]})
-        assert client.get("/health").status_code == 200  # the loop is free
+        assert entered.wait(30), "/explain never reached the explainer"
+        assert client.get("/health").status_code == 200  # the loop is free while it explains
         assert not pending.done()
         release.set()
         assert pending.result(timeout=30).status_code == 200

@@ -245,15 +245,18 @@ def test_inference_benchmark_script_runs_on_the_exported_run(
     assert report["device"]["cpu_flags"] == cpu_speed_flags()
 
 
-def test_inference_benchmark_script_rejects_a_non_model(tmp_path: Path) -> None:
-    import subprocess
+def test_inference_benchmark_script_rejects_a_non_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """In this process: the script stops before it loads anything."""
+    from conftest import load_benchmark
 
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "inference.py"
-    proc = subprocess.run(
-        [sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=300
-    )
-    assert proc.returncode == 2
-    assert proc.stderr.startswith("error: ") and "not a trained model directory" in proc.stderr
+    monkeypatch.setattr(sys, "argv", ["inference.py", str(tmp_path)])
+    with pytest.raises(SystemExit) as stopped:
+        load_benchmark("inference").main()
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "not a trained model directory" in err
 
 
 def _retrain_in_place(run: Path) -> None:

@@ -25,9 +25,15 @@ def test_probe_agrees_with_the_kernels_cpu_flags() -> None:
     assert cpu_has_native_bf16() == bool({"avx512_bf16", "amx_tile"} & flags)
 
 
-def test_physical_cores_of_this_process() -> None:
-    allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    assert 1 <= physical_cores() <= (allowed or 1)
+@pytest.mark.linux_only  # sysfs, os.sched_getaffinity
+def test_physical_cores_of_this_process_agree_with_the_kernels_topology() -> None:
+    """A second source the probe does not read: sysfs names each allowed CPU's package and core."""
+
+    def core(cpu: int) -> tuple[str, str]:
+        where = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
+        return (where / "physical_package_id").read_text(), (where / "core_id").read_text()
+
+    assert physical_cores() == len({core(cpu) for cpu in os.sched_getaffinity(0)})
 
 
 def _cpuinfo(entries: list[tuple[int, str, str]]) -> str:
@@ -54,12 +60,25 @@ def test_physical_cores_counts_hyperthreads_once_and_only_allowed_cpus(
     assert physical_cores() == 3  # no cpuinfo: every allowed CPU counts
 
 
-def test_device_info_names_the_cpu_and_the_gpu_when_there_is_one() -> None:
+def test_device_info_names_the_cpu_and_the_gpu_when_there_is_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1 if threads > 1 else 2)  # read now, not cached at import
+    try:
+        assert device_info()["torch_threads"] == torch.get_num_threads() != threads
+    finally:
+        torch.set_num_threads(threads)
+    # no GPU here: torch's CUDA probes are mocked to answer as on a 2-GPU machine
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     info = device_info()
+    assert info["cuda"] is False and "gpu" not in info and "gpu_count" not in info
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=0: "NVIDIA H100 80GB HBM3")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    info = device_info()
+    assert (info["cuda"], info["gpu"], info["gpu_count"]) == (True, "NVIDIA H100 80GB HBM3", 2)
     assert info["cpu_count"] == os.cpu_count()
-    assert info["torch_threads"] == torch.get_num_threads()
-    assert info["cuda"] is torch.cuda.is_available()
-    assert ("gpu" in info) is info["cuda"] and ("gpu_count" in info) is info["cuda"]
 
 
 def test_the_old_homes_still_answer() -> None:

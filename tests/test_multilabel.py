@@ -355,8 +355,14 @@ def test_card_and_drift_run_on_a_multi_label_run(
             permutations=50,
         )
     )
+    # the current side's confidence is each text's highest per-label sigmoid, as the predictor
+    # answers; a softmax over the 4 labels would give other numbers (they would sum to 1)
+    from sentiment_hf.predict import Predictor
+
+    probs = Predictor(ml_run).predict_proba([r["text"] for r in rows])
+    assert not np.allclose(probs.sum(axis=1), 1.0, atol=0.05)
     confidence = next(c for c in report.checks if c.name == "confidence")
-    assert 0.0 < confidence.current <= 1.0
+    assert confidence.current == pytest.approx(float(probs.max(axis=1).mean()), abs=1e-4)
 
 
 def test_single_label_data_for_a_multi_label_run_is_refused(ml_run: Path, tmp_path: Path) -> None:

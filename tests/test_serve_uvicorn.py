@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,6 +13,7 @@ import servers
 from sentiment_hf.serve import read_requests
 
 CHROMIUM = "/usr/bin/chromium"
+REVIEW = "a gorgeous, witty, seductive movie."
 # Every server here is stopped with SIGINT, and the page test needs Debian's chromium.
 pytestmark = pytest.mark.linux_only
 
@@ -35,12 +35,19 @@ def server(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory):
         srv.stop()
 
 
-def test_ready_and_predict_over_http(server: Server) -> None:
+def test_ready_and_predict_over_http(server: Server, tiny_run: Path) -> None:
+    from sentiment_hf.predict import Predictor
+
     ready = httpx.get(f"{server.url}/ready", timeout=10)
     assert ready.status_code == 200 and ready.json()["backend"] == "torch"
-    resp = httpx.post(f"{server.url}/predict", json={"texts": ["great film", "awful"]}, timeout=10)
+    texts = ["a gorgeous, witty, seductive movie.", "dull, tedious and overlong"]
+    resp = httpx.post(f"{server.url}/predict", json={"texts": texts}, timeout=10)
     assert resp.status_code == 200
-    assert [p["label"] in ("neg", "pos") for p in resp.json()["predictions"]] == [True, True]
+    expected = Predictor(tiny_run).predict(texts)
+    got = resp.json()["predictions"]
+    assert [p["label"] for p in got] == [p.label for p in expected]
+    for answer, pred in zip(got, expected, strict=True):
+        assert answer["probabilities"] == pytest.approx(pred.probabilities, abs=1e-5)
 
 
 def test_concurrent_requests_each_get_their_own_answer(server: Server, tiny_run: Path) -> None:
@@ -87,7 +94,9 @@ def test_bad_bytes_over_a_real_socket(server: Server) -> None:
     assert httpx.get(f"{server.url}/health", timeout=10).status_code == 200
 
 
-def test_page_in_headless_chromium(server: Server) -> None:
+def test_page_in_headless_chromium(server: Server, tiny_run: Path) -> None:
+    from sentiment_hf.predict import Predictor
+
     if not Path(CHROMIUM).is_file():
         pytest.fail(
             f"{CHROMIUM} not found: install Debian's chromium package (apt-get install chromium)"
@@ -105,7 +114,7 @@ def test_page_in_headless_chromium(server: Server) -> None:
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.goto(server.url + "/")
-        page.fill("#text", "a gorgeous, witty, seductive movie.")
+        page.fill("#text", REVIEW)
         page.click("#submit")
         page.wait_for_selector("#result:not([hidden])", timeout=15_000)
         label = page.text_content("#label")
@@ -119,10 +128,12 @@ def test_page_in_headless_chromium(server: Server) -> None:
         error_text = page.text_content("#error")
         model = page.text_content("#model")
         browser.close()
-    assert label in ("neg", "pos")
-    assert re.fullmatch(r"\d+\.\d% confident", score or "")
-    assert 50.0 <= width <= 100.0  # the winning label's probability, as a bar
-    assert len(probs) == 2 and probs[0].startswith("neg: ")
+    (expected,) = Predictor(tiny_run).predict([REVIEW])
+    pct = round(expected.score * 1000) / 10
+    assert label == expected.label
+    assert score == f"{pct:.1f}% confident"
+    assert width == pytest.approx(pct)  # the winning label's probability, as a bar
+    assert probs == [f"{name}: {100 * p:.1f}%" for name, p in expected.probabilities.items()]
     assert "empty or whitespace-only" in (error_text or "")
     assert (model or "").startswith("tiny-")
     assert errors == []

@@ -21,7 +21,7 @@ from typing import Any
 import optuna
 import pytest
 import yaml
-from conftest import REPO, assert_split_metrics_consistent, tiny_recipe_overrides
+from conftest import REPO, assert_split_metrics_consistent, load_benchmark, tiny_recipe_overrides
 
 from sentiment_hf.cli import main as cli_main
 from sentiment_hf.errors import SentimentError
@@ -423,7 +423,12 @@ def test_a_worker_whose_trial_is_declared_dead_stops_cleanly(
 
 @pytest.mark.slow
 def test_pruning_replay_benchmark_reproduces_the_real_pruned_study(
-    first_sweep: Any, tmp_path: Path, tiny_backbone: Path, rt_dir: Path
+    first_sweep: Any,
+    tmp_path: Path,
+    tiny_backbone: Path,
+    rt_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """benchmarks/sweep_pruning.py claims its replay of a pruner over an unpruned study's curves
     makes the decisions a real pruned study makes; check it against first_sweep (median pruner,
@@ -433,15 +438,14 @@ def test_pruning_replay_benchmark_reproduces_the_real_pruned_study(
         load_recipe(SWEEP_YAML, [*sweep_overrides(tiny_backbone, rt_dir, out), "sweep.pruner=none"])
     )
     assert unpruned.counts["pruned"] == 0
-    script = REPO / "benchmarks" / "sweep_pruning.py"
-    done = subprocess.run(
-        [sys.executable, str(script), str(out), str(first_sweep.sweep_dir)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()
+    # in this process (the script only reads the two studies): optuna's verbosity put back after
+    monkeypatch.setattr(sys, "argv", ["sweep_pruning.py", str(out), str(first_sweep.sweep_dir)])
+    verbosity = optuna.logging.get_verbosity()
+    try:
+        load_benchmark("sweep_pruning").main()
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+    lines = capsys.readouterr().out.splitlines()
     assert "  trials 0-2 have the same parameters in both studies" in lines
     assert "  replay of its pruner makes the same decisions on those trials: True" in lines
     real = next(line for line in lines if line.startswith("pruned ("))

@@ -131,9 +131,11 @@ def test_tracking_changes_report_to_and_is_recorded(
     assert "report_to" not in {c.field for c in changes}
 
 
-def test_the_manifest_records_what_ran(tiny_run: Path) -> None:
+def test_the_manifest_records_what_ran(tmp_path: Path, tiny_backbone: Path, rt_dir: Path) -> None:
     """Each recorded change is what the saved TrainingArguments hold; every other field of the
-    saved recipe ran as the recipe says."""
+    saved recipe ran as the recipe says. (Its own run: the shared tiny run turns bf16 off.)"""
+    tiny_run = tmp_path / "run"
+    train(load_recipe(BASE, tiny_recipe_overrides(tiny_backbone, rt_dir, tiny_run)))
     manifest = json.loads((tiny_run / "manifest.json").read_text())
     ran = torch.load(tiny_run / "training_args.bin", weights_only=False)
     recipe = load_recipe(tiny_run / "recipe.yaml")
@@ -212,6 +214,7 @@ def test_real_minilm_learns_on_a_slice_of_rt_polarity(tmp_path: Path, rt_dir: Pa
             "training.per_device_train_batch_size=16",
             "training.learning_rate=1e-4",
             "policy.calibrate=false",  # calibration has its own tests; here it would cost 1/5
+            "training.bf16=false",  # the floor below was measured in fp32; bf16 CPUs run it too
             f"training.output_dir={tmp_path / 'minilm'}",
             "training.disable_tqdm=true",
         ],
@@ -224,6 +227,7 @@ def test_real_minilm_learns_on_a_slice_of_rt_polarity(tmp_path: Path, rt_dir: Pa
     assert result.metrics["eval_accuracy"] > 0.65, result.metrics
     assert result.manifest["backbone"] == "sentence-transformers/all-MiniLM-L6-v2"
     assert result.manifest["world_size"] == 1
+    assert not any(c["field"] == "bf16" for c in result.manifest["effective_changes"])
 
 
 class CrashAfterFirstCheckpoint(TrainerCallback):
@@ -322,8 +326,16 @@ def test_torchrun_two_processes_match_one_process(
     w_one, w_ddp = (load_file(d / "model.safetensors") for d in (one, run_dir))
     start = load_file(tiny_backbone / "model.safetensors")
     assert w_ddp.keys() == w_one.keys()
-    for name, tensor in w_one.items():
-        torch.testing.assert_close(w_ddp[name], tensor, atol=1e-6, rtol=0, msg=name)
+    # Attention key biases get no gradient in exact arithmetic (softmax ignores a shift shared
+    # by every key): Adam turns their rounding noise into lr-sized steps that differ from run to
+    # run (2e-4 measured), so they are left out. 8 Adam steps at lr 1e-3 move a weight by up to
+    # ~8e-3; everything else agrees to float rounding (8e-6 measured).
+    drift = {
+        name: float((w_ddp[name] - tensor).abs().max())
+        for name, tensor in w_one.items()
+        if not name.endswith("attention.self.key.bias")
+    }
+    assert max(drift.values()) < 5e-5, sorted(drift.items(), key=lambda kv: -kv[1])[:3]
     moved = [
         k for k in start if f"bert.{k}" in w_one and not torch.equal(start[k], w_one[f"bert.{k}"])
     ]

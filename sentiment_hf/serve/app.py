@@ -23,6 +23,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sentiment_hf.errors import SentimentError
+from sentiment_hf.hardware import set_process_torch_threads
 from sentiment_hf.longtext import WindowCapExceeded
 from sentiment_hf.rundir import RunDir
 from sentiment_hf.serve.config import CONFIG_ENV, ServeConfig
@@ -55,7 +56,8 @@ def page_html() -> str:
 
 def load_predictor(config: ServeConfig) -> Any:
     """The :class:`~sentiment_hf.predict.Predictor` of ``config``, ``intra_op_threads`` threads
-    inside each model call (torch: process-wide ``torch.set_num_threads``)."""
+    inside each model call (torch: set around each call; `sentiment serve` sets it for its whole
+    process at start, see :func:`~sentiment_hf.hardware.set_process_torch_threads`)."""
     from sentiment_hf.predict import Predictor
 
     return Predictor(
@@ -323,4 +325,6 @@ def app_from_env() -> FastAPI:
     raw = os.environ.get(CONFIG_ENV)
     if not raw:
         raise SentimentError(f"{CONFIG_ENV} is not set; start the server with `sentiment serve`")
-    return create_app(config=ServeConfig.from_json(raw))
+    config = ServeConfig.from_json(raw)
+    set_process_torch_threads(config.intra_op_threads)  # a worker process only serves
+    return create_app(config=config)
