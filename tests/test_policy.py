@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from cli_inprocess import run_main
+from conftest import SPREAD_TEXTS
 
 from sentiment_hf.calibration import softmax
 from sentiment_hf.policy import ABSTAIN_LABEL, DecisionPolicy, fit_policy
@@ -71,10 +72,13 @@ def test_abstain_band_answers_uncertain_and_threshold_moves_the_label(run: Path)
 def test_onnx_backends_give_the_same_calibrated_probabilities(run: Path) -> None:
     from sentiment_hf.export import export_onnx
 
-    fit_policy(run)
+    # a set temperature (sharper than none), not a fitted one: the near-chance tiny run would be
+    # fitted flat (T=20), and every backend would agree on ~0.5 whatever it computed
+    _write_policy(run, DecisionPolicy(temperature=0.5))
     export_onnx(run, quantize="int8", parity=False)
-    texts = ["a gorgeous, witty, seductive movie.", "dull and overlong", "so-so"] * 5
+    texts = SPREAD_TEXTS[:15]
     torch_probs = Predictor(run).predict_proba(texts)
+    assert np.ptp(torch_probs[:, 1]) > 4 * 0.05  # the answers differ far more than int8's slack
     onnx_probs = Predictor(run, backend="onnx").predict_proba(texts)
     int8_probs = Predictor(run, backend="onnx-int8").predict_proba(texts)
     np.testing.assert_allclose(onnx_probs, torch_probs, atol=1e-4)
