@@ -60,6 +60,16 @@ def test_physical_cores_counts_hyperthreads_once_and_only_allowed_cpus(
     assert physical_cores() == 3  # no cpuinfo: every allowed CPU counts
 
 
+def test_torch_threads_holds_only_inside_its_block() -> None:
+    before = torch.get_num_threads()
+    other = 1 if before > 1 else 2
+    with hardware.torch_threads(other):
+        assert torch.get_num_threads() == other
+    assert torch.get_num_threads() == before
+    with hardware.torch_threads(None):
+        assert torch.get_num_threads() == before
+
+
 def test_device_info_names_the_cpu_and_the_gpu_when_there_is_one(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

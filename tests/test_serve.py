@@ -61,6 +61,25 @@ def test_predict_matches_predictor_in_order(served, tiny_run: Path) -> None:
     )
 
 
+def test_an_app_in_this_process_leaves_its_torch_threads_alone(tiny_run: Path) -> None:
+    """The app runs each torch call on ``intra_op_threads`` and puts the caller's count back;
+    only a serving process (`sentiment serve`, its workers) sets it for good (own_process)."""
+    import torch
+
+    from sentiment_hf.serve.config import ServeConfig
+
+    before = torch.get_num_threads()
+    other = 1 if before > 1 else 2
+    app = create_app(tiny_run, request_log=None, intra_op_threads=other)
+    with TestClient(app) as client:
+        assert client.post("/predict", json={"texts": TEXTS}).status_code == 200
+    assert torch.get_num_threads() == before
+    ServeConfig(model_dir=tiny_run, backend="onnx", intra_op_threads=other).own_process()
+    assert torch.get_num_threads() == before  # ONNX sessions hold their own thread count
+    ServeConfig(model_dir=tiny_run, intra_op_threads=other).own_process()
+    assert torch.get_num_threads() == other  # (conftest puts it back after this test)
+
+
 def _chunks(data: bytes, size: int = 4096):
     for i in range(0, len(data), size):
         yield data[i : i + size]

@@ -23,7 +23,6 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sentiment_hf.errors import SentimentError
-from sentiment_hf.hardware import set_process_torch_threads
 from sentiment_hf.longtext import WindowCapExceeded
 from sentiment_hf.rundir import RunDir
 from sentiment_hf.serve.config import CONFIG_ENV, ServeConfig
@@ -57,7 +56,7 @@ def page_html() -> str:
 def load_predictor(config: ServeConfig) -> Any:
     """The :class:`~sentiment_hf.predict.Predictor` of ``config``, ``intra_op_threads`` threads
     inside each model call (torch: set around each call; `sentiment serve` sets it for its whole
-    process at start, see :func:`~sentiment_hf.hardware.set_process_torch_threads`)."""
+    process at start, see :meth:`ServeConfig.own_process`)."""
     from sentiment_hf.predict import Predictor
 
     return Predictor(
@@ -326,5 +325,5 @@ def app_from_env() -> FastAPI:
     if not raw:
         raise SentimentError(f"{CONFIG_ENV} is not set; start the server with `sentiment serve`")
     config = ServeConfig.from_json(raw)
-    set_process_torch_threads(config.intra_op_threads)  # a worker process only serves
+    config.own_process()  # a worker process only serves
     return create_app(config=config)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from sentiment_hf.errors import SentimentError
+from sentiment_hf.hardware import set_process_torch_threads
 from sentiment_hf.serve.requestlog import RequestLogConfig
 
 #: Environment variable that carries a JSON ServeConfig to uvicorn worker processes.
@@ -91,6 +92,12 @@ class ServeConfig:
             mirror_interval_s=self.log_mirror_interval_s,
             mirror_options=dict(self.log_mirror_options),
         )
+
+    def own_process(self) -> None:
+        """Settle what only a process that serves nothing but this config may set: torch's
+        process-wide thread count, when torch runs the model (ONNX sessions set theirs)."""
+        if self.backend == "torch":
+            set_process_torch_threads(self.intra_op_threads)
 
     def to_json(self) -> str:
         """JSON for :data:`CONFIG_ENV` (paths as strings)."""

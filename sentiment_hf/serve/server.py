@@ -9,7 +9,6 @@ import tempfile
 from typing import Any
 
 from sentiment_hf.errors import SentimentError
-from sentiment_hf.hardware import set_process_torch_threads
 from sentiment_hf.serve.config import CONFIG_ENV, ServeConfig
 
 log = logging.getLogger(__name__)
@@ -39,8 +38,7 @@ def serve(
     if not 0 <= port <= 65535:
         raise SentimentError(f"--port must be between 0 and 65535, got {port}")
     common = {"host": host, "port": port, "access_log": access_log, "log_level": log_level}
-    # this process only serves: torch's process-wide thread count is the config's from the start
-    set_process_torch_threads(config.intra_op_threads)
+    config.own_process()  # this process only serves: torch's thread count is the config's
     if workers == 1:
         from sentiment_hf.serve.app import create_app
 
