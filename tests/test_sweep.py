@@ -32,6 +32,31 @@ SWEEP_YAML = str(REPO / "recipes" / "sweep.yaml")
 STUDY = "tiny"
 
 
+def test_a_study_a_second_worker_is_creating_is_joined_and_a_foreign_one_refused(
+    tmp_path: Path, tiny_backbone: Path, rt_dir: Path
+) -> None:
+    """Two workers start together: one has created the study but not marked it yet when the
+    other looks (seen under load: the second stopped with "not created by `sentiment sweep`").
+    An unmarked study without trials is joined and marked; one with trials is someone else's."""
+    out = tmp_path / "s"
+    recipe = load_recipe(SWEEP_YAML, sweep_overrides(tiny_backbone, rt_dir, out))
+    out.mkdir()
+    storage, shown = open_storage(recipe.sweep, out)
+    optuna.create_study(storage=storage, study_name=STUDY)  # created, not marked yet
+    from sentiment_hf.sweep.storage import STUDY_ATTR
+
+    study = open_study(recipe, storage, shown)
+    assert STUDY_ATTR in study.user_attrs  # joined and marked
+    assert open_study(recipe, storage, shown).user_attrs == study.user_attrs  # now it is ours
+    foreign = optuna.create_study(storage=storage, study_name="someone-elses")
+    foreign.add_trial(optuna.trial.create_trial(value=1.0))
+    other = load_recipe(
+        SWEEP_YAML, [*sweep_overrides(tiny_backbone, rt_dir, out), "sweep.study_name=someone-elses"]
+    )
+    with pytest.raises(SentimentError, match="was not created by `sentiment sweep`"):
+        open_study(other, storage, shown)
+
+
 def sweep_overrides(backbone: Path, data: Path, out: Path, n_trials: int = 3) -> list[str]:
     """recipes/sweep.yaml made tiny: 1 epoch, 2 evaluations, a space where pruning is certain."""
     return [

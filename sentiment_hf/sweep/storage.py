@@ -188,7 +188,12 @@ def open_study(recipe: Recipe | SweepPlan, storage: Any, shown: str) -> optuna.S
     except KeyError:
         study_id = None
     if study_id is not None:
-        _check_signature(storage.get_study_user_attrs(study_id), signature, name, shown)
+        attrs = storage.get_study_user_attrs(study_id)
+        # Unmarked and empty: another worker is creating it this moment (it marks the study
+        # right after creating it, before any trial), or an empty study nobody used; either
+        # way it is adopted below. Unmarked with trials: some other program's study.
+        if STUDY_ATTR in attrs or storage.get_all_trials(study_id, deepcopy=False):
+            _check_signature(attrs, signature, name, shown)
     study = optuna.create_study(
         storage=storage, study_name=name, direction=plan.direction, load_if_exists=True
     )
