@@ -178,13 +178,16 @@ def fit_policy(
     min_confidence: float | None = None,
     data: str | None = None,
     batch_size: int = 64,
-    objective: str = "nll",
+    objective: str | None = None,
 ) -> PolicyReport:
     """Fit the temperature (and a threshold) on the run's validation split and store the policy.
 
-    Writes ``policy.json`` and ``reliability.png`` into the run directory and adds the
-    calibration measures of the validation and test splits (before and after) to
-    ``metrics.json``. Predictions of every backend follow the stored policy from then on.
+    ``threshold_metric``, ``min_confidence`` and ``objective`` left at None take the run's
+    recipe (its ``policy:`` section; the schema's defaults for a run without one), so a refit
+    decides as training did unless told otherwise. Writes ``policy.json`` and
+    ``reliability.png`` into the run directory and adds the calibration measures of the
+    validation and test splits (before and after) to ``metrics.json``. Predictions of every
+    backend follow the stored policy from then on.
     """
     from sentiment_hf.calibration import check_objective, fit_temperature, plot_reliability
     from sentiment_hf.data import load_splits
@@ -193,6 +196,10 @@ def fit_policy(
     from sentiment_hf.rundir import METRICS_FILE, POLICY_FILE, RELIABILITY_FILE, open_run
 
     run = open_run(model_dir)
+    recipe = run.policy_config
+    threshold_metric = threshold_metric if threshold_metric is not None else recipe.threshold_metric
+    min_confidence = min_confidence if min_confidence is not None else recipe.min_confidence
+    objective = objective if objective is not None else recipe.objective
     if run.multi_label:
         from sentiment_hf.multilabel_eval import fit_multilabel_policy
 

@@ -31,7 +31,7 @@ from sentiment_hf.fileio import read_json
 if TYPE_CHECKING:
     from sentiment_hf.longtext import LongTextConfig
     from sentiment_hf.policy import DecisionPolicy
-    from sentiment_hf.recipe import DataConfig, Recipe
+    from sentiment_hf.recipe import DataConfig, PolicyConfig, Recipe
 
 CONFIG_FILE = "config.json"
 RECIPE_FILE = "recipe.yaml"
@@ -153,6 +153,13 @@ class RunDir:
     def parity(self) -> dict[str, Any]:
         """``export_parity.json`` (``{}`` when the run was not exported)."""
         return read_json(self.path / PARITY_FILE)
+
+    @property
+    def policy_config(self) -> PolicyConfig:
+        """The recipe's ``policy:`` section (the schema's defaults for a run without a recipe)."""
+        from sentiment_hf.recipe import PolicyConfig
+
+        return self.recipe.policy if self.recipe is not None else PolicyConfig()
 
     @cached_property
     def policy(self) -> DecisionPolicy:

@@ -28,7 +28,7 @@ def _write_policy(run: Path, policy: DecisionPolicy) -> None:
 
 
 def test_fitted_policy_is_stored_and_lowers_validation_nll(run: Path) -> None:
-    report = fit_policy(run)
+    report = fit_policy(run, objective="nll")  # the recipe says ece (recipes/base.yaml)
     stored = json.loads((run / POLICY_FILE).read_text())
     assert stored["temperature"] == pytest.approx(report.policy.temperature)
     # the run's whole validation split (eval's view of the data: no sample limits)
@@ -105,6 +105,22 @@ def test_eval_reports_calibration_coverage_and_intervals(run: Path) -> None:
         json.loads((run / "metrics.json").read_text())["test_ece"]
     )
     assert report.reliability_path.is_file() and report.risk_coverage_path.is_file()
+
+
+def test_calibrate_takes_the_recipes_policy_unless_told(
+    run: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's line refits as training would (recipes/base.yaml: objective ece), keeping
+    the floor it is given; an option given on the command line wins over the recipe."""
+    assert RunDir.open(run).policy_config.objective == "ece"
+    done = run_main(["calibrate", str(run), "--min-confidence", "0.6"], capsys, monkeypatch)
+    assert done.code == 0, done.stderr
+    stored = json.loads((run / POLICY_FILE).read_text())
+    assert (stored["fitted_on"]["objective"], stored["min_confidence"]) == ("ece", 0.6)
+    done = run_main(["calibrate", str(run), "--objective", "nll"], capsys, monkeypatch)
+    assert done.code == 0, done.stderr
+    stored = json.loads((run / POLICY_FILE).read_text())
+    assert (stored["fitted_on"]["objective"], stored["min_confidence"]) == ("nll", None)
 
 
 def test_cli_calibrate_and_its_bad_input(

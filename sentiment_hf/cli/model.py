@@ -163,8 +163,9 @@ def calibrate(
         str | None,
         typer.Option(
             help="Also tune the binary decision threshold on validation for this metric: "
-            "f1 or balanced_accuracy (default: the most probable label). Multi-label runs "
-            "always tune one threshold per label (default f1)."
+            "f1 or balanced_accuracy (default: the run's recipe, policy.threshold_metric; "
+            "none there: the most probable label). Multi-label runs always tune one threshold "
+            "per label (default f1)."
         ),
     ] = None,
     min_confidence: Annotated[
@@ -172,7 +173,8 @@ def calibrate(
         typer.Option(
             min=0.0,
             max=1.0,
-            help="Answer 'uncertain' when the chosen label's calibrated probability is lower.",
+            help="Answer 'uncertain' when the chosen label's calibrated probability is lower "
+            "(default: the run's recipe, policy.min_confidence).",
         ),
     ] = None,
     data: Annotated[
@@ -180,16 +182,19 @@ def calibrate(
     ] = None,
     batch_size: BatchSize = 64,
     objective: Annotated[
-        str,
+        str | None,
         typer.Option(
             help="What the temperature minimises on validation: nll (temperature scaling) or "
-            "ece (10-bin ECE over a grid of temperatures)."
+            "ece (10-bin ECE over a grid of temperatures). Default: the run's recipe, "
+            "policy.objective (ece in recipes/base.yaml)."
         ),
-    ] = "nll",
+    ] = None,
 ) -> None:
     """Fit the run's decision policy on its validation split and store it in policy.json.
 
-    One temperature (minimising validation NLL) calibrates the probabilities; a multi-label
+    Options left out take the run's recipe (its policy: section), so a refit decides as
+    training did. One temperature (minimising the objective on validation) calibrates the
+    probabilities; a multi-label
     run gets per-label temperatures or Platt scaling when they beat none in cross-validation.
     Every backend, eval, predict and the server apply the stored policy.
     NLL, Brier and 10-bin ECE before/after (validation, test) go to metrics.json.
