@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -26,6 +27,18 @@ from sentiment_hf.rundir import RunDir, open_run
 log = logging.getLogger(__name__)
 
 MAX_TEXT_CHARS = 100_000
+#: A text to classify holds a character outside ECMAScript's whitespace set. Written out, so
+#: the API's JSON-schema pattern, the server's check and the CLI's (Python ``re``) agree exactly.
+NON_BLANK = r"[^\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]"
+BLANK_TEXT = "empty or whitespace-only; send at least one non-space character"
+
+
+def is_blank(text: str) -> bool:
+    """True when ``text`` has nothing to classify (only whitespace, or nothing)."""
+    return _NON_BLANK.search(text) is None
+
+
+_NON_BLANK = re.compile(NON_BLANK)
 
 
 @dataclass

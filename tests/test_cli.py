@@ -36,6 +36,15 @@ def sentiment(
     )
 
 
+def test_version_is_the_installed_packages(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from importlib.metadata import version
+
+    done = run_main(["--version"], capsys, monkeypatch)
+    assert done.code == 0 and done.stdout == f"sentiment-hf {version('sentiment-hf')}\n"
+
+
 def test_console_script_is_installed() -> None:
     script = shutil.which("sentiment", path=str(Path(sys.executable).parent))
     assert script is not None
@@ -182,6 +191,9 @@ def test_existing_run_is_not_clobbered(
         (["eval", "__TMP__"], "is not a trained model directory"),
         (["predict", "__TMP__", "hello"], "is not a trained model directory"),
         (["predict", "__RUN__"], "no input texts"),
+        # the server answers 422 for these texts; the CLI refuses them too
+        (["predict", "__RUN__", "fine", ""], "TEXT argument 2 is empty or whitespace-only"),
+        (["predict", "__RUN__", " \t\u3000"], "TEXT argument 1 is empty or whitespace-only"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(

@@ -117,15 +117,19 @@ def predict(
             err=True,
         )
         return
-    from sentiment_hf.predict import Predictor
+    from sentiment_hf.predict import BLANK_TEXT, Predictor, is_blank
 
     inputs = list(texts or [])
-    if file is not None:
+    for i, text in enumerate(inputs, 1):  # the server's rule: 422 for the same text
+        if is_blank(text):
+            raise SentimentError(f"TEXT argument {i} is {BLANK_TEXT}")
+    if file is not None:  # blank lines of a file or stdin are skipped, as --output skips rows
         if not file.is_file():
             raise SentimentError(f"--file {str(file)!r} not found")
-        inputs += [line for line in file.read_text(encoding="utf-8").split("\n") if line.strip()]
+        lines = file.read_text(encoding="utf-8").split("\n")
+        inputs += [line for line in lines if not is_blank(line)]
     if not inputs and not sys.stdin.isatty():
-        inputs = [line for line in sys.stdin.read().split("\n") if line.strip()]
+        inputs = [line for line in sys.stdin.read().split("\n") if not is_blank(line)]
     if not inputs:
         raise SentimentError(
             "no input texts; pass TEXT arguments, --file FILE or pipe lines on stdin"

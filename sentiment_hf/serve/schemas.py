@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
-#: A text the server accepts holds a character outside ECMAScript's whitespace set. Written
-#: out, so the JSON-schema pattern and the server's check (Python ``re``) agree exactly.
-NON_BLANK = r"[^\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]"
-_NON_BLANK = re.compile(NON_BLANK)
+from sentiment_hf.predict import BLANK_TEXT, NON_BLANK, is_blank
 
 
 def _check_text(text: str) -> str:
-    if not _NON_BLANK.search(text):
-        raise ValueError("text is empty or whitespace-only; send at least one non-space character")
+    if is_blank(text):
+        raise ValueError(f"text is {BLANK_TEXT}")
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
