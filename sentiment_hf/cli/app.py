@@ -22,6 +22,27 @@ app = typer.Typer(
     add_completion=False,
 )
 
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"sentiment-hf {version('sentiment-hf')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Options of ``sentiment`` itself (the app's help text is the one above)."""
+
+
 Overrides = Annotated[
     list[str] | None,
     typer.Argument(
