@@ -7,9 +7,9 @@
 
 One invocation:
 
-1. starts ``sentiment serve RUN_DIR`` on a free loopback port (another port is tried when the
-   chosen one turns out taken) with the request log on, in a temporary SQLite file, and polls
-   ``/ready`` until a deadline while checking that the server process is still alive;
+1. starts ``sentiment serve RUN_DIR --port 0`` (it binds a free loopback port itself and logs
+   it) with the request log on, in a temporary SQLite file, and polls ``/ready`` until a
+   deadline while checking that the server process is still alive;
 2. drives ``POST /predict`` with one short review as the JSON body using ``wrk`` (a C load
    generator: one thread, so it takes little of the cores it measures) at each connection count,
    ``--repeat`` interleaved repetitions of ``--duration`` seconds; parses req/s, p50/p99 latency
@@ -30,11 +30,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -47,52 +45,18 @@ import urllib.request
 from pathlib import Path
 from typing import Any, NoReturn
 
+from sentiment_hf.hardware import device_info
+from sentiment_hf.manifest import git_sha
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TEXT = "a gorgeous, witty, seductive movie that never loses its nerve."
 UNITS_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
-PORT_TAKEN = re.compile(r"address already in use|errno 98|error while attempting to bind", re.I)
+RUNNING = re.compile(r"Uvicorn running on (http://127\.0\.0\.1:\d+)")  # the port it bound
 
 
 def fail(message: str) -> NoReturn:
     """Exit with a one-line error."""
     sys.exit(f"error: {message}")
-
-
-def cpu_info() -> dict[str, Any]:
-    """CPU model, logical CPU count and speed flags (avx2, avx512f, VNNI, bf16, AMX)."""
-    model, flags = None, set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and model is None:
-                model = line.split(":", 1)[1].strip()
-            elif line.startswith("flags") and not flags:
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16")
-    speed = [f for f in wanted if f in flags] + sorted(f for f in flags if f.startswith("amx"))
-    return {"cpu": model, "cpu_count": os.cpu_count(), "cpu_flags": speed}
-
-
-def git_commit() -> str | None:
-    """HEAD of this checkout, with ``-dirty`` when tracked files differ."""
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "diff", "--quiet", "HEAD", "--"], cwd=ROOT, capture_output=True
-        ).returncode
-    except OSError:
-        return None
-    return (head + ("-dirty" if dirty else "")) or None
-
-
-def free_port() -> int:
-    """A loopback port that was free a moment ago (the server may still lose a race for it)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _get_json(url: str, timeout: float = 2.0) -> tuple[int, Any]:
@@ -106,47 +70,37 @@ def _get_json(url: str, timeout: float = 2.0) -> tuple[int, Any]:
 class Server:
     """`sentiment serve` in a subprocess on a port it really bound, ready to answer."""
 
-    def __init__(self, cmd: list[str], request_log: Path, log_path: Path) -> None:
-        self.cmd, self.request_log, self.log_path = cmd, request_log, log_path
+    def __init__(self, cmd: list[str], log_path: Path) -> None:
+        self.cmd, self.log_path = cmd, log_path
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = ""
 
-    def start(self, ready_timeout_s: float, tries: int = 5) -> dict[str, Any]:
-        """Start on a free port (retrying when it was taken) and wait for ``/ready``."""
-        for _ in range(tries):
-            port = free_port()
-            with self.log_path.open("wb") as log:
-                self.proc = subprocess.Popen(
-                    [*self.cmd, "--port", str(port)], cwd=ROOT, stdout=log, stderr=log
-                )
-            self.url = f"http://127.0.0.1:{port}"
-            ready = self._wait_ready(ready_timeout_s)
-            if ready is not None:
-                return ready
-            text = self.log_path.read_text(errors="replace")
-            if not PORT_TAKEN.search(text):
-                tail = " | ".join(text.strip().splitlines()[-3:])
-                fail(f"the server exited (code {self.proc.returncode}): {tail}")
-        fail(f"no free port after {tries} tries")
-
-    def _wait_ready(self, timeout_s: float) -> dict[str, Any] | None:
-        """``/ready``'s body once it answers 200 from our own process; None if it exited."""
-        assert self.proc is not None
-        deadline = time.monotonic() + timeout_s
+    def start(self, ready_timeout_s: float) -> dict[str, Any]:
+        """Start on a port the server binds itself (``--port 0``, read from its log) and wait
+        for ``/ready``, failing at once with the log's last lines if the process exits."""
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [*self.cmd, "--port", "0"], cwd=ROOT, stdout=log, stderr=log
+            )
+        deadline = time.monotonic() + ready_timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                return None
-            try:
-                status, body = _get_json(self.url + "/ready")
-            except (OSError, ValueError):
-                status, body = 0, None
-            # the request log path tells our server apart from another one on the same port
-            ours = bool(body) and body.get("request_log") == str(self.request_log)
-            if status == 200 and ours and self.proc.poll() is None:
-                return dict(body)
+                text = self.log_path.read_text(errors="replace")
+                tail = " | ".join(text.strip().splitlines()[-3:])
+                fail(f"the server exited (code {self.proc.returncode}): {tail}")
+            if not self.url:
+                bound = RUNNING.search(self.log_path.read_text(errors="replace"))
+                self.url = bound.group(1) if bound else ""
+            if self.url:
+                try:
+                    status, body = _get_json(self.url + "/ready")
+                except (OSError, ValueError):
+                    status, body = 0, None
+                if status == 200:
+                    return dict(body)
             time.sleep(0.25)
         self.stop()
-        fail(f"the server was not ready within {timeout_s:.0f} s; see {self.log_path}")
+        fail(f"the server was not ready within {ready_timeout_s:.0f} s; see {self.log_path}")
 
     def stop(self) -> int | None:
         """SIGINT (graceful: the request log flushes), then SIGKILL after 60 s."""
@@ -332,7 +286,7 @@ def bench_server(args: argparse.Namespace, cfg: Any, tmp: Path) -> dict[str, Any
         "--request-log",
         str(request_log),
     ]
-    server = Server(cmd, request_log, tmp / "server.log")
+    server = Server(cmd, tmp / "server.log")
     started = time.monotonic()
     ready = server.start(args.ready_timeout)
     print(f"server ready at {server.url} in {time.monotonic() - started:.1f} s", flush=True)
@@ -496,8 +450,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "micro_batch_size": cfg.micro_batch_size,
             "predictor_batch_size": cfg.predictor_batch_size,
         },
-        "commit": git_commit(),
-        "machine": cpu_info(),
+        "commit": git_sha(ROOT),
+        "machine": device_info(),
         "server": server,
         "model": model,
     }

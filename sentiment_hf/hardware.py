@@ -62,8 +62,8 @@ def physical_cores() -> int:
 def torch_threads(threads: int | None) -> Iterator[None]:
     """Run the block with torch's intra-op thread count at ``threads`` (None: as it is), then
     put the previous count back. torch has only a process-wide setting; a process that owns its
-    cores (`sentiment serve`) sets it once at start with :func:`set_process_torch_threads`, which
-    makes this a no-op there."""
+    cores (`sentiment serve`) sets it once at start (``ServeConfig.own_process``), which makes
+    this a no-op there."""
     import torch
 
     before = torch.get_num_threads()
@@ -75,15 +75,6 @@ def torch_threads(threads: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
-
-
-def set_process_torch_threads(threads: int | None) -> None:
-    """Set torch's thread count for the whole process (None: leave it). Only for entry points
-    that own their process, never from library code a caller runs in-process."""
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(threads)
 
 
 #: CPU flags that decide how fast int8 and bf16 run (VNNI: exact, fast u8·s8 dot products)

@@ -31,14 +31,12 @@ MAX_TEXT_CHARS = 100_000
 #: the API's JSON-schema pattern, the server's check and the CLI's (Python ``re``) agree exactly.
 NON_BLANK = r"[^\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]"
 BLANK_TEXT = "empty or whitespace-only; send at least one non-space character"
+_NON_BLANK = re.compile(NON_BLANK)
 
 
 def is_blank(text: str) -> bool:
     """True when ``text`` has nothing to classify (only whitespace, or nothing)."""
     return _NON_BLANK.search(text) is None
-
-
-_NON_BLANK = re.compile(NON_BLANK)
 
 
 @dataclass

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
+from unittest import mock
 
 import pytest
 
@@ -197,16 +198,10 @@ def gcs_emulator(bucket: str = "sentiment-logs", log: Path | None = None) -> Ite
             return proc, port
 
         proc, port = start_on_some_port(start, "gcp-storage-emulator")
-        name = "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"
-        previous = os.environ.get(name)
-        os.environ[name] = "false"
         try:
-            yield f"http://127.0.0.1:{port}"
+            with mock.patch.dict(os.environ, {"GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false"}):
+                yield f"http://127.0.0.1:{port}"
         finally:
-            if previous is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = previous
             proc.terminate()
             try:
                 proc.wait(timeout=10)

@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 import servers
+from conftest import SPREAD_TEXTS
 
 from sentiment_hf.serve import read_requests
 
@@ -53,8 +54,7 @@ def test_ready_and_predict_over_http(server: Server, tiny_run: Path) -> None:
 def test_concurrent_requests_each_get_their_own_answer(server: Server, tiny_run: Path) -> None:
     from sentiment_hf.predict import Predictor
 
-    words = ["witty", "dull", "moving", "tedious", "gorgeous", "clumsy", "tender", "flat"]
-    texts = [f"review {i}: a {words[i % 8]} and {words[(i * 3) % 8]} film" for i in range(64)]
+    texts = SPREAD_TEXTS  # 64 texts the fixture guarantees distinct answers for
     expected = [p.probabilities for p in Predictor(tiny_run).predict(texts)]
 
     def one(i: int) -> tuple[int, dict]:

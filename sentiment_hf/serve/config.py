@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from sentiment_hf.errors import SentimentError
-from sentiment_hf.hardware import set_process_torch_threads
 from sentiment_hf.serve.requestlog import RequestLogConfig
 
 #: Environment variable that carries a JSON ServeConfig to uvicorn worker processes.
@@ -96,8 +95,10 @@ class ServeConfig:
     def own_process(self) -> None:
         """Settle what only a process that serves nothing but this config may set: torch's
         process-wide thread count, when torch runs the model (ONNX sessions set theirs)."""
-        if self.backend == "torch":
-            set_process_torch_threads(self.intra_op_threads)
+        if self.backend == "torch" and self.intra_op_threads is not None:
+            import torch
+
+            torch.set_num_threads(self.intra_op_threads)
 
     def to_json(self) -> str:
         """JSON for :data:`CONFIG_ENV` (paths as strings)."""
