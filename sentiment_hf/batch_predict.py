@@ -31,6 +31,7 @@ from typing import Any
 
 from sentiment_hf.errors import SentimentError
 from sentiment_hf.fileio import read_json, write_atomic, write_json
+from sentiment_hf.longtext import LongTextCounts
 from sentiment_hf.rundir import ONNX_WEIGHTS_KEY, RunDir, open_run
 from sentiment_hf.streamio import OutputFormat, TextReader
 
@@ -83,6 +84,9 @@ class BatchResult:
     chunks: int = 0  # chunks in the whole input
     scored_chunks: int = 0
     reused_chunks: int = 0
+    #: what the run's long-text rule did to the texts scored here (``capped``: read only up to
+    #: their first ``max_windows`` windows)
+    long_text: LongTextCounts = dataclasses.field(default_factory=LongTextCounts)
     seconds: float = 0.0  # the whole call: model load, reading, scoring, merging
     scoring_seconds: float = 0.0  # reading, scoring and merging, after the model loaded
 
@@ -206,6 +210,17 @@ def _progress(total: int, enabled: bool | None) -> Any:
     )
 
 
+def open_input(
+    run: RunDir, path: str | Path, text_column: str | None = None, encoding: str | None = None
+) -> TextReader:
+    """A reader of the texts of ``path``, ``text_column`` defaulting to the run's
+    ``data.text_column``: how ``predict --file`` reads a file, with or without ``--output``."""
+    from sentiment_hf.recipe import DataConfig
+
+    column = text_column or (run.recipe.data if run.recipe else DataConfig()).text_column
+    return TextReader(Path(path), column, encoding)
+
+
 def predict_file(
     model_dir: str | Path | RunDir,
     input_path: str | Path,
@@ -228,16 +243,15 @@ def predict_file(
     :func:`default_backend`; ``shard`` to :meth:`Shard.from_env`. ``progress`` shows a bar with
     rate and ETA (None: when stderr is a terminal). ``announce`` gets the plan line first.
     """
-    from sentiment_hf.predict import MAX_TEXT_CHARS, Predictor
-    from sentiment_hf.recipe import DataConfig
+    from sentiment_hf.predict import Predictor
 
     started = time.perf_counter()
     run = open_run(model_dir)
     if chunk_size < 1:
         raise SentimentError(f"--chunk-size must be >= 1, got {chunk_size}")
     shard = shard or Shard.from_env()
-    column = text_column or (run.recipe.data if run.recipe else DataConfig()).text_column
-    reader = TextReader(Path(input_path), column, encoding)
+    reader = open_input(run, input_path, text_column, encoding)
+    column = reader.text_column
     output = Path(output)
     fmt = OutputFormat(output, run.labels, run.multi_label, include_text)
     reason = "asked for"
@@ -284,14 +298,9 @@ def predict_file(
                 continue
             first = index * chunk_size
             rows = [(first + i, text) for i, text in enumerate(chunk) if text is not None]
-            for row, text in rows:
-                if len(text) > MAX_TEXT_CHARS:
-                    raise SentimentError(
-                        f"{reader.path} row {row} has {len(text)} characters; the cap is "
-                        f"{MAX_TEXT_CHARS}: shorten or split it (finished chunks are kept)"
-                    )
             try:
-                preds = predictor.predict([text for _, text in rows]) if rows else []
+                texts = [text for _, text in rows]
+                preds = predictor.predict(texts, result.long_text, strict=False) if rows else []
             except SentimentError as exc:
                 raise SentimentError(
                     f"chunk {index} (rows {first}-{first + len(chunk) - 1}): {exc}"

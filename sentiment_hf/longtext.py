@@ -36,8 +36,10 @@ class LongTextConfig:
     of ``max_length`` (special tokens re-added to each), ``stride`` content tokens between window
     starts (null: three quarters of a window, so neighbours overlap by a quarter), and combines
     each text's window logits by ``aggregate`` (``mean``, or ``max``: the per-label maximum)
-    before calibration. A text needing more than ``max_windows`` windows is refused (the server
-    answers 413). ``train``: each long training text gives its ``first`` window or ``all``.
+    before calibration. A text needing more than ``max_windows`` windows is refused where one
+    request must not hold the server (it answers 413); eval, calibration and ``predict --file``
+    read its first ``max_windows`` windows instead and count it as capped. ``train``: each long
+    training text gives its ``first`` window or ``all``.
     """
 
     mode: typing.Literal["truncate", "window"] = "window"
@@ -90,14 +92,31 @@ class LongTextCounts:
     truncated: int = 0
     windowed: int = 0
     windows: int = 0
+    #: Inputs past the caps (``max_windows``, or the character cap) read only up to them.
+    capped: int = 0
+
+    def add(self, other: LongTextCounts) -> None:
+        """Add ``other``'s counts to these."""
+        for name in ("inputs", "truncated", "windowed", "windows", "capped"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
 
     def to_metrics(self, split: str) -> dict[str, int]:
-        """``{split}_inputs_truncated`` / ``_inputs_windowed`` / ``_windows`` for a metrics file."""
+        """``{split}_inputs_truncated`` / ``_inputs_windowed`` / ``_inputs_capped`` /
+        ``_windows`` for a metrics file."""
         return {
             f"{split}_inputs_truncated": self.truncated,
             f"{split}_inputs_windowed": self.windowed,
+            f"{split}_inputs_capped": self.capped,
             f"{split}_windows": self.windows,
         }
+
+
+def describe_capped(cfg: LongTextConfig, capped: int) -> str:
+    """``3 text(s) read only up to their first 64 windows (model.long_text.max_windows)``."""
+    return (
+        f"{capped} text(s) read only up to their first {cfg.max_windows} windows "
+        "(model.long_text.max_windows)"
+    )
 
 
 def describe_long_text(cfg: LongTextConfig, counts: LongTextCounts) -> str:
@@ -105,10 +124,13 @@ def describe_long_text(cfg: LongTextConfig, counts: LongTextCounts) -> str:
     inputs windowed (9,812 windows)``."""
     if cfg.mode == "truncate":
         return f"truncate: {counts.truncated:,} of {counts.inputs:,} inputs truncated"
-    return (
+    line = (
         f"window/{cfg.aggregate}: {counts.windowed:,} of {counts.inputs:,} inputs windowed "
         f"({counts.windows:,} windows)"
     )
+    if counts.capped:
+        line += f", {counts.capped:,} read only up to their first {cfg.max_windows} windows"
+    return line
 
 
 def truncate_tokens(values: list[Any], max_length: int) -> list[Any]:
@@ -149,6 +171,16 @@ def window_starts(length: int, content: int, stride: int) -> list[int]:
 def count_windows(length: int, content: int, stride: int) -> int:
     """``len(window_starts(length, content, stride))`` without building the list."""
     return 1 if length <= content else math.ceil((length - content) / stride) + 1
+
+
+def _over_cap(
+    row: dict[str, list[int]], special_mask: list[int], cfg: LongTextConfig, max_length: int
+) -> bool:
+    """Whether a windowed row needs more than ``cfg.max_windows`` windows."""
+    front, back = _specials(special_mask)
+    content = max_length - front - back
+    length = len(row["input_ids"]) - front - back
+    return count_windows(length, content, window_stride(cfg, content)) > cfg.max_windows
 
 
 def split_row(
@@ -209,6 +241,8 @@ def split_rows(
             counts.windows += len(pieces)
             counts.truncated += int(long and cfg.mode == "truncate")
             counts.windowed += int(long and cfg.mode == "window")
+            over = long and cfg.mode == "window" and _over_cap(row, mask, cfg, max_length)
+            counts.capped += int(over)
         out += pieces
         owner += [i] * len(pieces)
     return out, np.asarray(owner, dtype=np.int64)

@@ -24,6 +24,7 @@ from sentiment_hf.fileio import write_json, write_text_atomic
 
 if TYPE_CHECKING:
     from sentiment_hf.evaluation import EvalReport
+    from sentiment_hf.longtext import LongTextCounts
     from sentiment_hf.policy import DecisionPolicy, PolicyReport
     from sentiment_hf.rundir import RunDir
 
@@ -75,7 +76,7 @@ def fit_multilabel_policy(
     metric = check_threshold_metric(threshold_metric or "f1")
     splits, _ = _load(run, data, ("validation", "test"))
     predictor = Predictor(run, batch_size=batch_size)
-    logits = {name: predictor.predict_logits(splits[name]["text"]) for name in splits}
+    logits = {name: predictor.predict_logits(splits[name]["text"], strict=False) for name in splits}
     labels = {name: ml.multi_hot(splits[name]["label"]) for name in splits}
     method, scales, biases, cv = ml.fit_calibration(logits["validation"], labels["validation"])
     policy = DecisionPolicy(
@@ -158,13 +159,15 @@ def evaluate_multilabel(
     names = predictor.labels
     splits, source = _load(run, data, (split,))
     texts, labels = list(splits[split]["text"]), ml.multi_hot(splits[split]["label"])
-    logits = predictor.predict_logits(texts)
+    counts = LongTextCounts()
+    logits = predictor.predict_logits(texts, counts, strict=False)
     probs = predictor.policy.probabilities(logits)
     preds = predictor.policy.decide_labels(probs).astype(np.int64)
     metrics: dict[str, Any] = {
         f"{split}_{k}": v for k, v in ml.multilabel_metrics(labels, preds).items()
     }
     metrics[f"{split}_samples"] = len(texts)
+    metrics.update(counts.to_metrics(split))
     metrics.update(pair_calibration_metrics(logits, labels, predictor.policy, split))
     for name in BOOTSTRAP_METRICS:
         lo, hi = bootstrap_interval(labels, preds, ml.fast_metric(name))

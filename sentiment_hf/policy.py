@@ -211,7 +211,7 @@ def fit_policy(
     cfg.label_names = run.labels
     splits = load_splits(cfg, seed=run.training_seed, splits=("validation", "test")).splits
     predictor = Predictor(run, batch_size=batch_size)
-    logits = {name: predictor.predict_logits(splits[name]["text"]) for name in splits}
+    logits = {name: predictor.predict_logits(splits[name]["text"], strict=False) for name in splits}
     labels = {name: np.asarray(splits[name]["label"]) for name in splits}
     temperature = fit_temperature(logits["validation"], labels["validation"], objective)
     policy = DecisionPolicy(

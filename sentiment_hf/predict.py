@@ -160,7 +160,7 @@ class Predictor:
         self._warned_truncation = False
 
     def _encode(
-        self, texts: list[str], long_text: LongTextConfig, counts: LongTextCounts | None = None
+        self, texts: list[str], long_text: LongTextConfig, counts: LongTextCounts, strict: bool
     ) -> tuple[list[dict[str, list[int]]], np.ndarray]:
         window = long_text.mode == "window"
         enc = self.tokenizer(
@@ -170,7 +170,7 @@ class Predictor:
         rows = [{k: enc[k][i] for k in keys} for i in range(len(texts))]
         seen = LongTextCounts()
         masks = enc["special_tokens_mask"] if window else None
-        rows, owner = split_rows(rows, masks, long_text, self.max_length, seen)
+        rows, owner = split_rows(rows, masks, long_text, self.max_length, seen, strict=strict)
         if seen.truncated and not self._warned_truncation:
             log.warning(
                 "%d input(s) longer than max_length=%d tokens were truncated",
@@ -178,9 +178,7 @@ class Predictor:
                 self.max_length,
             )
             self._warned_truncation = True
-        if counts is not None:
-            for name in ("inputs", "truncated", "windowed", "windows"):
-                setattr(counts, name, getattr(counts, name) + getattr(seen, name))
+        counts.add(seen)
         return rows, owner
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
@@ -192,23 +190,29 @@ class Predictor:
         texts: Sequence[str],
         counts: LongTextCounts | None = None,
         long_text: LongTextConfig | None = None,
+        strict: bool = True,
     ) -> np.ndarray:
         """Raw logits, shape (len(texts), num_labels), in input order: a long text's window
         logits aggregated by the long-text policy (``long_text`` replaces it for this call).
-        ``counts`` is incremented with how many inputs were truncated or windowed. Raises
-        :class:`~sentiment_hf.longtext.WindowCapExceeded` past ``long_text.max_windows``."""
+        ``counts`` is incremented with how many inputs were truncated, windowed or capped.
+        ``strict`` (one request, the server's rule) raises
+        :class:`~sentiment_hf.longtext.WindowCapExceeded` past ``long_text.max_windows`` and
+        refuses a text over :data:`MAX_TEXT_CHARS`; otherwise (a data set: eval, calibration,
+        files) such a text is read up to its first ``max_windows`` windows and counted as
+        capped."""
         texts = list(texts)
         if not texts:
             raise SentimentError("no input texts; give at least one text")
         for i, text in enumerate(texts):
             if not isinstance(text, str):
                 raise SentimentError(f"input {i} is {type(text).__name__}, not a string")
-            if len(text) > MAX_TEXT_CHARS:
+            if strict and len(text) > MAX_TEXT_CHARS:
                 raise SentimentError(
                     f"input {i} has {len(text)} characters; the cap is {MAX_TEXT_CHARS}"
                 )
         long_text = long_text or self.long_text
-        rows, owner = self._encode(texts, long_text, counts)
+        counts = counts if counts is not None else LongTextCounts()
+        rows, owner = self._encode(texts, long_text, counts, strict)
         order = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]))
         logits = np.zeros((len(rows), len(self.labels)), dtype=np.float32)
         pad_id = self.tokenizer.pad_token_id or 0
@@ -227,9 +231,13 @@ class Predictor:
             return logits
         return aggregate_logits(logits, owner, len(texts), long_text.aggregate)
 
-    def predict(self, texts: Sequence[str]) -> list[Prediction]:
-        """Answer, score and per-label probabilities for each text, in input order."""
-        return self.decide(texts, self.predict_proba(texts))
+    def predict(
+        self, texts: Sequence[str], counts: LongTextCounts | None = None, strict: bool = True
+    ) -> list[Prediction]:
+        """Answer, score and per-label probabilities for each text, in input order
+        (``counts`` and ``strict`` as in :meth:`predict_logits`)."""
+        logits = self.predict_logits(texts, counts, strict=strict)
+        return self.decide(texts, self.policy.probabilities(logits))
 
     def decide(self, texts: Sequence[str], probs: np.ndarray) -> list[Prediction]:
         """The run's decision policy applied to calibrated ``probs`` of ``texts``."""

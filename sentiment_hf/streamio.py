@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from sentiment_hf.errors import SentimentError
+from sentiment_hf.predict import is_blank
 
 INPUT_SUFFIXES = (".txt", ".csv", ".tsv", ".jsonl", ".parquet")
 OUTPUT_SUFFIXES = (".jsonl", ".csv", ".parquet")
@@ -46,7 +47,7 @@ def _text(value: Any, where: str, column: str) -> str | None:
             f"{where}: {column!r} holds {type(value).__name__} {str(value)[:40]!r}, not a text; "
             "choose the text column with --text-column"
         )
-    return value if value.strip() else None
+    return None if is_blank(value) else value
 
 
 class TextReader:
@@ -165,12 +166,12 @@ class TextReader:
     def _lines(self) -> Iterator[str | None]:
         for number, line in self._raw_lines():
             text = line.removeprefix("\ufeff") if number == 1 else line
-            yield text if text.strip() else None
+            yield None if is_blank(text) else text
 
     def _jsonl(self) -> Iterator[str | None]:
         field = self.text_column
         for number, line in self._raw_lines():
-            if not line.strip():
+            if is_blank(line):
                 yield None
                 continue
             where = f"{str(self.path)!r} line {number}"
@@ -192,7 +193,8 @@ class TextReader:
             rows = self._csv(handle)
             column = self._column_index(next(rows))
             for row in rows:
-                yield (row[column] or None) if column < len(row) else None
+                text = row[column] if column < len(row) else ""
+                yield None if is_blank(text) else text
 
     def _parquet_rows(self) -> Iterator[str | None]:
         parquet = self._parquet()

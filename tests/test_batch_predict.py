@@ -118,6 +118,25 @@ def test_every_input_format_gives_the_same_rows(
     assert got == want
 
 
+@pytest.mark.parametrize("suffix", [".txt", ".csv", ".tsv", ".jsonl", ".parquet"])
+def test_file_without_output_reads_the_file_as_output_does(
+    suffix: str, run: Path, inputs: dict[str, Path], texts: list[str], capsys, monkeypatch
+) -> None:
+    """``predict --file reviews.csv`` scores the text column, never the header or raw rows."""
+    args = ["predict", str(run), "--file", str(inputs[suffix]), "--json"]
+    args += [] if suffix == ".txt" else ["--text-column", "review"]
+    shown = run_main(args, capsys, monkeypatch)
+    assert shown.code == 0, shown.stderr
+    want = [t for i, t in enumerate(texts) if i != BLANK_AT]  # the blank row is skipped
+    if suffix == ".txt":
+        want = [t.replace("\n", " ") for t in want]
+    assert [json.loads(line)["text"] for line in shown.stdout.splitlines()] == want
+    if suffix == ".csv":  # the run's data.text_column ("text") is not in this file
+        args = ["predict", str(run), "--file", str(inputs[suffix])]
+        missing = run_main(args, capsys, monkeypatch)
+        assert missing.code == 2 and "no column 'text' (columns: id, review)" in missing.stderr
+
+
 @pytest.fixture(scope="module")
 def fp32_reference(run: Path, inputs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory):
     """The reference's rows scored by fp32 ONNX (chunks of 8)."""

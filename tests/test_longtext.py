@@ -280,6 +280,73 @@ def test_eval_reports_windowed_and_truncated_inputs(
     assert cut.metrics["test_windows"] == len(texts)
 
 
+def test_eval_and_files_read_an_over_long_text_up_to_the_cap(
+    tiny_run: Path,
+    tmp_path: Path,
+    long_data: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The cap protects the server (413); eval and --file read such a text's first
+    ``max_windows`` windows, count it, and score every other row."""
+    from cli_inprocess import run_main
+
+    from sentiment_hf.evaluation import evaluate_model
+
+    run = _with_long_text(tiny_run, tmp_path / "capped", max_windows=2)
+    with open(long_data / "test.csv", encoding="utf-8") as handle:
+        texts = [r["text"] for r in csv.DictReader(handle)]
+    predictor = Predictor(run)
+    enc = predictor.tokenizer(texts, return_special_tokens_mask=True)
+    needed = [count_windows(len(ids) - 2, 30, 22) for ids in enc["input_ids"]]
+    capped = [i for i, n in enumerate(needed) if n > 2]
+    assert 0 < len(capped) < len(texts)
+    with pytest.raises(WindowCapExceeded):  # the library's default stays strict (the server)
+        predictor.predict_logits(texts)
+    counts = LongTextCounts()
+    logits = predictor.predict_logits(texts, counts, strict=False)
+    assert counts.capped == len(capped) and counts.windows == sum(min(n, 2) for n in needed)
+    cfg = predictor.long_text
+    for i in capped:  # the mean of exactly its first two windows
+        row = {k: enc[k][i] for k in ("input_ids", "attention_mask", "token_type_ids")}
+        windows = split_row(row, enc["special_tokens_mask"][i], cfg, 32, strict=False)
+        assert len(windows) == 2
+        rows = [predictor.backend({k: np.array([w[k]]) for k in w})[0] for w in windows]
+        np.testing.assert_allclose(logits[i], np.mean(rows, 0), atol=SAME)
+
+    report = evaluate_model(run, data=str(long_data), output_dir=tmp_path / "eval")
+    assert report.metrics["test_samples"] == len(texts)
+    assert report.metrics["test_inputs_capped"] == len(capped)
+    assert json.loads(report.metrics_path.read_text())["test_inputs_capped"] == len(capped)
+    page = report.report_path.read_text()
+    assert f"{len(capped)} read only up to their first 2 windows" in page
+
+    lines = tmp_path / "long.txt"
+    lines.write_text("\n".join(texts) + "\n", encoding="utf-8")
+    shown = run_main(["predict", str(run), "--file", str(lines), "--json"], capsys, monkeypatch)
+    assert shown.code == 0, shown.stderr
+    assert [json.loads(line)["text"] for line in shown.stdout.splitlines()] == texts
+    assert f"{len(capped)} text(s) read only up to their first 2 windows" in shown.stderr
+    out = tmp_path / "scored.jsonl"
+    filed = run_main(
+        [
+            "predict",
+            str(run),
+            "--file",
+            str(long_data / "test.csv"),
+            "--output",
+            str(out),
+            "--backend",
+            "torch",
+        ],
+        capsys,
+        monkeypatch,
+    )
+    assert filed.code == 0, filed.stderr
+    assert len(out.read_text(encoding="utf-8").splitlines()) == len(texts)
+    assert f"{len(capped)} text(s) read only up to their first 2 windows" in filed.stderr
+
+
 # ------------------------------------------------------------------ training
 def test_train_all_gives_every_window_of_a_long_text_its_label(
     tiny_backbone: Path, long_data: Path, tmp_path: Path

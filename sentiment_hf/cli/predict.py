@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from sentiment_hf.batch_predict import DEFAULT_CHUNK_SIZE
 from sentiment_hf.cli.app import BatchSize, RunDirArg, app
 from sentiment_hf.errors import SentimentError
+
+if TYPE_CHECKING:
+    from sentiment_hf.longtext import LongTextCounts
 
 
 @app.command()
@@ -26,8 +29,8 @@ def predict(
         typer.Option(
             "--file",
             "-f",
-            help="Read one text per line from this file; with --output also .csv, .tsv, "
-            ".jsonl or .parquet (the text in --text-column).",
+            help="Read the texts of this file: .txt (one per line), .csv, .tsv, .jsonl or "
+            ".parquet (the text in --text-column); blank rows are skipped.",
         ),
     ] = None,
     output: Annotated[
@@ -52,9 +55,7 @@ def predict(
     batch_size: BatchSize = 32,
     text_column: Annotated[
         str | None,
-        typer.Option(
-            help="--output: the text column or field (default the run's data.text_column)."
-        ),
+        typer.Option(help="--file: the text column or field (default the run's data.text_column)."),
     ] = None,
     chunk_size: Annotated[
         int, typer.Option(min=1, help="--output: rows per chunk (the unit of resuming).")
@@ -64,9 +65,7 @@ def predict(
     ] = True,
     encoding: Annotated[
         str | None,
-        typer.Option(
-            help="--output: the input's text encoding (default UTF-8).", show_default=False
-        ),
+        typer.Option(help="--file: the input's text encoding (default UTF-8).", show_default=False),
     ] = None,
     overwrite: Annotated[
         bool,
@@ -85,6 +84,9 @@ def predict(
     ] = None,
 ) -> None:
     """Print the label and probability of each input text, or with --output score a big file.
+
+    A text longer than model.long_text.max_windows windows is read up to its first
+    max_windows windows and counted on stderr (the server refuses such a text with 413).
 
     --file IN --output OUT writes one row per text in input order: index, text, label (labels
     for multi-label runs), score, abstained and per-label probabilities. Finished chunks wait in
@@ -116,18 +118,20 @@ def predict(
             f"{result.seconds:.1f} s ({result.rows_per_s:.0f} texts/s after loading)",
             err=True,
         )
+        _note_capped(model_dir, result.long_text)
         return
+    from sentiment_hf.batch_predict import open_input
+    from sentiment_hf.longtext import LongTextCounts
     from sentiment_hf.predict import BLANK_TEXT, Predictor, is_blank
+    from sentiment_hf.rundir import open_run
 
     inputs = list(texts or [])
     for i, text in enumerate(inputs, 1):  # the server's rule: 422 for the same text
         if is_blank(text):
             raise SentimentError(f"TEXT argument {i} is {BLANK_TEXT}")
-    if file is not None:  # blank lines of a file or stdin are skipped, as --output skips rows
-        if not file.is_file():
-            raise SentimentError(f"--file {str(file)!r} not found")
-        lines = file.read_text(encoding="utf-8").split("\n")
-        inputs += [line for line in lines if not is_blank(line)]
+    if file is not None:  # read as --output reads it; blank rows skipped by the same rule
+        reader = open_input(open_run(model_dir), file, text_column, encoding)
+        inputs += [text for text in reader if text is not None]
     if not inputs and not sys.stdin.isatty():
         inputs = [line for line in sys.stdin.read().split("\n") if not is_blank(line)]
     if not inputs:
@@ -135,10 +139,22 @@ def predict(
             "no input texts; pass TEXT arguments, --file FILE or pipe lines on stdin"
         )
     predictor = Predictor(model_dir, backend=backend or "torch", batch_size=batch_size)
-    for pred in predictor.predict(inputs):
+    counts = LongTextCounts()
+    for pred in predictor.predict(inputs, counts, strict=False):
         if as_json:
             typer.echo(json.dumps(pred.to_dict(), ensure_ascii=False))
         else:
             # multi-label: every label given, comma-separated (empty when none)
             label = ",".join(pred.labels) if predictor.policy.multi_label else pred.label
             typer.echo(f"{label}\t{pred.score:.4f}\t{pred.text}")
+    _note_capped(model_dir, counts)
+
+
+def _note_capped(model_dir: Path, counts: LongTextCounts) -> None:
+    """One stderr line when texts were read only up to the window cap."""
+    if counts.capped:
+        from sentiment_hf.longtext import describe_capped
+        from sentiment_hf.rundir import open_run
+
+        cfg = open_run(model_dir).long_text
+        typer.echo(f"note: {describe_capped(cfg, counts.capped)}", err=True)
