@@ -287,31 +287,51 @@ def infer_label_names(dd: DatasetDict, cfg: DataConfig) -> list[str]:
 
 
 def read_splits(
-    cfg: DataConfig, seed: int = 42, splits: tuple[str, ...] = SPLITS, whole_file: bool = False
+    cfg: DataConfig,
+    seed: int = 42,
+    splits: tuple[str, ...] = SPLITS,
+    whole_file: bool = False,
+    carve: bool = True,
 ) -> DatasetDict:
     """The raw splits of ``cfg.source`` (columns as in the files), missing ones carved out.
 
     ``whole_file``: a single-file source is not cut; all of its rows are each split asked for
-    (``sentiment eval --data FILE``).
+    (``sentiment eval --data FILE``). ``carve=False``: nothing is cut out of train; every split
+    asked for must be its own file (data other than the run's: ``calibrate --data``).
     """
     source = cfg.source
     local = _is_local(source)
     raw = _load_local(Path(source).expanduser(), cfg) if local else _load_hub(cfg)
     if whole_file and local and Path(source).expanduser().is_file():
         return DatasetDict({split: raw["train"] for split in splits})
+    if not carve:
+        missing = [split for split in splits if split not in raw]
+        if missing:
+            names = {"train": cfg.train_split, "validation": cfg.validation_split}
+            files = " and ".join(f"{names.get(s, cfg.test_split)}.csv|tsv|jsonl|parquet"
+                                 for s in missing)
+            raise SentimentError(
+                f"data source {source!r} has no {' or '.join(missing)} split: other data than "
+                f"the run's is never cut out of train; give a folder holding {files}"
+            )
+        return raw
     return _carve_missing_splits(raw, cfg, seed, splits)
 
 
 def load_splits(
-    cfg: DataConfig, seed: int = 42, splits: tuple[str, ...] = SPLITS, whole_file: bool = False
+    cfg: DataConfig,
+    seed: int = 42,
+    splits: tuple[str, ...] = SPLITS,
+    whole_file: bool = False,
+    carve: bool = True,
 ) -> SentimentData:
     """Load the splits a recipe names, validate them and apply the sample limits.
 
     Only the splits asked for must exist: a folder holding just ``test.csv`` serves
-    ``splits=("test",)``. ``whole_file`` is :func:`read_splits`'.
+    ``splits=("test",)``. ``whole_file`` and ``carve`` are :func:`read_splits`'.
     """
     source = cfg.source
-    raw = read_splits(cfg, seed, splits, whole_file)
+    raw = read_splits(cfg, seed, splits, whole_file, carve)
     for split in splits:
         if split in raw:
             check_columns(raw[split], split, cfg)

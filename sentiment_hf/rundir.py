@@ -204,8 +204,9 @@ class RunDir:
 
         return LongTextConfig()
 
-    def data_config(self, source: str | None = None) -> DataConfig:
-        """The data config the run was trained on, ``source`` replacing its data, unlimited."""
+    def data_config(self, source: str | None = None, limits: bool = False) -> DataConfig:
+        """The data config the run was trained on, ``source`` replacing its data; without the
+        ``data.max_*_samples`` limits unless ``limits`` (the rows metrics.json describes)."""
         from sentiment_hf.recipe import DataConfig
 
         if self.recipe is not None:
@@ -220,7 +221,8 @@ class RunDir:
         cfg = dataclasses.replace(cfg)  # a copy: the cached recipe stays as read
         if source is not None:
             cfg.source = source
-        cfg.max_train_samples = cfg.max_eval_samples = cfg.max_test_samples = None
+        if not limits:
+            cfg.max_train_samples = cfg.max_eval_samples = cfg.max_test_samples = None
         return cfg
 
     @cached_property
