@@ -95,13 +95,51 @@ def build_tokenizer(path: str, cfg: ModelConfig) -> Any:
         ) from exc
 
 
+def dropout_names(config: Any) -> list[str]:
+    """The config's dropout probabilities: every field whose name holds ``dropout`` and whose
+    value is a number, or None where None means "fall back to another dropout" (BERT's
+    ``classifier_dropout``).
+
+    Derived from the config rather than listed per architecture, so every encoder and head
+    dropout is found whatever the family calls it: ``hidden_dropout_prob`` and
+    ``attention_probs_dropout_prob`` (BERT, ELECTRA, RoBERTa, XLM-R, DeBERTa, ALBERT),
+    ``classifier_dropout`` (BERT, ELECTRA, RoBERTa, XLM-R, ModernBERT), ``summary_last_dropout``
+    (ELECTRA), ``dropout``, ``attention_dropout``, ``qa_dropout`` and ``seq_classif_dropout``
+    (DistilBERT), ``pooler_dropout`` and a saved ``cls_dropout`` (DeBERTa),
+    ``classifier_dropout_prob`` (ALBERT), ``embedding_dropout`` and ``mlp_dropout``
+    (ModernBERT). A bool is a switch, not a probability (ESM's ``token_dropout``). Names that only
+    end in ``_prob`` are not dropouts (wav2vec2's ``mask_time_prob`` masks spans of input), nor
+    is stochastic depth (``drop_path_rate``, ``layerdrop``): neither is touched.
+    """
+    names = []
+    for name, value in config.to_dict().items():
+        if "dropout" not in name or isinstance(value, bool):
+            continue
+        if value is None or isinstance(value, int | float):
+            names.append(name)
+    return names
+
+
+def set_dropout(config: Any, dropout: float) -> list[str]:
+    """Give every dropout of the encoder and the classification head (:func:`dropout_names`)
+    the probability ``dropout``; returns the names set."""
+    if isinstance(dropout, bool) or not 0.0 <= float(dropout) < 1.0:
+        raise SentimentError(f"model.dropout must be a probability in [0, 1), got {dropout!r}")
+    names = dropout_names(config)
+    for name in names:
+        setattr(config, name, float(dropout))
+    log.debug("dropout %s set on %s", dropout, ", ".join(names))
+    return names
+
+
 def build_model(
     path: str, label_names: list[str], cfg: ModelConfig, **config_overrides: Any
 ) -> Any:
     """Load a sequence-classification head on the backbone with the run's label names.
 
-    Only safetensors weights are accepted; ``dropout`` (when set) replaces the hidden and
-    attention dropout of BERT-like configs.
+    Only safetensors weights are accepted; ``dropout`` (when set) becomes every dropout
+    probability of the encoder and the classification head, whatever the architecture calls
+    them (:func:`dropout_names`).
     """
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
@@ -127,14 +165,7 @@ def build_model(
             f"could not load the config of {path!r}: {exc}".splitlines()[0]
         ) from exc
     if dropout is not None:
-        for attr in (
-            "hidden_dropout_prob",
-            "attention_probs_dropout_prob",
-            "dropout",
-            "attention_dropout",
-        ):
-            if hasattr(config, attr):
-                setattr(config, attr, float(dropout))
+        set_dropout(config, dropout)
     for key, value in overrides.items():
         setattr(config, key, value)
     try:
