@@ -14,7 +14,7 @@ import pytest
 
 from sentiment_hf.errors import SentimentError
 from sentiment_hf.monitoring import DriftConfig, DriftThresholds, detect_drift
-from sentiment_hf.monitoring.drift import oov_counts, parse_since, words
+from sentiment_hf.monitoring.drift import oov_counts, parse_since, run_checks, words
 from sentiment_hf.monitoring.stats import chi2_test, ks_test, mmd_permutation_test
 from sentiment_hf.serve.requestlog import (
     LoggedPrediction,
@@ -202,3 +202,58 @@ def test_bad_thresholds() -> None:
         DriftThresholds(alpha=0)
     with pytest.raises(SentimentError, match="min_ks"):
         DriftThresholds(min_ks=2)
+
+
+class _StubScorer:
+    """Probabilities and embeddings without a model: texts starting with "x" lean to label 1."""
+
+    def __call__(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng(len(texts))
+        p1 = np.array([0.9 if t.startswith("x") else 0.2 for t in texts])
+        emb = rng.normal(0, 1, (len(texts), 4)) + p1[:, None]
+        return np.stack([1 - p1, p1], axis=1), emb
+
+
+def test_summary_says_what_each_number_is_and_its_unit() -> None:
+    """`sentiment drift` prints, per check, what reference and requests mean and in which unit
+    (not `label_mix reference=1 current=1`), the statistic's name and the rule with its unit."""
+    from sentiment_hf.monitoring.report import DriftReport
+
+    ref = [f"a fine film number {i} with a plot" for i in range(60)]
+    cur = [f"xq zzv {i} qqq" for i in range(60)]
+    checks, _ = run_checks(
+        ref, cur, {"a", "fine", "film", "number", "with", "plot"}, ref[:30], _StubScorer(),
+        ["neg", "pos"], DriftThresholds(), embedding_sample=40, permutations=20,
+    )  # fmt: skip
+    report = DriftReport(
+        drift_detected=any(c.drifted for c in checks), checks=checks, n_reference=60,
+        n_requests=60, model_dir="run", requests="requests.db", since=None, created_at="now",
+        thresholds=DriftThresholds(), served={},
+    )  # fmt: skip
+    text = report.summary()
+    assert not re.search(r"reference=\S+ current=", text), text
+    lines = text.splitlines()
+    by_name = {c.name: "\n".join(lines[1 + 2 * i : 3 + 2 * i]) for i, c in enumerate(checks)}
+    length = by_name["text_length"]
+    assert "mean characters per text" in length and " characters, requests " in length
+    assert "KS statistic" in length and "drift when KS p < 0.01 and KS statistic >= 0.1" in length
+    oov = by_name["oov_rate"]
+    assert "share of words never seen in the training split: validation split 12.5 %" in oov
+    assert "requests 100.0 %" in oov and "rises by >= 5 percentage points" in oov
+    mix = by_name["label_mix"]
+    assert "share of texts predicted 'neg'" in mix  # both moved by 100 points: the first
+    assert "training sample 100.0 %, requests 0.0 %" in mix
+    assert "chi-square statistic" in mix and ">= 10 percentage points" in mix
+    conf = by_name["confidence"]
+    assert "mean probability of the predicted label" in conf
+    assert re.search(r"training sample 0\.800, requests 0\.900", conf), conf
+    mmd = by_name["embedding_mmd"]
+    assert "MMD² between the mean-pooled backbone embeddings of 40 training texts" in mmd
+    assert "requests 0." not in mmd and "(20 permutations)" in mmd
+    assert lines[-1] == "drift detected (60 requests vs 60 training texts); exit code 1"
+    assert all(c.drifted for c in checks if c.name in {"text_length", "oov_rate", "label_mix"})
+    payload = report.to_dict()["checks"]  # drift.json carries the same meanings
+    assert {c["name"]: c["unit"] for c in payload} == {
+        "text_length": "characters", "oov_rate": "share", "label_mix": "share",
+        "confidence": "probability", "embedding_mmd": "",
+    }  # fmt: skip

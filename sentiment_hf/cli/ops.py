@@ -179,16 +179,28 @@ def drift(
         Path | None, typer.Option(help="Report folder (default MODEL_DIR/drift).")
     ] = DriftConfig.output_dir,
     alpha: Annotated[
-        float, typer.Option(help="Significance level of every test.")
+        float, typer.Option(help="Significance level of every test: drift needs p below it.")
     ] = DriftThresholds.alpha,
     min_ks: Annotated[
-        float, typer.Option(help="Smallest KS statistic that counts as drift.")
+        float,
+        typer.Option(
+            help="Smallest KS statistic (largest gap between the two cumulative distributions, "
+            "0-1) that counts as drift in text_length and confidence."
+        ),
     ] = DriftThresholds.min_ks,
     oov_delta: Annotated[
-        float, typer.Option(help="Smallest out-of-vocabulary rate increase.")
+        float,
+        typer.Option(
+            help="Smallest rise of the share of unseen words, as a fraction (0.05 = 5 "
+            "percentage points)."
+        ),
     ] = DriftThresholds.oov_delta,
     label_shift: Annotated[
-        float, typer.Option(help="Smallest change of a predicted-label share.")
+        float,
+        typer.Option(
+            help="Smallest change of a predicted label's share, as a fraction (0.1 = 10 "
+            "percentage points)."
+        ),
     ] = DriftThresholds.label_shift,
     reference_size: Annotated[
         int, typer.Option(min=2, help="Training texts sampled as reference.")
@@ -203,7 +215,12 @@ def drift(
         int, typer.Option(min=1, help="Permutations of the MMD test.")
     ] = DriftConfig.permutations,
 ) -> None:
-    """Compare logged requests with the training data; exit code 1 when drift is flagged."""
+    """Compare logged requests with the training data; exit code 1 when drift is flagged.
+
+    Prints two lines per check (what the reference and request values are, with their unit; the
+    test statistic, its p-value and the rule) and writes drift.json, drift.html and drift.prom
+    (docs: Drift report and alerts).
+    """
     from sentiment_hf.monitoring.drift import detect_drift
     from sentiment_hf.serve.config import parse_options
 

@@ -1,14 +1,16 @@
 """Drift report: compare logged requests with the data a model was trained on.
 
 Checks (each a two-sample test with a p-value *and* an effect-size floor, so a huge log does not
-flag trivial differences):
+flag trivial differences); each stores what its reference and request values are and their unit:
 
-* ``text_length`` — characters per text, Kolmogorov-Smirnov.
+* ``text_length`` — mean characters per text; Kolmogorov-Smirnov on the lengths.
 * ``oov_rate`` — share of words never seen in the training split, against the same share on the
-  validation split (chi-square on in/out counts + an absolute increase floor).
-* ``label_mix`` — predicted-label shares, chi-square + a share-change floor.
-* ``confidence`` — probability of the predicted label, Kolmogorov-Smirnov.
-* ``embedding_mmd`` — MMD² between mean-pooled backbone embeddings, permutation test.
+  validation split (chi-square on in/out counts + a floor in percentage points).
+* ``label_mix`` — share of texts predicted as the label whose share moved most; chi-square on
+  the label counts + a floor in percentage points.
+* ``confidence`` — mean calibrated probability of the predicted label; Kolmogorov-Smirnov.
+* ``embedding_mmd`` — MMD² between mean-pooled backbone embeddings, permutation test (no
+  reference value: the statistic is the measure).
 
 Both sides are scored by the same torch model in one pass, so the label/confidence checks compare
 like with like whatever backend served the requests. Writes ``drift.json``, a self-contained
@@ -140,8 +142,14 @@ def _reference_data(run: RunDir, data: str | None) -> tuple[list[str], list[str]
     )
 
 
+#: What the statistic of each kind of test is (printed beside it and stored in drift.json).
+KS_STATISTIC = "KS statistic (largest gap between the two cumulative distributions, 0-1)"
+CHI2_STATISTIC = "chi-square statistic"
+MMD_STATISTIC = "MMD² (0 when the two samples are alike; no unit)"
+
+
 def _ks_check(
-    name: str, description: str, ref: np.ndarray, cur: np.ndarray, th: DriftThresholds
+    name: str, description: str, unit: str, ref: np.ndarray, cur: np.ndarray, th: DriftThresholds
 ) -> DriftCheck:
     res = ks_test(ref, cur)
     return DriftCheck(
@@ -157,6 +165,8 @@ def _ks_check(
             "reference_median": float(np.median(ref)),
             "current_median": float(np.median(cur)),
         },
+        unit=unit,
+        statistic_name=KS_STATISTIC,
     )
 
 
@@ -177,7 +187,9 @@ def run_checks(
     checks = []
     ref_len = np.array([len(t) for t in ref_texts], float)
     cur_len = np.array([len(t) for t in cur_texts], float)
-    checks.append(_ks_check("text_length", "characters per text", ref_len, cur_len, th))
+    checks.append(
+        _ks_check("text_length", "mean characters per text", "characters", ref_len, cur_len, th)
+    )
 
     ref_oov, ref_words = oov_counts(heldout_texts, vocab)
     cur_oov, cur_words = oov_counts(cur_texts, vocab)
@@ -189,15 +201,18 @@ def run_checks(
     checks.append(
         DriftCheck(
             name="oov_rate",
-            description="share of words never seen in the training split "
-            "(reference: the validation split)",
+            description="share of words never seen in the training split",
             reference=ref_rate,
             current=cur_rate,
             statistic=res.statistic,
             p_value=res.p_value,
-            rule=f"chi-square p < {th.alpha:g} and rate increase >= {th.oov_delta:g}",
+            rule=f"chi-square p < {th.alpha:g} and the share rises by >= "
+            f"{100 * th.oov_delta:g} percentage points",
             drifted=res.p_value < th.alpha and cur_rate - ref_rate >= th.oov_delta,
             details={"vocabulary_size": len(vocab), "current_words": cur_words},
+            unit="share",
+            reference_source="validation split",
+            statistic_name=CHI2_STATISTIC,
         )
     )
 
@@ -214,22 +229,33 @@ def run_checks(
     checks.append(
         DriftCheck(
             name="label_mix",
-            description=f"share of predicted label {labels[moved]!r} (the one that moved most)",
+            description=f"share of texts predicted {labels[moved]!r} (the label whose share "
+            "moved most)",
             reference=float(ref_share[moved]),
             current=float(cur_share[moved]),
             statistic=res.statistic,
             p_value=res.p_value,
-            rule=f"chi-square p < {th.alpha:g} and a label share moves by >= {th.label_shift:g}",
+            rule=f"chi-square p < {th.alpha:g} and a label's share moves by >= "
+            f"{100 * th.label_shift:g} percentage points",
             drifted=res.p_value < th.alpha and shift >= th.label_shift,
             details={
                 "reference_shares": dict(zip(labels, ref_share.round(4).tolist(), strict=True)),
                 "current_shares": dict(zip(labels, cur_share.round(4).tolist(), strict=True)),
             },
+            unit="share",
+            statistic_name=CHI2_STATISTIC,
         )
     )
     ref_conf, cur_conf = ref_probs.max(1), cur_probs.max(1)
     checks.append(
-        _ks_check("confidence", "probability of the predicted label", ref_conf, cur_conf, th)
+        _ks_check(
+            "confidence",
+            "mean probability of the predicted label (calibrated, 0-1)",
+            "probability",
+            ref_conf,
+            cur_conf,
+            th,
+        )
     )
 
     rng = np.random.default_rng(seed)
@@ -239,7 +265,8 @@ def run_checks(
     checks.append(
         DriftCheck(
             name="embedding_mmd",
-            description="MMD² between mean-pooled backbone embeddings (Gaussian kernel)",
+            description=f"MMD² between the mean-pooled backbone embeddings of {len(ri)} "
+            f"training texts and {len(ci)} requests (Gaussian kernel)",
             reference=0.0,
             current=res.statistic,
             statistic=res.statistic,
@@ -247,6 +274,8 @@ def run_checks(
             rule=f"permutation p < {th.alpha:g} ({permutations} permutations)",
             drifted=res.p_value < th.alpha,
             details={"reference_n": len(ri), "current_n": len(ci)},
+            reference_source=None,
+            statistic_name=MMD_STATISTIC,
         )
     )
     arrays = {"ref_len": ref_len, "cur_len": cur_len, "ref_conf": ref_conf, "cur_conf": cur_conf}

@@ -8,7 +8,7 @@ from html import escape
 
 import numpy as np
 
-from sentiment_hf.monitoring.report import DriftReport
+from sentiment_hf.monitoring.report import DriftCheck, DriftReport, format_value
 
 STYLE = """
 body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#1f2328}
@@ -51,6 +51,14 @@ def _fmt(value: float) -> str:
     return f"{value:.3e}"
 
 
+def _value(check: DriftCheck, value: float, source: str | None = None) -> str:
+    """A reference or request value with its unit ("-" when the check has no reference value)."""
+    if check.reference_source is None:
+        return "-"
+    text = escape(format_value(value, check.unit))
+    return text + (f"<br><span class='muted'>{escape(source)}</span>" if source else "")
+
+
 def render_html(report: DriftReport, arrays: dict[str, np.ndarray]) -> str:
     """The report as one HTML page."""
     verdict = (
@@ -65,7 +73,8 @@ def render_html(report: DriftReport, arrays: dict[str, np.ndarray]) -> str:
         rows.append(
             f"<tr><td><b>{escape(c.name)}</b><br>"
             f"<span class='muted'>{escape(c.description)}</span></td>"
-            f"<td>{_fmt(c.reference)}</td><td>{_fmt(c.current)}</td><td>{_fmt(c.statistic)}</td>"
+            f"<td>{_value(c, c.reference, c.reference_source)}</td><td>{_value(c, c.current)}</td>"
+            f"<td>{_fmt(c.statistic)}<br><span class='muted'>{escape(c.statistic_name)}</span></td>"
             f"<td>{_fmt(c.p_value)}</td><td>{escape(c.rule)}</td>{status}"
             f"<td class='muted'>{details}</td></tr>"
         )

@@ -31,7 +31,14 @@ class DriftThresholds:
 
 @dataclass
 class DriftCheck:
-    """One comparison: the reference and current summary, the test, and the verdict."""
+    """One comparison: the reference and current summary, the test, and the verdict.
+
+    ``description`` says what ``reference`` and ``current`` are, ``unit`` how they read
+    (``characters``, ``share`` of 0-1 printed as a percentage, ``probability`` of 0-1, or ``""``
+    for a bare number), ``reference_source`` where the reference value comes from (None: the
+    check has no reference value, its statistic is the measure), and ``statistic_name`` what
+    ``statistic`` is.
+    """
 
     name: str
     description: str
@@ -42,6 +49,37 @@ class DriftCheck:
     rule: str
     drifted: bool
     details: dict[str, Any] = field(default_factory=dict)
+    unit: str = ""
+    reference_source: str | None = "training sample"
+    statistic_name: str = "statistic"
+
+
+def format_value(value: float, unit: str) -> str:
+    """``value`` with its unit: shares as percentages, characters and probabilities labelled."""
+    if unit == "share":
+        return f"{100 * value:.1f} %"
+    if unit == "characters":
+        return f"{value:.1f} characters"
+    if unit == "probability":
+        return f"{value:.3f}"
+    return f"{value:.4g}"
+
+
+def describe_check(check: DriftCheck) -> list[str]:
+    """Two lines that say what the check measured, in which unit, and when it counts as drift."""
+    status = "DRIFT" if check.drifted else "ok"
+    if check.reference_source is None:
+        values = ""
+    else:
+        values = (
+            f": {check.reference_source} {format_value(check.reference, check.unit)}, "
+            f"requests {format_value(check.current, check.unit)}"
+        )
+    return [
+        f"{status:5}  {check.name} — {check.description}{values}",
+        f"{'':5}  {check.statistic_name} = {check.statistic:.4g}, p = {check.p_value:.3g}; "
+        f"drift when {check.rule}",
+    ]
 
 
 @dataclass
@@ -65,14 +103,20 @@ class DriftReport:
         return asdict(self)
 
     def summary(self) -> str:
-        """One line per check, then the verdict (what ``sentiment drift`` prints)."""
-        lines = []
+        """What ``sentiment drift`` prints: the samples compared, two lines per check (what was
+        measured, in which unit, the test and its rule), then the verdict."""
+        since = f" (--since {self.since})" if self.since else ""
+        lines = [
+            f"compared {self.n_requests} logged requests{since} with {self.n_reference} texts "
+            f"sampled from the training split (p-values: small means the two differ; each "
+            f"check also needs its effect floor)"
+        ]
         for check in self.checks:
-            status = "DRIFT" if check.drifted else "ok"
-            lines.append(
-                f"{status:5}  {check.name:14} reference={check.reference:.4g} "
-                f"current={check.current:.4g} p={check.p_value:.3g}"
-            )
+            lines += describe_check(check)
         verdict = "drift detected" if self.drift_detected else "no drift"
-        lines.append(f"{verdict} ({self.n_requests} requests vs {self.n_reference} training texts)")
+        exit_code = 1 if self.drift_detected else 0
+        lines.append(
+            f"{verdict} ({self.n_requests} requests vs {self.n_reference} training texts); "
+            f"exit code {exit_code}"
+        )
         return "\n".join(lines)
