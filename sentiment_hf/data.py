@@ -308,8 +308,9 @@ def read_splits(
         missing = [split for split in splits if split not in raw]
         if missing:
             names = {"train": cfg.train_split, "validation": cfg.validation_split}
-            files = " and ".join(f"{names.get(s, cfg.test_split)}.csv|tsv|jsonl|parquet"
-                                 for s in missing)
+            files = " and ".join(
+                f"{names.get(s, cfg.test_split)}.csv|tsv|jsonl|parquet" for s in missing
+            )
             raise SentimentError(
                 f"data source {source!r} has no {' or '.join(missing)} split: other data than "
                 f"the run's is never cut out of train; give a folder holding {files}"

@@ -107,12 +107,18 @@ def evaluate_model(
         from sentiment_hf.multilabel_eval import evaluate_multilabel
 
         return evaluate_multilabel(run, split, data, output_dir, batch_size, backend)
-    predictor = Predictor(run, backend=backend, batch_size=batch_size)
+    predictor = Predictor(run, backend=backend, batch_size=batch_size, progress=f"eval {split}")
     cfg = run.data_config(data)
     cfg.label_names = predictor.labels
     # The recipe's own data is cut as training cut it (same seed); ``--data FILE`` is one
-    # file evaluated whole, ``--data DIR`` needs only the evaluated split's file.
-    loaded = load_splits(cfg, seed=run.training_seed, splits=(split,), whole_file=data is not None)
+    # file evaluated whole, ``--data DIR`` needs the evaluated split's own file (never cut).
+    loaded = load_splits(
+        cfg,
+        seed=run.training_seed,
+        splits=(split,),
+        whole_file=data is not None,
+        carve=data is None,
+    )
     check_same_kind(False, loaded.multi_label, cfg.source)
     dataset = loaded.splits[split]
     texts, labels = dataset["text"], np.asarray(dataset["label"])

@@ -11,6 +11,8 @@ from __future__ import annotations
 import inspect
 import logging
 import time
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,7 +110,11 @@ def export_fp32(model_dir: Path, out: Path, opset: int = OPSET) -> list[str]:
     def write(tmp: Path) -> None:
         import onnx
 
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            # tracing notes about shapes frozen into the graph: the dynamic axes and the
+            # parity check (torch vs ONNX on real texts of every length) are what count
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            warnings.filterwarnings("ignore", module=r"torch\.onnx")
             torch.onnx.export(
                 LogitsOnly(),
                 args,
@@ -149,10 +155,12 @@ def parity_report(
     """Compare each ONNX backend's logits with PyTorch's on the test split of the run's data."""
     run = open_run(model_dir)
     # the reference runs on CPU like the ONNX files, so the comparison is like for like
-    torch_pred = Predictor(run, backend="torch", batch_size=batch_size, device="cpu")
+    torch_pred = Predictor(
+        run, backend="torch", batch_size=batch_size, device="cpu", progress="parity: torch"
+    )
     dataset, source = _test_split(run, data, max_samples)
     texts, labels = dataset["text"], np.asarray(dataset["label"])
-    reference = torch_pred.predict_logits(texts)
+    reference = torch_pred.predict_logits(texts, strict=False)
     if run.multi_label:
         return _multi_label_parity(
             run, backends, texts, multi_hot(labels), reference, batch_size, source
@@ -165,7 +173,8 @@ def parity_report(
         "torch": {"accuracy": float((ref_pred == labels).mean())},
     }
     for name in backends:
-        logits = Predictor(run, backend=name, batch_size=batch_size).predict_logits(texts)
+        predictor = Predictor(run, backend=name, batch_size=batch_size, progress=f"parity: {name}")
+        logits = predictor.predict_logits(texts, strict=False)
         pred = logits.argmax(-1)
         report[name] = {
             "file": INT8_FILE if name == "onnx-int8" else ONNX_FILE,
@@ -198,7 +207,8 @@ def _multi_label_parity(
         "torch": {"accuracy": multilabel_metrics(labels, ref_sets)["accuracy"]},
     }
     for name in backends:
-        logits = Predictor(run, backend=name, batch_size=batch_size).predict_logits(texts)
+        predictor = Predictor(run, backend=name, batch_size=batch_size, progress=f"parity: {name}")
+        logits = predictor.predict_logits(texts, strict=False)
         probs = policy.probabilities(logits)
         sets = policy.decide_labels(probs)
         scores = multilabel_metrics(labels, sets)
@@ -225,13 +235,15 @@ def export_onnx(
     reduce_range: bool = False,
     opset: int = OPSET,
     int8_weights: str = "auto",
+    announce: Callable[[str], None] = log.info,
 ) -> ExportResult:
     """Write ``model.onnx`` (and ``model.int8.onnx`` with ``quantize="int8"``) into ``model_dir``.
 
     With ``parity`` (default) the exported files are checked against PyTorch on the test split
     of the run's recipe data (or ``data``) and the report is saved as ``export_parity.json``.
     ``int8_weights`` is :func:`sentiment_hf.quantize.choose_int8`'s ``weights`` (``auto``: the
-    s8 or u8 file closer to fp32 on the validation split).
+    s8 or u8 file closer to fp32 on the validation split). ``announce`` gets a line as each
+    step starts.
     """
     run = open_run(model_dir)
     if quantize is not None and quantize not in QUANTIZE_CHOICES:
@@ -241,16 +253,19 @@ def export_onnx(
     check_int8_weights(int8_weights)
     started = time.perf_counter()
     result = ExportResult(onnx_path=run.onnx_path())
+    announce(f"exporting {result.onnx_path.name} (opset {opset})")
     export_fp32(run.path, result.onnx_path, opset=opset)
     backends = ["onnx"]
     if quantize == "int8":
         result.int8_path = run.onnx_path(quantized=True)
+        announce(f"quantizing to {result.int8_path.name} (int8 weights: {int8_weights})")
         quantization = choose_int8(
             run, result.int8_path, per_channel, reduce_range, int8_weights, data=data
         )
         backends.append("onnx-int8")
     log.info("exported in %.1fs", time.perf_counter() - started)
     if parity:
+        announce(f"checking parity with PyTorch: {', '.join(backends)}")
         result.parity = parity_report(run, backends, data=data, max_samples=max_samples)
         if quantize == "int8":
             result.parity["quantization"] = quantization

@@ -31,12 +31,22 @@ if TYPE_CHECKING:
 BOOTSTRAP_METRICS = ("accuracy", "f1", "f1_macro")
 
 
-def _load(run: RunDir, data: str | None, splits: tuple[str, ...]) -> tuple[Any, str]:
+def _load(
+    run: RunDir, data: str | None, splits: tuple[str, ...], limits: bool = False
+) -> tuple[Any, str]:
+    """The ``splits`` of the run's data (``limits``: the recipe's sample limits) or of ``data``
+    (a file evaluated whole; a folder's own split files, never cut out of train)."""
     from sentiment_hf.data import load_splits
 
-    cfg = run.data_config(data)
+    cfg = run.data_config(data, limits=limits and data is None)
     cfg.label_names = run.labels
-    loaded = load_splits(cfg, seed=run.training_seed, splits=splits)
+    loaded = load_splits(
+        cfg,
+        seed=run.training_seed,
+        splits=splits,
+        whole_file=data is not None and len(splits) == 1,
+        carve=data is None,
+    )
     ml.check_same_kind(True, loaded.multi_label, cfg.source)
     return loaded.splits, cfg.source
 
@@ -64,9 +74,14 @@ def fit_multilabel_policy(
 ) -> PolicyReport:
     """Per-label calibration (none / temperature / Platt, chosen by cross-validated log loss)
     and per-label thresholds (``threshold_metric``, default F1) fitted on validation."""
-    from sentiment_hf.policy import DecisionPolicy, PolicyReport, check_threshold_metric
+    from sentiment_hf.policy import (
+        DecisionPolicy,
+        PolicyReport,
+        check_threshold_metric,
+        store_policy,
+    )
     from sentiment_hf.predict import Predictor
-    from sentiment_hf.rundir import METRICS_FILE, POLICY_FILE, RELIABILITY_FILE
+    from sentiment_hf.rundir import RELIABILITY_FILE
 
     if min_confidence is not None:
         raise SentimentError(
@@ -74,8 +89,8 @@ def fit_multilabel_policy(
             "multi-label run answers every label above its threshold: drop min_confidence"
         )
     metric = check_threshold_metric(threshold_metric or "f1")
-    splits, _ = _load(run, data, ("validation", "test"))
-    predictor = Predictor(run, batch_size=batch_size)
+    splits, source = _load(run, data, ("validation", "test"), limits=True)
+    predictor = Predictor(run, batch_size=batch_size, progress="calibrate")
     logits = {name: predictor.predict_logits(splits[name]["text"], strict=False) for name in splits}
     labels = {name: ml.multi_hot(splits[name]["label"]) for name in splits}
     method, scales, biases, cv = ml.fit_calibration(logits["validation"], labels["validation"])
@@ -88,6 +103,7 @@ def fit_multilabel_policy(
         fitted_on={
             "split": "validation",
             "samples": len(labels["validation"]),
+            "source": source,
             "objective": f"log loss, {ml.CV_FOLDS}-fold cross-validated",
             "cv_log_loss": cv,
         },
@@ -102,8 +118,7 @@ def fit_multilabel_policy(
         scores = ml.multilabel_metrics(labels[name], decided)
         for key in ("accuracy", "f1_micro", "f1_macro"):
             metrics[f"{prefix}_policy_{key}"] = scores[key]
-    policy_path = write_json(run.file(POLICY_FILE), policy.to_dict())
-    write_json(run.file(METRICS_FILE), {**run.metrics, **metrics})
+    policy_path = store_policy(run, policy, metrics, own=data is None)
     test_labels = labels["test"]
     reliability_path = plot_reliability(
         {
@@ -155,7 +170,7 @@ def evaluate_multilabel(
     from sentiment_hf.report_html import Mistake, render_eval_report
     from sentiment_hf.rundir import EVAL_METRICS_FILE
 
-    predictor = Predictor(run, backend=backend, batch_size=batch_size)
+    predictor = Predictor(run, backend=backend, batch_size=batch_size, progress=f"eval {split}")
     names = predictor.labels
     splits, source = _load(run, data, (split,))
     texts, labels = list(splits[split]["text"]), ml.multi_hot(splits[split]["label"])

@@ -172,6 +172,19 @@ def policy_metrics(
     return out
 
 
+def store_policy(run: Any, policy: DecisionPolicy, metrics: dict[str, Any], own: bool) -> Path:
+    """Write ``policy.json``; ``own`` (fitted and measured on the run's own rows): add
+    ``metrics`` to ``metrics.json``, else remove the replaced policy's measures from it (other
+    data's figures never sit beside training's). Returns the policy file."""
+    from sentiment_hf.fileio import write_json
+    from sentiment_hf.rundir import METRICS_FILE, POLICY_FILE
+
+    kept = run.metrics if own else {k: v for k, v in run.metrics.items() if k not in metrics}
+    path = write_json(run.file(POLICY_FILE), policy.to_dict())
+    write_json(run.file(METRICS_FILE), {**kept, **metrics} if own else kept)
+    return path
+
+
 def fit_policy(
     model_dir: Any,
     threshold_metric: str | None = None,
@@ -184,16 +197,18 @@ def fit_policy(
 
     ``threshold_metric``, ``min_confidence`` and ``objective`` left at None take the run's
     recipe (its ``policy:`` section; the schema's defaults for a run without one), so a refit
-    decides as training did unless told otherwise. Writes ``policy.json`` and
-    ``reliability.png`` into the run directory and adds the calibration measures of the
-    validation and test splits (before and after) to ``metrics.json``. Predictions of every
-    backend follow the stored policy from then on.
+    decides as training did unless told otherwise. On the run's own data the validation and
+    test rows are those training scored (the recipe's ``data.max_*_samples``), and their
+    calibration measures (before and after) join ``metrics.json`` beside training's. ``data``
+    (other data) must hold its own validation and test files, never cut out of train; its
+    measures are returned but kept out of ``metrics.json``, whose measures of the replaced
+    policy are removed. Writes ``policy.json`` (``fitted_on`` names the source and rows) and
+    ``reliability.png``. Predictions of every backend follow the stored policy from then on.
     """
     from sentiment_hf.calibration import check_objective, fit_temperature, plot_reliability
     from sentiment_hf.data import load_splits
-    from sentiment_hf.fileio import write_json
     from sentiment_hf.predict import Predictor
-    from sentiment_hf.rundir import METRICS_FILE, POLICY_FILE, RELIABILITY_FILE, open_run
+    from sentiment_hf.rundir import RELIABILITY_FILE, open_run
 
     run = open_run(model_dir)
     recipe = run.policy_config
@@ -207,10 +222,13 @@ def fit_policy(
     check_objective(objective)
     if threshold_metric is not None:
         check_threshold_metric(threshold_metric)
-    cfg = run.data_config(data)
+    own = data is None
+    cfg = run.data_config(data, limits=own)
     cfg.label_names = run.labels
-    splits = load_splits(cfg, seed=run.training_seed, splits=("validation", "test")).splits
-    predictor = Predictor(run, batch_size=batch_size)
+    splits = load_splits(
+        cfg, seed=run.training_seed, splits=("validation", "test"), carve=own
+    ).splits
+    predictor = Predictor(run, batch_size=batch_size, progress="calibrate")
     logits = {name: predictor.predict_logits(splits[name]["text"], strict=False) for name in splits}
     labels = {name: np.asarray(splits[name]["label"]) for name in splits}
     temperature = fit_temperature(logits["validation"], labels["validation"], objective)
@@ -221,6 +239,7 @@ def fit_policy(
         fitted_on={
             "split": "validation",
             "samples": len(labels["validation"]),
+            "source": cfg.source,
             "objective": objective,
         },
     )
@@ -230,8 +249,7 @@ def fit_policy(
     metrics = {"calibration_temperature": temperature}
     for name, prefix in (("validation", "eval"), ("test", "test")):
         metrics.update(policy_metrics(logits[name], labels[name], policy, prefix))
-    policy_path = write_json(run.file(POLICY_FILE), policy.to_dict())
-    write_json(run.file(METRICS_FILE), {**run.metrics, **metrics})
+    policy_path = store_policy(run, policy, metrics, own)
     reliability_path = plot_reliability(
         {
             "test, uncalibrated": softmax(logits["test"]),

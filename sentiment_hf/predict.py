@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -124,7 +125,8 @@ class Predictor:
     :mod:`sentiment_hf.longtext`), sorted by length and batched so each batch pads little;
     results come back in the input order. ``intra_op_threads`` sets the threads inside one model
     call (None: the backend's default; torch sets it around each call and puts the process's
-    count back, so nothing leaks into the caller's process).
+    count back, so nothing leaks into the caller's process). ``progress`` names a progress bar
+    over the model's batches, shown on stderr when it is a terminal (eval, calibrate, export).
     """
 
     def __init__(
@@ -136,6 +138,7 @@ class Predictor:
         device: str | None = None,
         intra_op_threads: int | None = None,
         long_text: LongTextConfig | None = None,
+        progress: str | None = None,
     ) -> None:
         from transformers import AutoTokenizer
 
@@ -158,6 +161,7 @@ class Predictor:
             self.model_dir, device=device, intra_op_threads=intra_op_threads
         )
         self._warned_truncation = False
+        self.progress = progress
 
     def _encode(
         self, texts: list[str], long_text: LongTextConfig, counts: LongTextCounts, strict: bool
@@ -216,7 +220,19 @@ class Predictor:
         order = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]))
         logits = np.zeros((len(rows), len(self.labels)), dtype=np.float32)
         pad_id = self.tokenizer.pad_token_id or 0
-        for start in range(0, len(order), self.batch_size):
+        starts = range(0, len(order), self.batch_size)
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            starts = tqdm(
+                starts,
+                desc=self.progress,
+                unit=" batches",
+                file=sys.stderr,
+                leave=False,
+                disable=None,  # None: only on a terminal
+            )
+        for start in starts:
             idx = order[start : start + self.batch_size]
             width = max(len(rows[i]["input_ids"]) for i in idx)
             batch = {}

@@ -10,8 +10,10 @@ the fp32 file's on the validation split (no labels needed, far less noisy than a
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,25 @@ log = logging.getLogger(__name__)
 INT8_WEIGHTS = ("auto", "s8", "u8")
 #: validation texts compared when choosing (a cap keeps the export quick on big data sets)
 CHOICE_MAX_TEXTS = 2000
+
+
+class _DropAdvice(logging.Filter):
+    """Drops onnxruntime's "consider pre-processing before quantization" root-logger advice
+    (shape inference does not apply to a dynamically quantized transformer)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-processing before quantization" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _without_preprocessing_advice() -> Iterator[None]:
+    advice = _DropAdvice()
+    root = logging.getLogger()
+    root.addFilter(advice)
+    try:
+        yield
+    finally:
+        root.removeFilter(advice)
 
 
 def check_int8_weights(weights: str) -> None:
@@ -59,6 +80,10 @@ def quantize_int8(
     source = {p.key: p.value for p in onnx.load(str(fp32), load_external_data=False).metadata_props}
 
     def write(tmp: Path) -> None:
+        with _without_preprocessing_advice():
+            _quantize(tmp)
+
+    def _quantize(tmp: Path) -> None:
         quantize_dynamic(
             str(fp32),
             str(tmp),
@@ -119,14 +144,15 @@ def choose_int8(
         log.warning("int8 weights s8: no data to choose on (%s); see --int8-weights", exc)
         quantize_int8(fp32, out, per_channel, reduce_range, "s8")
         return {**record, "weights": "s8", "chosen_on": None, "why": str(exc)}
-    predictor = Predictor(run, backend="onnx")
-    reference = predictor.predict_logits(texts)
+    predictor = Predictor(run, backend="onnx", progress="int8: fp32 reference")
+    reference = predictor.predict_logits(texts, strict=False)
     candidates: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(dir=run.path) as tmp:
         for kind in ("s8", "u8"):
             path = quantize_int8(fp32, Path(tmp) / f"{kind}.onnx", per_channel, reduce_range, kind)
             predictor.backend = OnnxBackend(run.path, path=path)
-            logits = predictor.predict_logits(texts)
+            predictor.progress = f"int8: {kind} weights"
+            logits = predictor.predict_logits(texts, strict=False)
             candidates[kind] = {
                 "mean_abs_logit_diff": float(np.abs(logits - reference).mean()),
                 "argmax_agreement_pct": float(

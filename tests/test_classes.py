@@ -328,7 +328,7 @@ def test_eval_per_class_confusion_and_unbalanced_order(
 def test_eval_terminal_line_leads_with_macro_f1(run3: Path, tmp_path, monkeypatch, capsys) -> None:
     from sentiment_hf.cli import main
 
-    argv = ["sentiment", "eval", str(run3), "--no-explain", "--output", str(tmp_path)]
+    argv = ["sentiment", "eval", str(run3), "--no-explain", "--json", "--output", str(tmp_path)]
     monkeypatch.setattr(sys, "argv", argv)
     with pytest.raises(SystemExit) as exit_info:
         main()

@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -90,9 +91,20 @@ def test_eval_writes_reports(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     args = ["eval", str(cli_run), "--split", "test", "--output", str(tmp_path)]
-    result = run_main(args, capsys, monkeypatch)
+    shown = run_main(args, capsys, monkeypatch)  # the summary table
+    assert shown.code == 0, shown.stderr[-2000:]
+    result = run_main([*args, "--json"], capsys, monkeypatch)
     assert result.code == 0, result.stderr[-2000:]
     metrics = json.loads(result.stdout)
+    assert "{" not in shown.stdout and len(shown.stdout.splitlines()) < 30
+    assert re.search(
+        rf"accuracy\s+{metrics['test_accuracy']:.4f}\s+{metrics['test_accuracy_ci95'][0]:.4f} to",
+        shown.stdout,
+    )
+    assert re.search(
+        rf"ECE\s+{metrics['test_ece_uncalibrated']:.4f}\s+{metrics['test_ece']:.4f}", shown.stdout
+    )
+    assert "test: 1066 texts" in shown.stdout
     assert metrics["test_samples"] == 1066  # eval uses the whole split, not the training slice
     saved = json.loads((tmp_path / "test_metrics.json").read_text())
     assert saved["test_accuracy"] == metrics["test_accuracy"]
@@ -117,7 +129,7 @@ def test_eval_on_other_data(
     (data / "test.csv").write_text("text,label\na masterpiece,pos\na disaster,neg\nfine,pos\n")
     (data / "train.csv").write_text("text,label\nx,pos\ny,neg\n")
     (data / "validation.csv").write_text("text,label\nx,pos\ny,neg\n")
-    args = ["eval", str(cli_run), "--data", str(data), "--output", str(tmp_path / "r")]
+    args = ["eval", str(cli_run), "--data", str(data), "--output", str(tmp_path / "r"), "--json"]
     result = run_main(args, capsys, monkeypatch)
     assert result.code == 0, result.stderr[-2000:]
     assert json.loads(result.stdout)["test_samples"] == 3

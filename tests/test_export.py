@@ -6,8 +6,11 @@ Everything here runs for real: torch.onnx export, onnxruntime sessions, the raw 
 from __future__ import annotations
 
 import json
+import logging
+import re
 import shutil
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -210,14 +213,36 @@ def test_cli_export_prints_and_saves_parity(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     run = _fresh_run(tiny_run, tmp_path)
-    assert _run_cli(monkeypatch, "export", str(run), "--max-samples", "48") == 0
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with caplog.at_level(logging.WARNING):
+            code = _run_cli(
+                monkeypatch, "export", str(run), "--max-samples", "48", "--quantize", "int8"
+            )
+    assert code == 0
+    shown = capsys.readouterr()
+    saved = json.loads((run / PARITY_FILE).read_text())
+    # the table: one row per file, its agreement with torch; steps announced on stderr
+    assert "parity on 48 test texts" in shown.out and "{" not in shown.out
+    for name, file in (("onnx", "model.onnx"), ("onnx-int8", "model.int8.onnx")):
+        agreement = f"{saved[name]['argmax_agreement_pct']:.2f} %"
+        assert re.search(rf"{name} \({re.escape(file)}\).*{re.escape(agreement)}", shown.out)
+    for step in ("exporting model.onnx", "quantizing to model.int8.onnx", "checking parity"):
+        assert step in shown.err
+    # no tracer notes and no onnxruntime pre-processing advice (it printed twice before)
+    assert not [
+        w for w in seen if "Tracer" in type(w.message).__name__ or "torch.onnx" in w.filename
+    ]
+    assert "pre-processing" not in caplog.text
+    assert _run_cli(monkeypatch, "export", str(run), "--max-samples", "48", "--json") == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed == json.loads((run / PARITY_FILE).read_text())
     assert printed["samples"] == 48
     assert printed["onnx"]["argmax_agreement_pct"] == 100.0
-    assert (run / "model.onnx").is_file() and not (run / "model.int8.onnx").exists()
+    assert (run / "model.onnx").is_file()
 
 
 @pytest.mark.slow

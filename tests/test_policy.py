@@ -31,8 +31,13 @@ def test_fitted_policy_is_stored_and_lowers_validation_nll(run: Path) -> None:
     report = fit_policy(run, objective="nll")  # the recipe says ece (recipes/base.yaml)
     stored = json.loads((run / POLICY_FILE).read_text())
     assert stored["temperature"] == pytest.approx(report.policy.temperature)
-    # the run's whole validation split (eval's view of the data: no sample limits)
-    assert stored["fitted_on"] == {"split": "validation", "samples": 1066, "objective": "nll"}
+    # the rows training scored (the recipe's data.max_eval_samples), as metrics.json says
+    assert stored["fitted_on"] == {
+        "split": "validation",
+        "samples": 64,
+        "source": RunDir.open(run).recipe.data.source,
+        "objective": "nll",
+    }
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["calibration_temperature"] == pytest.approx(report.policy.temperature)
     assert metrics["eval_nll"] <= metrics["eval_nll_uncalibrated"] + 1e-9
@@ -47,6 +52,77 @@ def test_fitted_policy_is_stored_and_lowers_validation_nll(run: Path) -> None:
     assert f"T = {report.policy.temperature:.2f}" in card
     assert f"test ECE {metrics['test_ece_uncalibrated']:.3f} → {metrics['test_ece']:.3f}" in card
     assert "not calibrated" not in card
+
+
+def test_the_policy_is_measured_on_the_rows_metrics_json_describes(run: Path) -> None:
+    """With data.max_test_samples=64, test_ece covers the 64 rows test_accuracy covers."""
+    import dataclasses
+
+    from sentiment_hf.data import load_splits
+    from sentiment_hf.policy import policy_metrics
+
+    fit_policy(run)
+    opened = RunDir.open(run)
+    sizes = opened.manifest["split_sizes"]
+    assert (sizes["validation"], sizes["test"]) == (64, 64)  # tiny_recipe_overrides' limits
+    assert json.loads((run / POLICY_FILE).read_text())["fitted_on"]["samples"] == 64
+    cfg = dataclasses.replace(opened.recipe.data, label_names=opened.labels)
+    test = load_splits(cfg, seed=opened.training_seed, splits=("test",)).splits["test"]
+    assert len(test) == 64
+    predictor = Predictor(run)
+    expected = policy_metrics(
+        predictor.predict_logits(test["text"]), np.asarray(test["label"]), predictor.policy, "test"
+    )
+    metrics = json.loads((run / "metrics.json").read_text())
+    for key in ("test_ece", "test_nll", "test_ece_uncalibrated", "test_brier"):
+        assert metrics[key] == pytest.approx(expected[key], abs=1e-6), key
+
+
+def _folder(root: Path, run: Path, splits: tuple[str, ...]) -> Path:
+    """A data folder holding the run's own rows as ``{split}.csv`` for ``splits`` only."""
+    import csv
+
+    from sentiment_hf.data import load_splits
+
+    opened = RunDir.open(run)
+    cfg = opened.data_config()
+    cfg.label_names = opened.labels
+    data = load_splits(cfg, seed=opened.training_seed, splits=splits).splits
+    root.mkdir()
+    for split in splits:
+        with open(root / f"{split}.csv", "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["text", "label"])
+            for text, label in zip(data[split]["text"][:40], data[split]["label"], strict=False):
+                writer.writerow([text, opened.labels[label]])
+    return root
+
+
+def test_calibrate_and_eval_never_cut_a_validation_split_out_of_other_data(
+    run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--data without a validation file is refused (exit 2, nothing rewritten); with one, the
+    policy is fitted on it and the command says on what."""
+    fit_policy(run)
+    kept = {name: (run / name).read_bytes() for name in (POLICY_FILE, "metrics.json")}
+    no_val = _folder(tmp_path / "no-val", run, ("train", "test"))
+    for data in (no_val, no_val / "train.csv"):
+        refused = run_main(["calibrate", str(run), "--data", str(data)], capsys, monkeypatch)
+        assert refused.code == 2, refused.stderr
+        assert len(refused.error_lines) == 1 and "validation" in refused.error_lines[0]
+        assert "Traceback" not in refused.stderr
+        assert {name: (run / name).read_bytes() for name in kept} == kept
+    out = tmp_path / "eval"
+    args = ["eval", str(run), "--data", str(no_val), "--split", "validation", "--output"]
+    refused = run_main([*args, str(out)], capsys, monkeypatch)
+    assert refused.code == 2 and "validation" in refused.error_lines[0], refused.stderr
+    assert not out.exists()
+    both = _folder(tmp_path / "both", run, ("validation", "test"))
+    done = run_main(["calibrate", str(run), "--data", str(both)], capsys, monkeypatch)
+    assert done.code == 0, done.stderr
+    fitted = json.loads((run / POLICY_FILE).read_text())["fitted_on"]
+    assert (fitted["samples"], fitted["source"]) == (40, str(both))
+    assert f"40 validation rows of {both}" in done.stdout + done.stderr
 
 
 def test_predictor_returns_probabilities_at_the_stored_temperature(run: Path) -> None:
@@ -93,7 +169,7 @@ def test_eval_reports_calibration_coverage_and_intervals(run: Path) -> None:
     m = report.metrics
     lo, hi = m["test_accuracy_ci95"]
     assert lo <= m["test_accuracy"] <= hi and hi - lo > 0
-    from sentiment_hf.calibration import accuracy_at_coverage
+    from sentiment_hf.calibration import accuracy_at_coverage, calibration_metrics
     from sentiment_hf.data import load_splits
 
     cfg = RunDir.open(run).data_config()
@@ -101,9 +177,10 @@ def test_eval_reports_calibration_coverage_and_intervals(run: Path) -> None:
     probs = Predictor(run).predict_proba(test["text"])
     expected = accuracy_at_coverage(probs, np.asarray(test["label"]), 0.8)
     assert m["test_accuracy_at_80pct_coverage"] == pytest.approx(expected)
-    assert m["test_ece"] == pytest.approx(
-        json.loads((run / "metrics.json").read_text())["test_ece"]
-    )
+    # eval reads the whole split (1,066 rows); metrics.json keeps training's 64-row figures
+    labels = np.asarray(test["label"])
+    assert m["test_samples"] == len(labels) == 1066
+    assert m["test_ece"] == pytest.approx(calibration_metrics(probs, labels)["ece"])
     assert report.reliability_path.is_file() and report.risk_coverage_path.is_file()
 
 
@@ -128,7 +205,9 @@ def test_cli_calibrate_and_its_bad_input(
 ) -> None:
     """In-process through the console entry point (tests/cli_inprocess.py)."""
     done = run_main(
-        ["calibrate", str(run), "--threshold-metric", "balanced_accuracy"], capsys, monkeypatch
+        ["calibrate", str(run), "--threshold-metric", "balanced_accuracy", "--json"],
+        capsys,
+        monkeypatch,
     )
     assert done.code == 0, done.stderr
     printed = json.loads(done.stdout)

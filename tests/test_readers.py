@@ -113,7 +113,7 @@ def test_eval_on_a_folder_with_only_test_and_on_one_file(
     only_test = tmp_path / "only-test"
     only_test.mkdir()
     (only_test / "test.csv").write_text(_csv(ROWS[:3]))
-    common = ["--no-explain", "--output"]
+    common = ["--no-explain", "--json", "--output"]
     result = run_main(
         ["eval", str(tiny_run), "--data", str(only_test), *common, str(tmp_path / "r1")],
         capsys,

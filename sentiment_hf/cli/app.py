@@ -14,6 +14,9 @@ from sentiment_hf.errors import SentimentError
 #: Arguments several commands take, defined once.
 RunDirArg = Annotated[Path, typer.Argument(help="A run directory written by `sentiment train`.")]
 BatchSize = Annotated[int, typer.Option(min=1, help="Inference batch size.")]
+JsonFlag = Annotated[
+    bool, typer.Option("--json", help="Print the full JSON instead of the summary table.")
+]
 app = typer.Typer(
     name="sentiment",
     help="Fine-tune, sweep, evaluate, export, serve and ship transformer sentiment classifiers.",

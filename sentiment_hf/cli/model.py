@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from sentiment_hf.cli.app import BatchSize, Overrides, RunDirArg, app
+from sentiment_hf.cli.app import BatchSize, JsonFlag, Overrides, RunDirArg, app
 from sentiment_hf.errors import SentimentError
 from sentiment_hf.explanation import (
     BASELINES,
@@ -122,14 +122,17 @@ def eval_(
             "(integrated gradients; a few seconds on a CPU).",
         ),
     ] = True,
+    as_json: JsonFlag = False,
 ) -> None:
     """Evaluate a trained model under its decision policy.
 
-    Metrics JSON: accuracy/F1 with bootstrap 95 % intervals, calibration before/after,
-    accuracy at 90 % and 80 % coverage.
+    Prints a short table (--json: every metric as JSON, as saved in {split}_metrics.json):
+    accuracy/F1 with bootstrap 95 % intervals, calibration before/after, accuracy at 90 % and
+    80 % coverage.
     PNGs: confusion matrix, reliability diagram, risk-coverage curve, accuracy by length;
     misclassified CSV; all of it on one self-contained page, {split}_report.html.
     """
+    from sentiment_hf.cli.summary import eval_summary
     from sentiment_hf.evaluation import evaluate_model
     from sentiment_hf.imbalance import summary_line
     from sentiment_hf.rundir import RunDir
@@ -151,7 +154,10 @@ def eval_(
         batch_size=batch_size,
         explain=attributor,
     )
-    typer.echo(json.dumps(report.metrics, indent=2))
+    if as_json:
+        typer.echo(json.dumps(report.metrics, indent=2))
+    else:
+        typer.echo(eval_summary(report.metrics, report.split, str(run.path)))
     typer.echo(summary_line(report.metrics, report.split), err=True)
     typer.echo(f"reports: {report.metrics_path.parent}  page: {report.report_path}", err=True)
 
@@ -189,6 +195,7 @@ def calibrate(
             "policy.objective (ece in recipes/base.yaml)."
         ),
     ] = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """Fit the run's decision policy on its validation split and store it in policy.json.
 
@@ -197,8 +204,11 @@ def calibrate(
     probabilities; a multi-label
     run gets per-label temperatures or Platt scaling when they beat none in cross-validation.
     Every backend, eval, predict and the server apply the stored policy.
-    NLL, Brier and 10-bin ECE before/after (validation, test) go to metrics.json.
+    Prints what was fitted on what and NLL / 10-bin ECE before and after (--json: the policy
+    and every measure). Fitted on the run's own data, the measures (NLL, Brier, ECE of
+    validation and test) join metrics.json; --data must hold its own validation and test files.
     """
+    from sentiment_hf.cli.summary import calibrate_summary
     from sentiment_hf.policy import fit_policy
 
     report = fit_policy(
@@ -209,7 +219,10 @@ def calibrate(
         batch_size=batch_size,
         objective=objective,
     )
-    typer.echo(json.dumps({"policy": report.policy.to_dict(), **report.metrics}, indent=2))
+    if as_json:
+        typer.echo(json.dumps({"policy": report.policy.to_dict(), **report.metrics}, indent=2))
+    else:
+        typer.echo(calibrate_summary(report.policy.to_dict(), report.metrics))
     typer.echo(f"policy: {report.policy_path}  diagram: {report.reliability_path}", err=True)
 
 
@@ -312,8 +325,13 @@ def export_(
             "of AVX2 CPUs without VNNI)."
         ),
     ] = "auto",
+    as_json: JsonFlag = False,
 ) -> None:
-    """Export MODEL_DIR to model.onnx (and model.int8.onnx) with a parity check on real data."""
+    """Export MODEL_DIR to model.onnx (and model.int8.onnx) with a parity check on real data.
+
+    Prints a parity table per exported file (--json: the export_parity.json report).
+    """
+    from sentiment_hf.cli.summary import export_summary
     from sentiment_hf.export import export_onnx
 
     result = export_onnx(
@@ -325,10 +343,12 @@ def export_(
         per_channel=per_channel,
         reduce_range=reduce_range,
         int8_weights=int8_weights,
+        announce=lambda line: typer.echo(line, err=True),
     )
     for path in (result.onnx_path, result.int8_path):
         if path is not None:
             typer.echo(f"wrote {path}", err=True)
     if result.parity_path is not None:
-        typer.echo(json.dumps(result.parity, indent=2))
+        summary = export_summary(result.parity)
+        typer.echo(json.dumps(result.parity, indent=2) if as_json else summary)
         typer.echo(f"parity report: {result.parity_path}", err=True)
