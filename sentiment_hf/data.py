@@ -28,7 +28,7 @@ from sentiment_hf.arrowdata import fingerprint
 from sentiment_hf.errors import SentimentError
 from sentiment_hf.fileio import looks_like_path
 from sentiment_hf.longtext import LongTextConfig, window_batch
-from sentiment_hf.readers import FILE_FORMATS, read_file
+from sentiment_hf.readers import FILE_FORMATS, read_file, require_one_type
 from sentiment_hf.recipe import DataConfig
 from sentiment_hf.stratify import stratified_cut
 
@@ -97,8 +97,9 @@ def _load_local(path: Path, cfg: DataConfig) -> DatasetDict:
         for split, name in wanted.items():
             for suffix in FILE_FORMATS:
                 candidate = path / f"{name}{suffix}"
-                if candidate.is_file():
-                    found[split] = read_file(candidate, cfg.encoding)
+                # a directory, FIFO or broken link by a split's name is an error, not absent
+                if os.path.lexists(candidate):
+                    found[split] = _read_file(candidate, cfg)
                     break
         if not found:
             raise SentimentError(
@@ -106,7 +107,16 @@ def _load_local(path: Path, cfg: DataConfig) -> DatasetDict:
                 f"{'/'.join(wanted.values())}.csv|tsv|jsonl|parquet files"
             )
         return DatasetDict(found)
-    return DatasetDict({"train": read_file(path, cfg.encoding)})
+    return DatasetDict({"train": _read_file(path, cfg)})
+
+
+def _read_file(path: Path, cfg: DataConfig) -> Dataset:
+    """One data file; its text and label column(s) must each hold one JSON type."""
+    ds = read_file(path, cfg.encoding)
+    roles = [(cfg.text_column, "text"), (cfg.label_column, "label")]
+    roles += [(name, "flag") for name in cfg.label_columns or ()]
+    require_one_type(ds, path, roles)
+    return ds
 
 
 def _load_hub(cfg: DataConfig) -> DatasetDict:

@@ -7,14 +7,18 @@ Every problem becomes one :class:`SentimentError` naming the file, the problem a
 from __future__ import annotations
 
 import io
+import json
 import logging
 import re
+import stat
+import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from datasets import Dataset
+from datasets import Dataset, Json
 from sentiment_hf.errors import SentimentError
 
 log = logging.getLogger(__name__)
@@ -31,12 +35,82 @@ FILE_FORMATS = {
 #: Tried in order when ``data.encoding`` is not set: UTF-8 (a BOM is dropped), then Windows-1252.
 #: Latin-1 decodes every byte, so it is the last resort for the 5 bytes cp1252 leaves undefined.
 FALLBACK_ENCODINGS = ("cp1252", "latin-1")
+NUL = b"\0"
 _INTEGER = re.compile(r"[+-]?\d+")
 _INTEGER_ARROW = r"^[+-]?\p{Nd}+$"
 
 
+#: What ``stat`` calls the kinds of path that are no regular file.
+_NOT_REGULAR = (
+    (stat.S_ISDIR, "a directory, not a data file"),
+    (stat.S_ISFIFO, "a FIFO, not a regular file"),
+    (stat.S_ISSOCK, "a socket, not a regular file"),
+    (stat.S_ISCHR, "a character device, not a regular file"),
+    (stat.S_ISBLK, "a block device, not a regular file"),
+)
+
+
+def _cannot_read(path: Path, exc: OSError) -> SentimentError:
+    if isinstance(exc, PermissionError):
+        return SentimentError(
+            f"cannot read {str(path)!r}: permission denied; make it readable by the user "
+            "running sentiment (e.g. chmod a+r) or copy it somewhere readable"
+        )
+    reason = exc.strerror or str(exc)
+    return SentimentError(f"cannot read {str(path)!r}: {reason[:1].lower()}{reason[1:]}")
+
+
+def check_readable(path: Path) -> None:
+    """Raise one clear error unless ``path`` is a regular file this process may open.
+
+    Checked before reading: a FIFO would block the read forever, a directory or a missing
+    permission would surface as a traceback from deep inside a reader.
+    """
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise _cannot_read(path, exc) from exc
+    for test, what in _NOT_REGULAR:
+        if test(mode):
+            raise SentimentError(
+                f"data file {str(path)!r} is {what}; point data.source at a CSV/TSV/JSONL/"
+                "parquet file, or a folder of train/validation/test files"
+            )
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise _cannot_read(path, exc) from exc
+
+
+def read_bytes(path: Path) -> bytes:
+    """The bytes of data file ``path``, any reason it cannot be read as one clear error."""
+    check_readable(path)
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise _cannot_read(path, exc) from exc
+
+
 def decode(raw: bytes, path: Path, encoding: str | None = None) -> str:
-    """``raw`` as text: ``encoding`` when given, else UTF-8 (BOM dropped) then cp1252/latin-1."""
+    """``raw`` as text: ``encoding`` when given, else UTF-8 (BOM dropped) then cp1252/latin-1.
+
+    Text holding NUL is refused: no CSV/TSV/JSON text has one, a binary file or undeclared
+    UTF-16/32 text does."""
+    text = _decode(raw, path, encoding)
+    nul = text.find("\x00")
+    if nul >= 0:
+        where = f"character {nul}" if encoding else f"offset {raw.find(NUL)}"
+        utf16 = not encoding and raw[:2] in (b"\xff\xfe", b"\xfe\xff")
+        kind = "it is UTF-16 text" if utf16 else "it is a binary file, or UTF-16/32 text"
+        raise SentimentError(
+            f"data file {str(path)!r} holds NUL bytes (the first at {where}): {kind}; save it "
+            "as UTF-8 text, or set data.encoding (e.g. utf-16) to its real encoding"
+        )
+    return text
+
+
+def _decode(raw: bytes, path: Path, encoding: str | None = None) -> str:
     if encoding:
         try:
             text = raw.decode(encoding)
@@ -97,7 +171,7 @@ def read_delimited(path: Path, sep: str, encoding: str | None = None) -> Dataset
     import pandas as pd
 
     kind = "TSV" if sep == "\t" else "CSV"
-    text = decode(path.read_bytes(), path, encoding).replace("\r\n", "\n").replace("\r", "\n")
+    text = decode(read_bytes(path), path, encoding).replace("\r\n", "\n").replace("\r", "\n")
     if not text.strip():
         raise SentimentError(
             f"data file {str(path)!r} is empty; it needs a header row and one row per example"
@@ -141,6 +215,31 @@ def read_delimited(path: Path, sep: str, encoding: str | None = None) -> Dataset
     return Dataset.from_dict(columns)
 
 
+def _root_message(exc: BaseException) -> str:
+    """The message of the innermost cause (``datasets`` wraps the reader's own error)."""
+    while (exc.__cause__ or exc.__context__) is not None:
+        exc = exc.__cause__ or exc.__context__
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _load(fmt: str, path: Path, encoding: str | None) -> Dataset:
+    from datasets import load_dataset
+
+    if fmt != "json":
+        check_readable(path)
+        return load_dataset(fmt, data_files=str(path), split="train")
+    # JSON through the same decode policy as CSV: Arrow's reader takes invalid UTF-8 unchecked
+    raw = read_bytes(path)
+    text = decode(raw, path, encoding)
+    utf8 = text.encode("utf-8")
+    if utf8 == raw:
+        return load_dataset(fmt, data_files=str(path), split="train")
+    with tempfile.TemporaryDirectory(prefix="sentiment-hf-utf8-") as folder:
+        copy = Path(folder) / path.name
+        copy.write_bytes(utf8)
+        return load_dataset(fmt, data_files=str(copy), split="train")
+
+
 def read_file(path: Path, encoding: str | None = None) -> Dataset:
     """One data file (``.csv``, ``.tsv``, ``.jsonl``/``.json``, ``.parquet``) as a Dataset."""
     fmt = FILE_FORMATS.get(path.suffix.lower())
@@ -150,15 +249,69 @@ def read_file(path: Path, encoding: str | None = None) -> Dataset:
         )
     if path.suffix.lower() in DELIMITED:
         return read_delimited(path, DELIMITED[path.suffix.lower()], encoding)
-    from datasets import load_dataset
-
     try:
-        return load_dataset(fmt, data_files=str(path), split="train")
+        return _load(fmt, path, encoding)
+    except SentimentError:
+        raise
     except Exception as exc:  # datasets raises many types for unreadable files
         if "corresponds to no data" in str(exc) or "No columns to parse" in str(exc):
             raise SentimentError(
                 f"data file {str(path)!r} has no rows; every split needs examples"
             ) from exc
         raise SentimentError(
-            f"could not read {str(path)!r} as {fmt}: {exc}".splitlines()[0]
+            f"could not read {str(path)!r} as {fmt}: {_root_message(exc)}"
         ) from exc
+
+
+#: How a JSON value's type is named in an error.
+_JSON_TYPES = {
+    str: "string",
+    int: "integer",
+    float: "number",
+    bool: "boolean",
+    list: "list",
+    dict: "object",
+}
+_FIX = {
+    "label": 'all class names (e.g. "neg"/"pos") or all integers 0..N-1',
+    "flag": "0 or 1 on every row",
+    "text": "every text a JSON string in quotes",
+}
+
+
+def _json_type(value: object) -> str:
+    return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
+
+
+def require_one_type(ds: Dataset, path: Path, columns: Iterable[tuple[str, str]]) -> None:
+    """Raise one clear error when a column of ``columns`` (``(name, role)``, role ``text`` or
+    ``label``) mixes JSON types, e.g. ``"label": 1`` on some rows and ``"label": "neg"`` on
+    others. ``datasets`` reads such a column as a ``Json`` feature, which no Arrow kernel takes.
+    """
+    for name, role in columns:
+        if not isinstance(ds.features.get(name), Json):
+            continue
+        values = ds.with_format("arrow")[name]
+        first: tuple[int, object] | None = None
+        for row, raw in enumerate(pc.cast(values, pa.string()).to_pylist()):
+            value = None if raw is None else json.loads(raw)
+            if value is None:
+                continue
+            if first is None:
+                if role == "label" and isinstance(value, list):
+                    break  # multi-label: multilabel.parse_label_list words each bad cell
+                first = (row, value)
+                continue
+            kind, first_kind = _json_type(value), _json_type(first[1])
+            if kind != first_kind:
+                raise SentimentError(
+                    f"data file {str(path)!r}: column {name!r} mixes {first_kind} and {kind} "
+                    f"values (row {first[0]} is {_article(first_kind)} {first_kind}, "
+                    f"{json.dumps(first[1])[:40]}; row {row} is {_article(kind)} {kind}, "
+                    f"{json.dumps(value)[:40]}); give the column one type: "
+                    f"{_FIX.get(role, 'one JSON type on every row')}"
+                )
