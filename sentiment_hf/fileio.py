@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,28 @@ PATH_PREFIXES = (".", "/", "~")
 def looks_like_path(name: str) -> bool:
     """True when ``name`` is written as a path (``./x``, ``/x``, ``~/x``) or exists on disk."""
     return name.startswith(PATH_PREFIXES) or Path(name).expanduser().exists()
+
+
+def current_umask() -> int:
+    """The process's umask (from ``/proc`` on Linux; elsewhere set and put back at once)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def share_as_umask_allows(paths: Iterable[Path]) -> None:
+    """Give ``paths`` the mode a plain ``open()`` would (``0o666 & ~umask``): writers that use
+    private temporary files (safetensors: 0600) otherwise leave files only their owner reads."""
+    mode = 0o666 & ~current_umask()
+    for path in paths:
+        os.chmod(path, mode)
 
 
 def write_atomic(path: str | Path, write: Callable[[Path], None]) -> Path:

@@ -47,6 +47,9 @@ RELIABILITY_FILE = "reliability.png"
 EVAL_DIR = "eval"
 #: ``sentiment eval``'s metrics of one split, in the report folder.
 EVAL_METRICS_FILE = "{split}_metrics.json"
+#: What later stages make from a run's weights (export, calibrate, eval): stale once training
+#: writes new weights, so a finished training removes them.
+DERIVED_FROM_WEIGHTS = (ONNX_FILE, INT8_FILE, PARITY_FILE, POLICY_FILE, RELIABILITY_FILE, EVAL_DIR)
 WEIGHTS_GLOB = "model*.safetensors"
 WEIGHTS_INDEX = "model.safetensors.index.json"
 #: Token budget when a run has no recipe: the position limit of BERT-like encoders.

@@ -166,6 +166,22 @@ def test_overwrite_replaces_a_finished_run(
         k: pytest.approx(v)
         for k, v in json.loads((uninterrupted / "metrics.json").read_text()).items()
     }
-    result = train(load_recipe(BASE, overrides), overwrite=True)
+    # what later stages made from the old weights: ONNX files, parity, policy, eval reports
+    from sentiment_hf.evaluation import evaluate_model
+    from sentiment_hf.export import export_onnx
+    from sentiment_hf.policy import fit_policy
+    from sentiment_hf.rundir import EVAL_DIR, INT8_FILE, ONNX_FILE, PARITY_FILE, POLICY_FILE
+
+    export_onnx(run_dir, quantize="int8", max_samples=16, int8_weights="s8")
+    fit_policy(run_dir)
+    evaluate_model(run_dir)
+    derived = (ONNX_FILE, INT8_FILE, PARITY_FILE, POLICY_FILE, "reliability.png", EVAL_DIR)
+    assert all((run_dir / name).exists() for name in derived)
+    # without calibration the new run fits no policy of its own: the old one must not remain
+    result = train(load_recipe(BASE, [*overrides, "policy.calibrate=false"]), overwrite=True)
     assert result.metrics["train_global_step"] == 8  # the new one-epoch run, not the old 16
     assert json.loads((run_dir / "metrics.json").read_text())["train_global_step"] == 8
+    assert [name for name in derived if (run_dir / name).exists()] == []
+    from sentiment_hf.card import build_model_card
+
+    assert "parity" not in build_model_card(run_dir, "me/again").lower()

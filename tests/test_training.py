@@ -379,3 +379,17 @@ def test_wandb_without_a_key_runs_offline(
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
     assert list(runs[0].glob("*.wandb")), "the offline run holds the logged history"
+
+
+def test_every_file_of_a_run_is_readable_by_others_as_the_umask_allows(tiny_run: Path) -> None:
+    """safetensors writes weights 0600; a run trained as root must still serve as the
+    container's non-root user, so weights get the umask's mode like every other file."""
+    import stat
+
+    from sentiment_hf.fileio import current_umask
+
+    want = 0o666 & ~current_umask()
+    files = [p for p in tiny_run.rglob("*") if p.is_file()]
+    assert any(p.name == "model.safetensors" and p.parent != tiny_run for p in files)  # checkpoints
+    modes = {str(p.relative_to(tiny_run)): stat.S_IMODE(os.stat(p).st_mode) for p in files}
+    assert {name: oct(mode) for name, mode in modes.items() if mode != want} == {}
