@@ -102,11 +102,15 @@ class EmbeddingScorer:
         self.temperature = temperature
         self.probabilities = probabilities  # logits -> probabilities (multi-label: sigmoids)
 
-    def __call__(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, texts: list[str], desc: str = "scoring") -> tuple[np.ndarray, np.ndarray]:
+        from tqdm.auto import tqdm
+
         torch = self.torch
         probs, embs = [], []
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        for start in range(0, len(order), self.batch_size):
+        starts = range(0, len(order), self.batch_size)
+        # a bar on stderr when it is a terminal (disable=None), silent in logs and tests
+        for start in tqdm(starts, desc=desc, unit=" batches", leave=False, disable=None):
             idx = order[start : start + self.batch_size]
             enc = self.tokenizer(
                 [texts[i] for i in idx],
@@ -216,8 +220,8 @@ def run_checks(
         )
     )
 
-    ref_probs, ref_emb = scorer(ref_texts)
-    cur_probs, cur_emb = scorer(cur_texts)
+    ref_probs, ref_emb = scorer(ref_texts, "drift: reference texts")
+    cur_probs, cur_emb = scorer(cur_texts, "drift: requests")
     k = len(labels)
     ref_counts = np.bincount(ref_probs.argmax(1), minlength=k)
     cur_counts = np.bincount(cur_probs.argmax(1), minlength=k)
