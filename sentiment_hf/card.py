@@ -202,6 +202,41 @@ def _calibration(run: RunDir) -> dict[str, str] | None:
     }
 
 
+def _long_text(run: RunDir) -> str:
+    """How the run reads an input longer than ``max_length`` tokens (its ``model.long_text``)."""
+    cfg, n = run.long_text, run.max_length
+    if cfg.mode == "truncate":
+        return f"an input longer than {n} tokens is truncated to its first {n} tokens"
+    step = (
+        f"starting every {cfg.stride} tokens"
+        if cfg.stride
+        else "each overlapping the next by a quarter"
+    )
+    how = "averaged" if cfg.aggregate == "mean" else "their per-label maximum taken"
+    return (
+        f"`sentiment_hf` reads an input longer than {n} tokens in windows of {n} tokens, {step}, "
+        f"with the windows' logits {how}; the server refuses a text that needs more than "
+        f"{cfg.max_windows} windows, and `transformers.pipeline` reads only the first {n} tokens"
+    )
+
+
+def _answers(run: RunDir) -> str:
+    """What the run answers under its stored decision policy (``policy.json``)."""
+    policy, k = run.policy, len(run.labels)
+    if run.multi_label:
+        return (
+            "it gives every label whose calibrated probability reaches that label's threshold, "
+            "and may give none"
+        )
+    if policy.min_confidence is not None:
+        return (
+            f"`sentiment_hf` answers `uncertain` (abstains) when the chosen label's calibrated "
+            f"probability is below {policy.min_confidence:g}, and one of its {k} labels otherwise; "
+            "`transformers.pipeline` ignores that floor"
+        )
+    return f"it always answers with one of its {k} labels"
+
+
 def _trust(run: RunDir) -> dict[str, str] | None:
     """Test accuracy with its 95 % interval and accuracy at 80 % coverage (None: not measured).
 
@@ -285,6 +320,9 @@ def build_model_card(
         parity_samples=parity.get("samples"),
         parity_split=parity.get("split"),
         max_length=run.max_length,
+        long_text=_long_text(run),
+        answers=_answers(run),
+        abstains=run.policy.min_confidence is not None and not run.multi_label,
         calibration=_calibration(run),
         trust=_trust(run),
     )

@@ -126,6 +126,36 @@ def test_card_names_the_packaged_backbone_as_base_model(tiny_run: Path, tmp_path
     assert "| model.onnx | 1.00e-06 | 100.00 % | 0.8000 |" in card.text
 
 
+def test_card_states_what_the_run_does_with_long_text_and_low_confidence(
+    tiny_run: Path, tmp_path: Path
+) -> None:
+    """The limitations follow the run's recipe and policy: windows (the default) or truncation,
+    an abstain band or none; never "truncated" for a windowed run or "always one of its labels"
+    for one that abstains."""
+    import shutil
+
+    from huggingface_hub import ModelCard
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("checkpoint-*"))
+    (run / "policy.json").write_text(json.dumps({"temperature": 1.0, "min_confidence": 0.6}))
+    text = ModelCard(build_model_card(run, REPO_ID)).text
+    assert "in windows of 32 tokens, each overlapping the next by a quarter" in text
+    assert "averaged" in text and "more than 64 windows" in text
+    assert "truncated to" not in text
+    assert "answers `uncertain` (abstains)" in text and "below 0.6" in text
+    assert "always answers" not in text
+    assert "with a probability,\nor `uncertain` when it is not confident enough." in text
+
+    recipe = yaml.safe_load((run / "recipe.yaml").read_text())
+    recipe["model"]["long_text"] = {"mode": "truncate"}
+    (run / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    (run / "policy.json").write_text(json.dumps({"temperature": 1.0}))
+    text = ModelCard(build_model_card(run, REPO_ID)).text
+    assert "truncated to its first 32 tokens" in text and "windows" not in text
+    assert "it always answers with one of its 2 labels" in text and "uncertain" not in text
+
+
 class RecordingHfApi:
     """Stands in for huggingface_hub.HfApi: the Hub cannot be reached from tests."""
 
