@@ -207,7 +207,7 @@ def test_bad_thresholds() -> None:
 class _StubScorer:
     """Probabilities and embeddings without a model: texts starting with "x" lean to label 1."""
 
-    def __call__(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, texts: list[str], desc: str = "") -> tuple[np.ndarray, np.ndarray]:
         rng = np.random.default_rng(len(texts))
         p1 = np.array([0.9 if t.startswith("x") else 0.2 for t in texts])
         emb = rng.normal(0, 1, (len(texts), 4)) + p1[:, None]
