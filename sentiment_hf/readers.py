@@ -56,6 +56,11 @@ def _cannot_read(path: Path, exc: OSError) -> SentimentError:
             f"cannot read {str(path)!r}: permission denied; make it readable by the user "
             "running sentiment (e.g. chmod a+r) or copy it somewhere readable"
         )
+    if isinstance(exc, FileNotFoundError) and path.is_symlink():
+        return SentimentError(
+            f"cannot read {str(path)!r}: it links to {str(path.readlink())!r}, which does not "
+            "exist; fix the link or remove it"
+        )
     reason = exc.strerror or str(exc)
     return SentimentError(f"cannot read {str(path)!r}: {reason[:1].lower()}{reason[1:]}")
 

@@ -171,6 +171,8 @@ def _folder_with(tmp_path: Path, validation: str) -> Path:
         (folder / f"{split}.csv").write_text(_csv_text())
     if validation == "directory":
         (folder / "validation.csv").mkdir()
+    elif validation == "broken link":
+        (folder / "validation.csv").symlink_to(tmp_path / "moved.csv")
     else:
         os.mkfifo(folder / "validation.csv")
     return folder
@@ -211,6 +213,11 @@ NOT_A_FILE = {
         "splits/validation.csv",
         "is a directory, not a data file",
     ),
+    "broken_link_as_a_split_file": (
+        lambda tmp: _folder_with(tmp, "broken link"),
+        "splits/validation.csv",
+        "moved.csv', which does not exist; fix the link",
+    ),
     "fifo_as_a_split_file": (
         lambda tmp: _folder_with(tmp, "fifo"),
         "splits/validation.csv",
@@ -219,7 +226,7 @@ NOT_A_FILE = {
 }
 
 
-@pytest.mark.linux_only  # os.mkfifo
+@pytest.mark.linux_only  # os.mkfifo, symlinks
 @pytest.mark.timeout(120)  # before the fix a FIFO blocked the read forever
 @pytest.mark.parametrize("command", COMMANDS)
 @pytest.mark.parametrize("case", sorted(NOT_A_FILE))
