@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-#: Every architecture the project supports (docs: README's backbone list), in matrix order.
+#: The encoder families the project supports (no page lists them yet), in matrix order.
 ARCHITECTURES = (
     "bert",
     "distilbert",
