@@ -134,10 +134,11 @@ def test_backbone_runs_every_stage(
     request: pytest.FixtureRequest,
 ) -> None:
     started = time.perf_counter()  # the first architecture also pays for the imports
-    from transformers import AutoTokenizer
+    from transformers import AutoConfig, AutoTokenizer
 
     from sentiment_hf import Predictor, evaluate_model, export_onnx, load_recipe, train
     from sentiment_hf.longtext import LongTextCounts, split_rows
+    from sentiment_hf.modeling import dropout_names
 
     row = RESULTS.setdefault(arch, {})
     try:
@@ -151,6 +152,10 @@ def test_backbone_runs_every_stage(
             ]
             result = train(load_recipe(REPO / "recipes" / "base.yaml", overrides))
             assert result.run_dir == run
+            # the recipe's model.dropout (base.yaml: 0.15) is every dropout the run was built with
+            config = AutoConfig.from_pretrained(run)
+            dropouts = {name: getattr(config, name) for name in dropout_names(config)}
+            assert dropouts and set(dropouts.values()) == {0.15}, dropouts
             predictor = Predictor(run)
             probs = predictor.predict_proba(SPREAD_TEXTS)[:, 1]
             # a model whose answers are all alike would make every later check vacuous
