@@ -306,6 +306,26 @@ def test_storage_errors(storage: str, message: str, tmp_path: Path) -> None:
     assert not Path("/nonexistent-dir").exists()
 
 
+def test_shipped_recipe_offline_names_the_fix_and_leaves_nothing_behind(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """recipes/sweep.yaml reads the hub data set, which cannot load offline: one error line
+    that says how to point at a local copy, and no study.db (nor folder) left behind; in a
+    folder that existed, only what the sweep made goes."""
+    out = tmp_path / "runs" / "sweep"
+    code = run_cli(["sweep", SWEEP_YAML, f"training.output_dir={out}"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err[-1].startswith("error: ") and "data.source=" in err[-1], err
+    assert not (tmp_path / "runs").exists()
+
+    out.mkdir(parents=True)
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(SentimentError, match=r"data\.source="):
+        sweep(load_recipe(SWEEP_YAML, [f"training.output_dir={out}"]))
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+
 def test_workers_creating_a_new_storage_at_once_all_get_it(tmp_path: Path) -> None:
     """Workers started together on a new SQLite file race to create the schema (a table or the
     alembic version row written twice); each must wait and open it, not exit 2. Real
