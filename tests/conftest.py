@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
@@ -42,6 +44,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     end together instead of one finishing a long file alone."""
     slow = Counter(item.path for item in items if item.get_closest_marker("slow"))
     items.sort(key=lambda item: -slow[item.path])
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The backbone matrix (tests/test_backbone_matrix.py), gathered from the test reports'
+    ``backbone_matrix`` user properties: they travel from xdist workers to this process."""
+    rows: dict[str, dict[str, str]] = {}
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            for key, value in getattr(report, "user_properties", ()):
+                if key == "backbone_matrix" and getattr(report, "when", "call") == "call":
+                    rows.update(json.loads(value))
+    if rows:
+        from test_backbone_matrix import matrix_table
+
+        terminalreporter.write_sep("=", "backbone matrix")
+        terminalreporter.write_line(matrix_table(rows))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -62,29 +62,13 @@ def matrix_table(results: dict[str, dict[str, str]]) -> str:
     return "\n".join(lines)
 
 
-class _MatrixSummary:
-    """Prints the table in pytest's terminal summary (a plugin registered by the module)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def pytest_terminal_summary(self, terminalreporter) -> None:
-        if RESULTS:
-            terminalreporter.write_sep("=", "backbone matrix")
-            terminalreporter.write_line(matrix_table(RESULTS))
-            terminalreporter.write_line(f"(also written to {self.path})")
-
-
 @pytest.fixture(scope="module", autouse=True)
-def _matrix_report(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
-    """Collects the module's rows; writes the table when the module ends and has pytest print it
-    (under xdist a worker's summary is not shown: read the file, or each test's
-    ``backbone_matrix`` user property in a JUnit report)."""
-    path = tmp_path_factory.getbasetemp() / "backbone_matrix.md"
-    plugin = _MatrixSummary(path)
-    request.config.pluginmanager.register(plugin, "backbone-matrix-summary")
+def _matrix_report(tmp_path_factory: pytest.TempPathFactory):
+    """Writes the module's table to ``<basetemp>/backbone_matrix.md`` when the module ends;
+    tests/conftest.py prints it in the terminal summary (from each test's ``backbone_matrix``
+    user property, so it shows under xdist too)."""
     yield
-    path.write_text(matrix_table(RESULTS) + "\n")
+    (tmp_path_factory.getbasetemp() / "backbone_matrix.md").write_text(matrix_table(RESULTS) + "\n")
 
 
 @pytest.fixture(scope="module")
