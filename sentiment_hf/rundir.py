@@ -66,6 +66,17 @@ class RunDir:
     def open(cls, path: str | Path) -> RunDir:
         """Open ``path``, raising a clear :class:`SentimentError` unless it holds a classifier."""
         path = Path(path)
+        if path.exists() and not path.is_dir():
+            parent = path.parent
+            hint = (
+                f"pass its folder {str(parent)!r}"
+                if (parent / CONFIG_FILE).is_file()
+                else "pass a run directory"
+            )
+            raise SentimentError(
+                f"{str(path)!r} is a file, not a run directory; {hint} (the folder `sentiment "
+                f"train` wrote, holding {CONFIG_FILE}, model.safetensors and {RECIPE_FILE})"
+            )
         if not path.is_dir():
             raise SentimentError(
                 f"model directory {str(path)!r} does not exist; train one with `sentiment train`"
