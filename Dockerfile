@@ -3,7 +3,7 @@
 # wheel is a CUDA build that falls back to the CPU; on a GPU host add `--gpus all`
 # (NVIDIA Container Toolkit). Targets:
 #   docker build --target train -t sentiment-hf:train .   # ENTRYPOINT sentiment, CMD train recipe
-#   docker build --target serve -t sentiment-hf:serve .   # ENTRYPOINT sentiment, CMD serve on :8080
+#   docker build --target serve -t sentiment-hf:serve .   # ENTRYPOINT sentiment, CMD serve on :8000
 # `make docker-train` / `make docker-serve` build and run them with runs/ and data/ mounted.
 ARG PYTHON_VERSION=3.11
 ARG UV_VERSION=0.13.9
@@ -55,11 +55,11 @@ FROM runtime AS train
 VOLUME ["/app/runs", "/app/data"]
 CMD ["train", "recipes/base.yaml"]
 
-# ---- serve: the FastAPI app on :8080 over the model mounted at /models/model ----
+# ---- serve: the FastAPI app on :8000 over the model mounted at /models/model ----
 # (`--backend onnx` needs model.onnx in that folder: run `sentiment export MODEL` first.)
 FROM runtime AS serve
-EXPOSE 8080
+EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
-    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/health', timeout=4)"]
-CMD ["serve", "/models/model", "--backend", "onnx", "--host", "0.0.0.0", "--port", "8080", \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=4)"]
+CMD ["serve", "/models/model", "--backend", "onnx", "--host", "0.0.0.0", "--port", "8000", \
      "--request-log", "/app/runs/requests.db"]

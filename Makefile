@@ -11,7 +11,7 @@ ARGS    ?=
 MODEL   ?= runs/base
 BACKEND ?= onnx-int8
 SPLIT   ?= test
-PORT    ?= 8080
+PORT    ?= 8000
 IMAGE   ?= sentiment-hf
 DATA_DIR ?= $(CURDIR)/data
 RUNS_DIR ?= $(CURDIR)/runs
@@ -56,7 +56,7 @@ format: ## Fix what ruff can fix and format the code
 docs: ## Build the documentation site into site/ (strict: warnings fail)
 	uv run mkdocs build --strict
 
-serve: ## Serve a model over HTTP: MODEL=runs/base BACKEND=onnx-int8 PORT=8080
+serve: ## Serve a model over HTTP: MODEL=runs/base BACKEND=onnx-int8 PORT=8000
 	uv run sentiment serve $(MODEL) --backend $(BACKEND) --port $(PORT)
 
 loadtest: ## Load-test the API against MODEL with BACKEND (scripts/loadtest.sh)
@@ -68,7 +68,7 @@ docker-train: ## Build the train image and train RECIPE in it (runs/ and DATA_DI
 
 docker-serve: ## Build the serve image and serve MODEL (under runs/) on PORT
 	$(DOCKER) build --target serve -t $(IMAGE):serve .
-	$(DOCKER_RUN) -v "$(abspath $(MODEL)):/models/model:ro" -p "$(PORT):8080" $(IMAGE):serve
+	$(DOCKER_RUN) -v "$(abspath $(MODEL)):/models/model:ro" -p "$(PORT):8000" $(IMAGE):serve
 
 data-pull: ## Fetch DVC-tracked data and outputs from the gs:// remote
 	uv run dvc pull

@@ -407,7 +407,7 @@ def test_make_targets_run_the_documented_commands() -> None:
     assert make("-n", "sweep").strip() == "uv run sentiment sweep recipes/sweep.yaml"
     assert make("-n", "eval", "MODEL=runs/x").strip() == "uv run sentiment eval runs/x --split test"
     assert make("-n", "serve", "MODEL=runs/x").strip() == (
-        "uv run sentiment serve runs/x --backend onnx-int8 --port 8080"
+        "uv run sentiment serve runs/x --backend onnx-int8 --port 8000"
     )
     assert make("-n", "loadtest", "MODEL=runs/x", "BACKEND=torch").strip() == (
         "bash scripts/loadtest.sh runs/x torch"
@@ -422,5 +422,5 @@ def test_make_targets_run_the_documented_commands() -> None:
     assert docker[1].rstrip().endswith("sentiment-hf:train train recipes/base.yaml")
     serve = make("-n", "docker-serve", "MODEL=runs/x").splitlines()
     assert serve[0] == "docker build --target serve -t sentiment-hf:serve ."
-    assert f'-v "{REPO}/runs/x:/models/model:ro"' in serve[1] and '-p "8080:8080"' in serve[1]
+    assert f'-v "{REPO}/runs/x:/models/model:ro"' in serve[1] and '-p "8000:8000"' in serve[1]
     assert "--gpus" not in serve[1]

@@ -377,7 +377,7 @@ def test_emulated_train_and_serve_images_run_their_commands(
 ) -> None:
     """`docker run` of the train image (its CMD plus overrides) trains on the data mounted at
     /app/data into /app/runs; that run, mounted at /models/model and exported there, is served
-    by the serve image's CMD (port 0 for 8080): /ready, /predict and the HEALTHCHECK answer."""
+    by the serve image's CMD (port 0 for 8000): /ready, /predict and the HEALTHCHECK answer."""
     _, stages = dockerfile
     train_chain, serve_chain = stage_chain(stages, "train"), stage_chain(stages, "serve")
     (image.at("/app/data") / "rt-polarity").symlink_to(rt_dir)  # -v DATA_DIR:/app/data
@@ -395,7 +395,7 @@ def test_emulated_train_and_serve_images_run_their_commands(
     assert image.at("/models/model/model.onnx").is_file()
 
     cmd = last_json(serve_chain, "CMD")
-    cmd[cmd.index("--port") + 1] = "0"  # a free port instead of 8080
+    cmd[cmd.index("--port") + 1] = "0"  # a free port instead of 8000
     argv = [*last_json(serve_chain, "ENTRYPOINT"), *map(image.map, cmd)]
     server = subprocess.Popen(
         argv, cwd=image.at("."), env=image.host_env(), stdout=subprocess.PIPE,
@@ -424,7 +424,7 @@ def test_emulated_train_and_serve_images_run_their_commands(
         assert [p["label"] in labels for p in answer.json()["predictions"]] == [True, True]
         (healthcheck,) = serve_chain[-1].all("HEALTHCHECK")
         check = json.loads(healthcheck.split(" CMD ", 1)[1])
-        check = [a.replace("127.0.0.1:8080", url) for a in check]
+        check = [a.replace("127.0.0.1:8000", url) for a in check]
         health = subprocess.run(
             check, cwd=image.at("."), env=image.host_env(), capture_output=True, text=True,
             timeout=60,
