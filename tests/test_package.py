@@ -49,3 +49,27 @@ def test_unknown_name_is_an_attribute_error() -> None:
         assert "no_such_name" in str(exc)
     else:
         raise AssertionError("sentiment_hf.no_such_name did not raise")
+
+
+def test_subpackages_resolve_as_attributes_without_an_import() -> None:
+    """The stage entries the docs name (`sentiment_hf.sweep.sweep`, `sentiment_hf.serve.create_app`,
+    `sentiment_hf.monitoring.detect_drift`, ...) work as attribute chains from a bare
+    `import sentiment_hf`, in a fresh process (no import cycle, no earlier import helping)."""
+    code = (
+        "import sentiment_hf as s; "
+        "fns = [s.sweep.sweep, s.export.export_onnx, s.hub.push_to_hub, s.serve.create_app, "
+        "s.monitoring.detect_drift, s.policy.fit_policy, s.datacheck.check_source]; "
+        "print([f.__name__ for f in fns])"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == [
+        "['sweep',", "'export_onnx',", "'push_to_hub',", "'create_app',", "'detect_drift',",
+        "'fit_policy',", "'check_source']",
+    ]  # fmt: skip
+    try:
+        sentiment_hf._no_such_module  # noqa: B018
+    except AttributeError:
+        pass
+    else:
+        raise AssertionError("a private name resolved")
