@@ -190,9 +190,10 @@ def calibrate(
     objective: Annotated[
         str | None,
         typer.Option(
-            help="What the temperature minimises on validation: nll (temperature scaling) or "
-            "ece (10-bin ECE over a grid of temperatures). Default: the run's recipe, "
-            "policy.objective (ece in recipes/base.yaml)."
+            help="What the temperature minimises on validation: nll (negative log-likelihood, "
+            "a bounded 1-D search) or ece (10-bin ECE over a grid of temperatures). Default: "
+            "the run's recipe, policy.objective (ece in recipes/base.yaml; nll when a recipe "
+            "leaves it out)."
         ),
     ] = None,
     as_json: JsonFlag = False,
@@ -200,8 +201,8 @@ def calibrate(
     """Fit the run's decision policy on its validation split and store it in policy.json.
 
     Options left out take the run's recipe (its policy: section), so a refit decides as
-    training did. One temperature (minimising the objective on validation) calibrates the
-    probabilities; a multi-label
+    training did. One temperature (minimising policy.objective, NLL or ECE, on validation)
+    calibrates the probabilities; a multi-label
     run gets per-label temperatures or Platt scaling when they beat none in cross-validation.
     Every backend, eval, predict and the server apply the stored policy.
     Prints what was fitted on what and NLL / 10-bin ECE before and after (--json: the policy
