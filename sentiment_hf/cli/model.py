@@ -157,7 +157,8 @@ def eval_(
     if as_json:
         typer.echo(json.dumps(report.metrics, indent=2))
     else:
-        typer.echo(eval_summary(report.metrics, report.split, str(run.path)))
+        title = f"{run.path}, {report.split} split"
+        typer.echo(eval_summary(report.metrics, report.split, title))
     typer.echo(summary_line(report.metrics, report.split), err=True)
     typer.echo(f"reports: {report.metrics_path.parent}  page: {report.report_path}", err=True)
 
