@@ -17,14 +17,21 @@ from typing import Any
 from sentiment_hf.checkpoints import checkpoints, last_complete_checkpoint
 from sentiment_hf.data import SentimentData, load_splits, tokenize_splits
 from sentiment_hf.errors import SentimentError
-from sentiment_hf.fileio import write_json
+from sentiment_hf.fileio import share_as_umask_allows, write_json
 from sentiment_hf.hardware import cpu_has_native_bf16
 from sentiment_hf.imbalance import class_counts, resolve_class_weights
 from sentiment_hf.manifest import build_manifest
 from sentiment_hf.metrics import make_compute_metrics
 from sentiment_hf.modeling import build_model, build_tokenizer, resolve_backbone
 from sentiment_hf.recipe import PROJECT_TRAINING_KEYS, Recipe, save_recipe
-from sentiment_hf.rundir import CONFIG_FILE, MANIFEST_FILE, METRICS_FILE, RECIPE_FILE
+from sentiment_hf.rundir import (
+    CONFIG_FILE,
+    DERIVED_FROM_WEIGHTS,
+    MANIFEST_FILE,
+    METRICS_FILE,
+    RECIPE_FILE,
+    WEIGHTS_GLOB,
+)
 from sentiment_hf.sampling import with_seeded_sampling
 from sentiment_hf.tracking import configure_tracking
 
@@ -201,6 +208,25 @@ def prepare(recipe: Recipe, args: Any) -> Prepared:
     return prepared
 
 
+def share_weights(folder: Path) -> None:
+    """Weights readable as the umask allows, like the folder's other files (safetensors
+    writes them 0600: a run trained as root would not serve as the container's user)."""
+    share_as_umask_allows(folder.glob(WEIGHTS_GLOB))
+
+
+def _share_checkpoint_weights() -> Any:
+    """A Trainer callback applying :func:`share_weights` to each checkpoint as it is saved."""
+    from transformers import TrainerCallback
+
+    class ShareWeights(TrainerCallback):
+        def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if state.is_world_process_zero and folder.is_dir():
+                share_weights(folder)
+
+    return ShareWeights()
+
+
 def build_trainer(
     prepared: Prepared,
     args: Any,
@@ -217,7 +243,7 @@ def build_trainer(
     from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer
 
     recipe = prepared.recipe
-    callbacks = list(callbacks or [])
+    callbacks = [*(callbacks or []), _share_checkpoint_weights()]
     patience = recipe.early_stopping.patience
     if patience and args.load_best_model_at_end and args.eval_strategy != "no":
         callbacks.append(
@@ -283,6 +309,21 @@ def _check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> str | None:
     return None
 
 
+def remove_derived(run_dir: Path) -> None:
+    """Delete what export, calibrate and eval made from earlier weights of ``run_dir``
+    (:data:`~sentiment_hf.rundir.DERIVED_FROM_WEIGHTS`): after ``train --overwrite`` no ONNX
+    file, parity report, policy or eval report of the old model is left to be read."""
+    import shutil
+
+    for name in DERIVED_FROM_WEIGHTS:
+        path = run_dir / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            log.info("removed %s: it was made from the replaced weights", path)
+            path.unlink()
+
+
 def finish_run(
     trainer: Any, prepared: Prepared, started: float, extra: dict[str, Any] | None = None
 ) -> TrainResult:
@@ -300,6 +341,8 @@ def finish_run(
     trainer.save_model(str(run_dir))  # collective under FSDP; writes on the main process only
     trainer.save_state()
     if trainer.is_world_process_zero():
+        share_weights(run_dir)
+        remove_derived(run_dir)
         save_recipe(recipe, run_dir / RECIPE_FILE)
         write_json(run_dir / METRICS_FILE, metrics)
         manifest = build_manifest(
