@@ -278,7 +278,7 @@ _JSON_TYPES = {
     dict: "object",
 }
 _FIX = {
-    "label": 'all class names (e.g. "neg"/"pos") or all integers 0..N-1',
+    "label": 'class names (e.g. "neg"/"pos") or integers 0..N-1',
     "flag": "0 or 1 on every row",
     "text": "every text a JSON string in quotes",
 }
@@ -292,13 +292,44 @@ def _article(word: str) -> str:
     return "an" if word[0] in "aeiou" else "a"
 
 
+def _is_label_type(kind: pa.DataType) -> bool:
+    """Class names, class indices, all missing, or lists of names (multi-label)."""
+    return (
+        pa.types.is_string(kind)
+        or pa.types.is_large_string(kind)
+        or pa.types.is_integer(kind)
+        or pa.types.is_null(kind)
+        or pa.types.is_list(kind)
+        or pa.types.is_large_list(kind)
+    )
+
+
+def _require_label_type(ds: Dataset, path: Path, name: str) -> None:
+    values = ds.with_format("arrow")[name]
+    if _is_label_type(values.type):
+        return
+    row = pc.index(pc.is_valid(values), True).as_py()
+    value = values[row].as_py()
+    kind = _json_type(value)
+    raise SentimentError(
+        f"data file {str(path)!r}: column {name!r} holds {kind} values (row {row} is "
+        f"{json.dumps(value)[:40]}), which are no labels; give the column {_FIX['label']}"
+    )
+
+
 def require_one_type(ds: Dataset, path: Path, columns: Iterable[tuple[str, str]]) -> None:
-    """Raise one clear error when a column of ``columns`` (``(name, role)``, role ``text`` or
-    ``label``) mixes JSON types, e.g. ``"label": 1`` on some rows and ``"label": "neg"`` on
-    others. ``datasets`` reads such a column as a ``Json`` feature, which no Arrow kernel takes.
+    """Raise one clear error when a column of ``columns`` (``(name, role)``, role ``text``,
+    ``label`` or ``flag``) mixes JSON types, e.g. ``"label": 1`` on some rows and
+    ``"label": "neg"`` on others (``datasets`` reads such a column as a ``Json`` feature,
+    which no Arrow kernel takes), or when a ``label`` column holds one type that is no label:
+    objects, numbers with decimals, booleans.
     """
     for name, role in columns:
-        if not isinstance(ds.features.get(name), Json):
+        if name not in ds.column_names:
+            continue  # data.check_columns names the missing column
+        if not isinstance(ds.features[name], Json):
+            if role == "label":
+                _require_label_type(ds, path, name)
             continue
         values = ds.with_format("arrow")[name]
         first: tuple[int, object] | None = None

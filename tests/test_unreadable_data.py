@@ -308,3 +308,32 @@ def test_jsonl_is_decoded_like_csv(tmp_path: Path) -> None:
         DataConfig(source=str(path), encoding="latin-1"), splits=("train",), whole_file=True
     )
     assert forced.splits["train"]["text"][0] == "caf\u00e9 \x96 bad film 0"
+
+
+#: Label columns of one type that is no label type: (row 0's label, how the error names it).
+ODD_LABELS = {
+    "object": ({"v": 1}, "object"),
+    "decimal": (0.5, "number"),
+    "boolean": (True, "boolean"),
+}
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize("case", sorted(ODD_LABELS))
+def test_a_label_column_of_no_label_type_is_one_error_line(
+    case: str,
+    command: str,
+    tmp_path: Path,
+    tiny_backbone: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Objects crashed Arrow's dictionary_encode; numbers and booleans were said to "mix
+    types" though every row held the same type."""
+    value, kind = ODD_LABELS[case]
+    rows = [{"text": f"film {i}", "label": value} for i in range(20)]
+    path = _jsonl(tmp_path / "reviews.jsonl", rows)
+    line = _one_error_line(_sentiment(command, path, tmp_path, tiny_backbone, capsys, monkeypatch))
+    assert str(path) in line and f"column 'label' holds {kind} values" in line, line
+    assert f"row 0 is {json.dumps(value)}" in line, line
+    assert 'class names (e.g. "neg"/"pos") or integers 0..N-1' in line, line
