@@ -21,10 +21,10 @@ from sentiment_hf.calibration import bootstrap_interval, calibration_metrics, pl
 from sentiment_hf.errors import SentimentError
 from sentiment_hf.eval_plots import save_counts_heatmap
 from sentiment_hf.fileio import write_json, write_text_atomic
+from sentiment_hf.longtext import LongTextCounts
 
 if TYPE_CHECKING:
     from sentiment_hf.evaluation import EvalReport
-    from sentiment_hf.longtext import LongTextCounts
     from sentiment_hf.policy import DecisionPolicy, PolicyReport
     from sentiment_hf.rundir import RunDir
 
