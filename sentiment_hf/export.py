@@ -69,13 +69,13 @@ def model_input_names(model: Any, tokenizer: Any) -> list[str]:
 
 
 def _load_for_export(model_dir: Path) -> tuple[Any, Any]:
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoTokenizer
+
+    from sentiment_hf.modeling import load_trained
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     # eager attention traces to plain MatMul/Softmax, which onnxruntime fuses and quantizes well
-    model = AutoModelForSequenceClassification.from_pretrained(
-        model_dir, use_safetensors=True, attn_implementation="eager"
-    )
+    model = load_trained(model_dir, attn_implementation="eager")
     model.eval()
     return model, tokenizer
 

@@ -176,3 +176,20 @@ def build_model(
         raise SentimentError(
             f"could not load safetensors weights of {path!r}: {exc}".splitlines()[0]
         ) from exc
+
+
+def load_trained(path: str | Path, **kwargs: Any) -> Any:
+    """The classifier a run directory holds (safetensors only): a damaged or incomplete
+    weights file is one :class:`SentimentError` naming it, not a deserialiser traceback."""
+    from safetensors import SafetensorError
+    from transformers import AutoModelForSequenceClassification
+
+    try:
+        return AutoModelForSequenceClassification.from_pretrained(
+            path, use_safetensors=True, **kwargs
+        )
+    except (OSError, SafetensorError) as exc:
+        raise SentimentError(
+            f"the weights of {str(path)!r} cannot be read ({exc}); the file is damaged or "
+            "incomplete: copy the run again or retrain it".splitlines()[0]
+        ) from exc

@@ -79,14 +79,13 @@ class TorchBackend:
         self, model_dir: Path, device: str | None = None, intra_op_threads: int | None = None
     ) -> None:
         import torch
-        from transformers import AutoModelForSequenceClassification
+
+        from sentiment_hf.modeling import load_trained
 
         self.intra_op_threads = intra_op_threads  # applied per call, then put back
         self.torch = torch
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.model = AutoModelForSequenceClassification.from_pretrained(
-            model_dir, use_safetensors=True
-        ).to(self.device)
+        self.model = load_trained(model_dir).to(self.device)
         self.model.eval()
         self.input_names = ["input_ids", "attention_mask", "token_type_ids"]
 

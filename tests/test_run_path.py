@@ -61,3 +61,28 @@ def test_a_file_inside_a_run_points_at_its_folder(
     line = result.error_lines[0]
     assert f"{str(weights)!r} is a file, not a run directory" in line, line
     assert f"pass its folder {str(run)!r}" in line, line
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["predict", "__RUN__", "fine"],
+        ["eval", "__RUN__", "--no-explain"],
+        ["export", "__RUN__", "--max-samples", "8"],
+    ],
+    ids=lambda c: c[0],
+)
+def test_damaged_weights_are_one_error_line(
+    command: list[str], tiny_run: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    """A cut-short model.safetensors (an interrupted copy) is named, not a traceback."""
+    run = Path(
+        shutil.copytree(tiny_run, tmp_path / "run", ignore=shutil.ignore_patterns("checkpoint-*"))
+    )
+    weights = run / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    result = run_main([c.replace("__RUN__", str(run)) for c in command], capsys, monkeypatch)
+    assert result.code == 2, result.stderr[-2000:]
+    assert len(result.error_lines) == 1 and "Traceback" not in result.stderr
+    assert "model.safetensors" in result.error_lines[0] or "weights of" in result.error_lines[0]
+    assert "damaged or incomplete" in result.error_lines[0]

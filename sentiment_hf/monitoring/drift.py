@@ -88,13 +88,13 @@ class EmbeddingScorer:
         probabilities: Any = None,
     ) -> None:
         import torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoTokenizer
+
+        from sentiment_hf.modeling import load_trained
 
         self.torch = torch
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        self.model = AutoModelForSequenceClassification.from_pretrained(
-            model_dir, use_safetensors=True
-        )
+        self.model = load_trained(model_dir)
         self.model.eval()
         self.labels = [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
         self.max_length = max_length
