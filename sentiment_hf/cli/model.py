@@ -48,8 +48,11 @@ def train(
     """Fine-tune a classifier as RECIPE says; writes model, metrics.json and manifest.json to
     training.output_dir.
 
-    The recipe sections are model, data, training (any transformers.TrainingArguments field),
-    early_stopping and tracking; see README.md for the reference.
+    The recipe sections are model (with long_text), data, training (any
+    transformers.TrainingArguments field), early_stopping, tracking, policy (the decision
+    policy fitted after training) and sweep (for `sentiment sweep`); README.md's recipe table
+    lists every key with its default. A finished run removes the ONNX files, parity report,
+    policy and eval reports made from earlier weights in training.output_dir.
     """
     from sentiment_hf.recipe import load_recipe
     from sentiment_hf.training import train as run_train
