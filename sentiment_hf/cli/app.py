@@ -23,6 +23,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # docstrings are wrapped at 100 columns: markdown reflows each paragraph to the terminal
+    rich_markup_mode="markdown",
 )
 
 
