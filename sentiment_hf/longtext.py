@@ -92,7 +92,7 @@ class LongTextCounts:
     truncated: int = 0
     windowed: int = 0
     windows: int = 0
-    #: Inputs past the caps (``max_windows``, or the character cap) read only up to them.
+    #: Inputs needing more than ``max_windows`` windows, read only up to their first ones.
     capped: int = 0
 
     def add(self, other: LongTextCounts) -> None:
@@ -114,7 +114,7 @@ class LongTextCounts:
 def describe_capped(cfg: LongTextConfig, capped: int) -> str:
     """``3 text(s) read only up to their first 64 windows (model.long_text.max_windows)``."""
     return (
-        f"{capped} text(s) read only up to their first {cfg.max_windows} windows "
+        f"{capped:,} text(s) read only up to their first {cfg.max_windows} windows "
         "(model.long_text.max_windows)"
     )
 
@@ -129,7 +129,7 @@ def describe_long_text(cfg: LongTextConfig, counts: LongTextCounts) -> str:
         f"({counts.windows:,} windows)"
     )
     if counts.capped:
-        line += f", {counts.capped:,} read only up to their first {cfg.max_windows} windows"
+        line += f", {describe_capped(cfg, counts.capped)}"
     return line
 
 

@@ -319,7 +319,7 @@ def test_eval_and_files_read_an_over_long_text_up_to_the_cap(
     assert report.metrics["test_inputs_capped"] == len(capped)
     assert json.loads(report.metrics_path.read_text())["test_inputs_capped"] == len(capped)
     page = report.report_path.read_text()
-    assert f"{len(capped)} read only up to their first 2 windows" in page
+    assert f"{len(capped)} text(s) read only up to their first 2 windows" in page
 
     lines = tmp_path / "long.txt"
     lines.write_text("\n".join(texts) + "\n", encoding="utf-8")
