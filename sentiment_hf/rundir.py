@@ -177,12 +177,13 @@ class RunDir:
 
     @cached_property
     def policy(self) -> DecisionPolicy:
-        """The stored decision policy; the identity policy when the run has none."""
+        """The stored decision policy; the identity policy of the run's task when it has none
+        (multi-label: per-label sigmoids, each label at 0.5)."""
         from sentiment_hf.policy import DecisionPolicy
 
         path = self.path / POLICY_FILE
         if not path.is_file():
-            return DecisionPolicy()
+            return DecisionPolicy(multi_label=self.multi_label)
         try:
             return DecisionPolicy.from_dict(read_json(path), where=path)
         except (json.JSONDecodeError, TypeError) as exc:

@@ -365,6 +365,33 @@ def test_card_and_drift_run_on_a_multi_label_run(
     assert confidence.current == pytest.approx(float(probs.max(axis=1).mean()), abs=1e-4)
 
 
+def test_a_multi_label_run_without_a_policy_answers_per_label(
+    ml_run: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    """Trained with policy.calibrate=false a run has no policy.json: its answers are still
+    per-label sigmoids decided at 0.5 each, never a softmax over the labels."""
+    import shutil
+
+    from cli_inprocess import run_main
+
+    from sentiment_hf import Predictor
+    from sentiment_hf.multilabel import sigmoid
+
+    run = Path(shutil.copytree(ml_run, tmp_path / "run", ignore=shutil.ignore_patterns("check*")))
+    (run / "policy.json").unlink()  # what training with policy.calibrate=false leaves
+    predictor = Predictor(run)
+    assert predictor.policy.multi_label
+    logits = predictor.predict_logits(TEXTS)
+    np.testing.assert_allclose(predictor.predict_proba(TEXTS), sigmoid(logits), atol=1e-6)
+    shown = run_main(["predict", str(run), "--json", *TEXTS], capsys, monkeypatch)
+    assert shown.code == 0, shown.stderr
+    for line, row in zip(shown.stdout.splitlines(), sigmoid(logits), strict=True):
+        answer = json.loads(line)
+        names = [n for n, p in answer["probabilities"].items() if p >= 0.5]
+        assert sorted(answer["labels"]) == sorted(names)
+        assert list(answer["probabilities"].values()) == pytest.approx(row.tolist(), abs=1e-6)
+
+
 def test_single_label_data_for_a_multi_label_run_is_refused(ml_run: Path, tmp_path: Path) -> None:
     from sentiment_hf import evaluate_model
     from sentiment_hf.policy import fit_policy
