@@ -134,6 +134,14 @@ def _load_hub(cfg: DataConfig) -> DatasetDict:
     return DatasetDict({rename[k]: v for k, v in raw.items() if k in rename})
 
 
+class MissingSplit(SentimentError):
+    """A data source lacks splits a stage asked for (``missing``), and none could be cut."""
+
+    def __init__(self, missing: list[str], message: str) -> None:
+        super().__init__(message)
+        self.missing = missing
+
+
 def _carve_missing_splits(
     dd: DatasetDict, cfg: DataConfig, seed: int, needed: tuple[str, ...] = SPLITS
 ) -> DatasetDict:
@@ -147,9 +155,10 @@ def _carve_missing_splits(
         return dd  # nothing to cut, or a folder holding just the splits asked for
     if "train" not in dd:
         present = ", ".join(dd) or "none"
-        raise SentimentError(
+        raise MissingSplit(
+            [s for s in needed if s not in dd],
             f"data source {cfg.source!r} has no {cfg.train_split!r} split to cut "
-            f"{' and '.join(missing)} from (found: {present}); add the missing split files"
+            f"{' and '.join(missing)} from (found: {present}); add the missing split files",
         )
     out = dict(dd)
     train = out["train"]
@@ -321,9 +330,10 @@ def read_splits(
             files = " and ".join(
                 f"{names.get(s, cfg.test_split)}.csv|tsv|jsonl|parquet" for s in missing
             )
-            raise SentimentError(
+            raise MissingSplit(
+                missing,
                 f"data source {source!r} has no {' or '.join(missing)} split: other data than "
-                f"the run's is never cut out of train; give a folder holding {files}"
+                f"the run's is never cut out of train; give a folder holding {files}",
             )
         return raw
     return _carve_missing_splits(raw, cfg, seed, splits)
@@ -356,7 +366,7 @@ def load_splits(
     out = {}
     for split in splits:
         if split not in raw:
-            raise SentimentError(f"data source {source!r} has no {split} split")
+            raise MissingSplit([split], f"data source {source!r} has no {split} split")
         normalize = multilabel.normalize if multi else _normalize
         ds = normalize(raw[split], split, cfg, label_names)
         limit = limits[split]

@@ -100,17 +100,15 @@ def quantize_int8(
 
 def _choice_texts(run: RunDir, data: str | None) -> tuple[list[str], str]:
     """Validation texts of the run's data (the test split only when there is no validation)."""
-    from sentiment_hf.data import load_splits
+    from sentiment_hf.data import MissingSplit, load_splits
 
     cfg = run.data_config(data)
     cfg.label_names = run.labels
     cfg.max_eval_samples = cfg.max_test_samples = CHOICE_MAX_TEXTS
     for split in ("validation", "test"):
         try:
-            loaded = load_splits(cfg, seed=run.training_seed, splits=(split,))
-        except SentimentError as exc:
-            if f"no {split} split" not in str(exc):
-                raise
+            loaded = load_splits(cfg, seed=run.training_seed, splits=(split,), carve=data is None)
+        except MissingSplit:
             continue
         if split == "test":
             log.warning("no validation split in %s: int8 weights chosen on test", cfg.source)

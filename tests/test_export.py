@@ -412,3 +412,26 @@ def test_int8_auto_without_readable_data_falls_back_to_s8_with_the_reason(
     assert _int8_weight_types(run / "model.int8.onnx") == {onnx.TensorProto.INT8}
     # the int8 file still serves: it is stamped with the run's weights
     assert Predictor(run, backend="onnx-int8").predict_logits(["fine"]).shape == (1, 2)
+
+
+def test_int8_weights_are_chosen_on_test_when_the_data_has_no_validation(
+    tiny_run: Path, tmp_path: Path, rt_dir: Path
+) -> None:
+    """A folder holding only test.csv: the s8/u8 choice runs on its test rows (a missing split
+    is a typed MissingSplit, not a match on an error's wording)."""
+    import csv
+
+    from sentiment_hf.data import read_rt_polarity
+
+    run = _fresh_run(tiny_run, tmp_path)
+    data = tmp_path / "only-test"
+    data.mkdir()
+    test = read_rt_polarity(rt_dir)["test"]
+    with open(data / "test.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label"])
+        for text, label in zip(test["text"][:24], test["label"], strict=False):
+            writer.writerow([text, ("neg", "pos")[label]])
+    result = export_onnx(run, quantize="int8", data=str(data), max_samples=24)
+    chosen = result.parity["quantization"]["chosen_on"]
+    assert chosen == {"split": "test", "texts": 24, "by": "mean |logit - fp32 logit|"}
