@@ -138,15 +138,53 @@ def _decode(raw: bytes, path: Path, encoding: str | None = None) -> str:
             text = raw.decode(fallback)
         except UnicodeDecodeError:
             continue
-        log.warning(
-            "%s is not UTF-8 (byte 0x%02x at offset %d): read as %s; set data.encoding to choose",
-            path,
-            raw[first_bad.start],
-            first_bad.start,
-            fallback,
-        )
+        _warn_fallback(path, raw[first_bad.start], first_bad.start, fallback)
         return text
     raise AssertionError("latin-1 decodes every byte")  # pragma: no cover
+
+
+def _warn_fallback(path: Path, byte: int, offset: int, fallback: str) -> None:
+    log.warning(
+        "%s is not UTF-8 (byte 0x%02x at offset %d): read as %s; set the encoding to choose",
+        path,
+        byte,
+        offset,
+        fallback,
+    )
+
+
+def _first_undecodable(path: Path, encoding: str, block: int = 1 << 20) -> tuple[int, int] | None:
+    """(offset, byte) of the first byte of ``path`` that ``encoding`` cannot decode, read in
+    blocks (never the whole file in memory); None when all of it decodes."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder(encoding)()
+    offset = 0
+    with open(path, "rb") as handle:
+        while True:
+            chunk = handle.read(block)
+            try:
+                decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as exc:  # exc.object: bytes held back + this chunk
+                held = len(exc.object) - len(chunk)
+                return offset - held + exc.start, exc.object[exc.start]
+            if not chunk:
+                return None
+            offset += len(chunk)
+
+
+def stream_encoding(path: Path) -> str:
+    """The encoding :func:`decode`'s rule reads ``path`` with (UTF-8 with its BOM dropped, then
+    :data:`FALLBACK_ENCODINGS`), found by streaming the file once: the same rule for a file
+    streamed (``predict --file``) as for one read whole (data for train and eval)."""
+    bad = _first_undecodable(path, "utf-8")
+    if bad is None:
+        return "utf-8-sig"
+    for fallback in FALLBACK_ENCODINGS:
+        if fallback == FALLBACK_ENCODINGS[-1] or _first_undecodable(path, fallback) is None:
+            _warn_fallback(path, bad[1], bad[0], fallback)
+            return fallback
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _typed_column(values: pa.ChunkedArray) -> pa.ChunkedArray:

@@ -20,6 +20,7 @@ from typing import Any
 
 from sentiment_hf.errors import SentimentError
 from sentiment_hf.predict import is_blank
+from sentiment_hf.readers import stream_encoding
 
 INPUT_SUFFIXES = (".txt", ".csv", ".tsv", ".jsonl", ".parquet")
 OUTPUT_SUFFIXES = (".jsonl", ".csv", ".parquet")
@@ -63,16 +64,19 @@ class TextReader:
         if not self.path.is_file():
             raise SentimentError(f"--file {str(self.path)!r} not found")
         self.text_column = text_column
-        self.encoding = encoding or "utf-8-sig"  # a BOM is dropped
-        self.encoding_name = encoding or "utf-8"
         try:
-            "".encode(self.encoding)
+            "".encode(encoding or "utf-8")
         except LookupError as exc:
             raise SentimentError(
                 f"--encoding {encoding!r} is not a known codec; use e.g. utf-8, cp1252, latin-1"
             ) from exc
         if self.path.stat().st_size == 0:
             raise SentimentError(f"--file {str(self.path)!r} is empty; it needs one row per text")
+        # not given: the data readers' rule (UTF-8, a BOM dropped, else cp1252 with a warning)
+        if encoding is None and self.suffix != ".parquet":
+            encoding = stream_encoding(self.path)
+        self.encoding = encoding or "utf-8-sig"
+        self.encoding_name = self.encoding.removesuffix("-sig")
         if self.suffix in (".csv", ".tsv"):
             with self._open_text() as handle:
                 self._column_index(next(self._csv(handle), []))

@@ -137,6 +137,28 @@ def test_file_without_output_reads_the_file_as_output_does(
         assert missing.code == 2 and "no column 'text' (columns: id, review)" in missing.stderr
 
 
+def test_a_cp1252_file_is_read_as_the_data_readers_read_it(
+    run: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    """No --encoding: UTF-8, else cp1252 with a warning, as eval and train read data; before,
+    `eval --data` accepted this file and `predict --file` refused it."""
+    from sentiment_hf.readers import read_file
+
+    texts = ["un film très réussi", "ennuyeux — et trop long", "plain ascii review"]
+    src = tmp_path / "reviews.csv"
+    src.write_bytes(("text,label\n" + "".join(f"{t},pos\n" for t in texts)).encode("cp1252"))
+    assert read_file(src)["text"] == texts  # the data readers' rule
+    shown = run_main(["predict", str(run), "--file", str(src), "--json"], capsys, monkeypatch)
+    assert shown.code == 0, shown.stderr
+    assert [json.loads(line)["text"] for line in shown.stdout.splitlines()] == texts
+    out = tmp_path / "scored.jsonl"
+    filed = run_main(
+        ["predict", str(run), "--file", str(src), "--output", str(out)], capsys, monkeypatch
+    )
+    assert filed.code == 0, filed.stderr
+    assert [row["text"] for row in _jsonl(out)] == texts
+
+
 @pytest.fixture(scope="module")
 def fp32_reference(run: Path, inputs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory):
     """The reference's rows scored by fp32 ONNX (chunks of 8)."""
@@ -345,7 +367,11 @@ def test_resume_after_sigkill_gives_the_same_bytes(
         (lambda p: _put(p / "a.txt", "ok\n"), ["extra text"], "--output needs --file"),
         (lambda p: _put(p / "a.csv", "text\n"), [], "has no rows"),
         (lambda p: _put(p / "a.txt", "ok\n"), ["--backend", "tpu"], "unknown backend 'tpu'"),
-        (lambda p: _put_bytes(p / "a.txt", b"ok\n\xff\n"), [], "line 2 is not valid utf-8"),
+        (
+            lambda p: _put_bytes(p / "a.txt", b"ok\n\xff\n"),
+            ["--encoding", "utf-8"],
+            "line 2 is not valid utf-8",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(
