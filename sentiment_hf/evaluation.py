@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,8 @@ from sentiment_hf.policy import DecisionPolicy, policy_metrics
 from sentiment_hf.predict import Predictor
 from sentiment_hf.report_html import Mistake, render_eval_report
 from sentiment_hf.rundir import EVAL_METRICS_FILE, RunDir, open_run
+
+log = logging.getLogger(__name__)
 
 #: Metrics eval brackets with a bootstrap 95 % interval (percentile method, seeded).
 BOOTSTRAP_METRICS = ("accuracy", "f1", "f1_macro")
@@ -81,6 +84,18 @@ def confident_mistakes(
     ]
 
 
+def _attributor(predictor: Predictor) -> WordAttributor | None:
+    """Integrated gradients on ``predictor``'s own model (loaded once for eval and explaining);
+    None, with a warning, where explanations cannot work (e.g. no fast tokenizer)."""
+    from sentiment_hf.explanation import Explainer
+
+    try:
+        return Explainer(predictor).word_weights
+    except SentimentError as exc:
+        log.warning("mistakes not explained: %s", exc)
+        return None
+
+
 def evaluate_model(
     model_dir: str | Path | RunDir,
     split: str = "test",
@@ -88,7 +103,7 @@ def evaluate_model(
     output_dir: str | Path | None = None,
     batch_size: int = 64,
     backend: str = "torch",
-    explain: WordAttributor | None = None,
+    explain: WordAttributor | bool | None = None,
 ) -> EvalReport:
     """Evaluate ``model_dir`` on ``split`` of its recipe's data (or ``data``) and write reports.
 
@@ -97,7 +112,10 @@ def evaluate_model(
     Files go to ``output_dir`` (default ``MODEL_DIR/eval``): ``{split}_metrics.json``, the
     confusion, reliability, risk-coverage and accuracy-by-length PNGs,
     ``{split}_misclassified.csv`` and ``{split}_report.html`` (all of it on one page). With
-    ``explain``, the report highlights the words of its most confident mistakes.
+    ``explain``, the report highlights the words of its most confident mistakes: ``True``
+    explains them with integrated gradients on the model eval already loaded (torch backend;
+    skipped with a warning where that cannot work, e.g. no fast tokenizer), a callable is used
+    as the attributor.
     """
     run = open_run(model_dir)
     split = SPLIT_ALIASES.get(split, split)
@@ -190,6 +208,8 @@ def evaluate_model(
                 ]
             )
     mistakes = confident_mistakes(texts, labels, preds, probs, predictor.labels)
+    if explain is True:
+        explain = _attributor(predictor)
     attributions = explain([m.text for m in mistakes]) if explain and mistakes else None
     if attributions is not None and len(attributions) != len(mistakes):
         raise SentimentError(

@@ -186,3 +186,28 @@ def test_model_card_states_the_evaluated_trust_figures(evaluated: Any) -> None:
         assert "bootstrap interval" not in build_model_card(run, "someone/tiny")
     finally:
         evaluated.metrics_path.write_text(json.dumps(other))
+
+
+def test_eval_with_explanations_loads_the_model_once(
+    tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch
+) -> None:
+    """`sentiment eval --explain` scores and explains with one loaded model (it loaded two);
+    the real loader runs, the spy only counts its calls."""
+    from cli_inprocess import run_main
+
+    from sentiment_hf import modeling
+
+    calls: list[Path] = []
+    real = modeling.load_trained
+
+    def counting(path: Any, **kwargs: Any) -> Any:
+        calls.append(Path(path))
+        return real(path, **kwargs)
+
+    monkeypatch.setattr(modeling, "load_trained", counting)
+    args = ["eval", str(tiny_run), "--explain", "--output", str(tmp_path / "r")]
+    done = run_main(args, capsys, monkeypatch)
+    assert done.code == 0, done.stderr
+    assert len(calls) == 1, calls
+    page = (tmp_path / "r" / "test_report.html").read_text(encoding="utf-8")
+    assert '<span class="w" style="background: rgba(' in page  # the mistakes were explained

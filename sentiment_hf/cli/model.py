@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from sentiment_hf.cli.app import BatchSize, JsonFlag, Overrides, RunDirArg, app
-from sentiment_hf.errors import SentimentError
 from sentiment_hf.explanation import (
     BASELINES,
     DEFAULT_BASELINE,
@@ -141,21 +139,13 @@ def eval_(
     from sentiment_hf.rundir import RunDir
 
     run = RunDir.open(model_dir)  # a bad MODEL_DIR is named before anything loads
-    attributor = None
-    if explain_mistakes and not run.multi_label:  # multi-label runs are not explained
-        from sentiment_hf.explanation import Explainer
-
-        try:
-            attributor = Explainer(run).word_weights
-        except SentimentError as exc:  # e.g. no fast tokenizer: the report goes without
-            logging.getLogger(__name__).warning("mistakes not explained: %s", exc)
     report = evaluate_model(
         run,
         split=split,
         data=data,
         output_dir=output,
         batch_size=batch_size,
-        explain=attributor,
+        explain=explain_mistakes,  # multi-label runs are not explained
     )
     if as_json:
         typer.echo(json.dumps(report.metrics, indent=2))
