@@ -16,7 +16,7 @@ import os
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -31,6 +31,9 @@ from sentiment_hf.longtext import LongTextConfig, window_batch
 from sentiment_hf.readers import FILE_FORMATS, read_file, require_one_type
 from sentiment_hf.recipe import DataConfig
 from sentiment_hf.stratify import stratified_cut
+
+if TYPE_CHECKING:
+    from sentiment_hf.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
@@ -429,3 +432,37 @@ def tokenize_splits(
                 num_proc=procs if procs > 1 else None,
             )
     return DatasetDict(out)
+
+
+def load_run_data(
+    run: RunDir,
+    splits: tuple[str, ...],
+    source: str | None = None,
+    *,
+    limits: bool = False,
+    whole_file: bool = False,
+    carve: bool | None = None,
+    max_samples: dict[str, int | None] | None = None,
+) -> SentimentData:
+    """The ``splits`` of a run's data, read the one way every stage after training reads it.
+
+    The run's own data (``source`` None) is cut as training cut it (the run's seed), with the
+    recipe's ``data.max_*_samples`` when ``limits`` (the rows ``metrics.json`` describes), else
+    whole. Other data (``source``): a file is read whole as each split when ``whole_file``, and
+    a split it lacks is never cut out of its train unless ``carve`` says so. ``max_samples``
+    (split -> rows, e.g. ``{"test": 48}``) caps splits after a seeded shuffle. The label names
+    are the run's, and data of the other task (single- vs multi-label) is refused.
+    """
+    cfg = run.data_config(source, limits=limits and source is None)
+    cfg.label_names = run.labels
+    for split, limit in (max_samples or {}).items():
+        setattr(cfg, {"validation": "max_eval_samples"}.get(split, f"max_{split}_samples"), limit)
+    loaded = load_splits(
+        cfg,
+        seed=run.training_seed,
+        splits=splits,
+        whole_file=whole_file and source is not None,
+        carve=source is None if carve is None else carve,
+    )
+    multilabel.check_same_kind(run.multi_label, loaded.multi_label, cfg.source)
+    return loaded

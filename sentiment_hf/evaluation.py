@@ -19,7 +19,7 @@ from sentiment_hf.calibration import (
     plot_risk_coverage,
     softmax,
 )
-from sentiment_hf.data import load_splits
+from sentiment_hf.data import load_run_data
 from sentiment_hf.errors import SentimentError
 from sentiment_hf.eval_plots import plot_accuracy_by_length, plot_confusion
 from sentiment_hf.fileio import write_json, write_text_atomic
@@ -32,7 +32,6 @@ from sentiment_hf.metrics import (
     fast_metric,
     per_class_metrics,
 )
-from sentiment_hf.multilabel import check_same_kind
 from sentiment_hf.policy import DecisionPolicy, policy_metrics
 from sentiment_hf.predict import Predictor
 from sentiment_hf.report_html import Mistake, render_eval_report
@@ -126,18 +125,8 @@ def evaluate_model(
 
         return evaluate_multilabel(run, split, data, output_dir, batch_size, backend)
     predictor = Predictor(run, backend=backend, batch_size=batch_size, progress=f"eval {split}")
-    cfg = run.data_config(data)
-    cfg.label_names = predictor.labels
-    # The recipe's own data is cut as training cut it (same seed); ``--data FILE`` is one
-    # file evaluated whole, ``--data DIR`` needs the evaluated split's own file (never cut).
-    loaded = load_splits(
-        cfg,
-        seed=run.training_seed,
-        splits=(split,),
-        whole_file=data is not None,
-        carve=data is None,
-    )
-    check_same_kind(False, loaded.multi_label, cfg.source)
+    # ``--data FILE`` is one file evaluated whole; ``--data DIR`` needs the split's own file
+    loaded = load_run_data(run, (split,), data, whole_file=True)
     dataset = loaded.splits[split]
     texts, labels = dataset["text"], np.asarray(dataset["label"])
     counts = LongTextCounts()
@@ -168,7 +157,7 @@ def evaluate_model(
     out.mkdir(parents=True, exist_ok=True)
     metrics_path = write_json(
         out / EVAL_METRICS_FILE.format(split=split),
-        {**metrics, "data_source": cfg.source},
+        {**metrics, "data_source": loaded.source},
         sort_keys=False,  # the leading metrics first (imbalance.order_metrics)
     )
     title = f"{run.path.name}: {split}"
@@ -232,7 +221,7 @@ def evaluate_model(
         title=run.path.name,
         policy=predictor.policy.to_dict(),
         details={
-            "data": cfg.source,
+            "data": loaded.source,
             "backend": backend,
             "max_length": predictor.max_length,
             "long_text": describe_long_text(predictor.long_text, counts),

@@ -21,7 +21,7 @@ import numpy as np
 
 from sentiment_hf.errors import SentimentError
 from sentiment_hf.fileio import write_atomic, write_json
-from sentiment_hf.multilabel import check_same_kind, multi_hot, multilabel_metrics
+from sentiment_hf.multilabel import multi_hot, multilabel_metrics
 from sentiment_hf.onnx_backend import stamp_weights
 from sentiment_hf.predict import Predictor
 from sentiment_hf.quantize import check_int8_weights, choose_int8
@@ -134,15 +134,11 @@ def export_fp32(model_dir: Path, out: Path, opset: int = OPSET) -> list[str]:
 
 
 def _test_split(run: RunDir, data: str | None, max_samples: int | None) -> Any:
-    from sentiment_hf.data import load_splits
+    from sentiment_hf.data import load_run_data
 
-    cfg = run.data_config(data)
-    cfg.label_names = run.labels
-    # load_splits shuffles (seeded) before cutting to max_samples: the split is class-ordered
-    cfg.max_test_samples = max_samples
-    loaded = load_splits(cfg, seed=run.training_seed, splits=("test",))
-    check_same_kind(run.multi_label, loaded.multi_label, cfg.source)
-    return loaded.splits["test"], cfg.source
+    # a seeded shuffle before the cut to max_samples: the split is class-ordered
+    loaded = load_run_data(run, ("test",), data, whole_file=True, max_samples={"test": max_samples})
+    return loaded.splits["test"], loaded.source
 
 
 def parity_report(

@@ -34,21 +34,11 @@ BOOTSTRAP_METRICS = ("accuracy", "f1", "f1_macro")
 def _load(
     run: RunDir, data: str | None, splits: tuple[str, ...], limits: bool = False
 ) -> tuple[Any, str]:
-    """The ``splits`` of the run's data (``limits``: the recipe's sample limits) or of ``data``
-    (a file evaluated whole; a folder's own split files, never cut out of train)."""
-    from sentiment_hf.data import load_splits
+    """:func:`~sentiment_hf.data.load_run_data` for this module: (splits, source)."""
+    from sentiment_hf.data import load_run_data
 
-    cfg = run.data_config(data, limits=limits and data is None)
-    cfg.label_names = run.labels
-    loaded = load_splits(
-        cfg,
-        seed=run.training_seed,
-        splits=splits,
-        whole_file=data is not None and len(splits) == 1,
-        carve=data is None,
-    )
-    ml.check_same_kind(True, loaded.multi_label, cfg.source)
-    return loaded.splits, cfg.source
+    loaded = load_run_data(run, splits, data, limits=limits, whole_file=len(splits) == 1)
+    return loaded.splits, loaded.source
 
 
 def pair_calibration_metrics(

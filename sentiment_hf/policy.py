@@ -206,7 +206,7 @@ def fit_policy(
     ``reliability.png``. Predictions of every backend follow the stored policy from then on.
     """
     from sentiment_hf.calibration import check_objective, fit_temperature, plot_reliability
-    from sentiment_hf.data import load_splits
+    from sentiment_hf.data import load_run_data
     from sentiment_hf.predict import Predictor
     from sentiment_hf.rundir import RELIABILITY_FILE, open_run
 
@@ -223,11 +223,8 @@ def fit_policy(
     if threshold_metric is not None:
         check_threshold_metric(threshold_metric)
     own = data is None
-    cfg = run.data_config(data, limits=own)
-    cfg.label_names = run.labels
-    splits = load_splits(
-        cfg, seed=run.training_seed, splits=("validation", "test"), carve=own
-    ).splits
+    loaded = load_run_data(run, ("validation", "test"), data, limits=own)
+    splits = loaded.splits
     predictor = Predictor(run, batch_size=batch_size, progress="calibrate")
     logits = {name: predictor.predict_logits(splits[name]["text"], strict=False) for name in splits}
     labels = {name: np.asarray(splits[name]["label"]) for name in splits}
@@ -239,7 +236,7 @@ def fit_policy(
         fitted_on={
             "split": "validation",
             "samples": len(labels["validation"]),
-            "source": cfg.source,
+            "source": loaded.source,
             "objective": objective,
         },
     )

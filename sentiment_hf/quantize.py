@@ -100,20 +100,20 @@ def quantize_int8(
 
 def _choice_texts(run: RunDir, data: str | None) -> tuple[list[str], str]:
     """Validation texts of the run's data (the test split only when there is no validation)."""
-    from sentiment_hf.data import MissingSplit, load_splits
+    from sentiment_hf.data import MissingSplit, load_run_data
 
-    cfg = run.data_config(data)
-    cfg.label_names = run.labels
-    cfg.max_eval_samples = cfg.max_test_samples = CHOICE_MAX_TEXTS
     for split in ("validation", "test"):
         try:
-            loaded = load_splits(cfg, seed=run.training_seed, splits=(split,), carve=data is None)
+            loaded = load_run_data(
+                run, (split,), data, whole_file=True, max_samples={split: CHOICE_MAX_TEXTS}
+            )
         except MissingSplit:
             continue
         if split == "test":
-            log.warning("no validation split in %s: int8 weights chosen on test", cfg.source)
+            log.warning("no validation split in %s: int8 weights chosen on test", loaded.source)
         return list(loaded.splits[split]["text"]), split
-    raise SentimentError(f"data source {cfg.source!r} has neither a validation nor a test split")
+    source = run.data_config(data).source
+    raise SentimentError(f"data source {source!r} has neither a validation nor a test split")
 
 
 def choose_int8(

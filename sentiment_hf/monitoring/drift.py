@@ -134,11 +134,11 @@ class EmbeddingScorer:
 
 def _reference_data(run: RunDir, data: str | None) -> tuple[list[str], list[str], list[str]]:
     """(train texts, validation texts, label names) of the data the run was trained on."""
-    from sentiment_hf.data import load_splits
+    from sentiment_hf.data import load_run_data
 
-    cfg = run.data_config(data)
-    # cut as training cut it (the run's seed), whatever seed drift samples with
-    loaded = load_splits(cfg, seed=run.training_seed, splits=("train", "validation"))
+    # cut as training cut it (the run's seed), whatever seed drift samples with; other data
+    # is cut the same way when it lacks a validation split
+    loaded = load_run_data(run, ("train", "validation"), data, carve=True)
     return (
         list(loaded.splits["train"]["text"]),
         list(loaded.splits["validation"]["text"]),
