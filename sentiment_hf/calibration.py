@@ -17,6 +17,8 @@ from sentiment_hf.errors import SentimentError
 ECE_BINS = 10
 #: Coverages at which eval reports selective accuracy (answer only the most confident share).
 COVERAGES = (0.9, 0.8)
+#: Metrics eval brackets with a bootstrap 95 % interval (percentile method, seeded).
+BOOTSTRAP_METRICS = ("accuracy", "f1", "f1_macro")
 #: Search range of log(temperature): T in [e^-3, e^3] ≈ [0.05, 20].
 LOG_T_BOUNDS = (-3.0, 3.0)
 #: What the temperature minimises on validation (see :func:`fit_temperature`).

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from sentiment_hf.calibration import (
+    BOOTSTRAP_METRICS,
     COVERAGES,
     accuracy_at_coverage,
     bootstrap_interval,
@@ -39,8 +40,6 @@ from sentiment_hf.rundir import EVAL_METRICS_FILE, RunDir, open_run
 
 log = logging.getLogger(__name__)
 
-#: Metrics eval brackets with a bootstrap 95 % interval (percentile method, seeded).
-BOOTSTRAP_METRICS = ("accuracy", "f1", "f1_macro")
 BOOTSTRAP_RESAMPLES = 1000
 SPLIT_ALIASES = {"val": "validation", "valid": "validation", "dev": "validation"}
 #: How many of the most confident mistakes the HTML report shows (and explains).
@@ -229,15 +228,15 @@ def evaluate_model(
     )
     report_path = write_text_atomic(out / f"{split}_report.html", page)
     return EvalReport(
-        split,
-        metrics,
-        metrics_path,
-        confusion_path,
-        errors_path,
-        reliability_path,
-        risk_path,
-        length_path,
-        report_path,
+        split=split,
+        metrics=metrics,
+        metrics_path=metrics_path,
+        confusion_path=confusion_path,
+        errors_path=errors_path,
+        reliability_path=reliability_path,
+        risk_coverage_path=risk_path,
+        length_path=length_path,
+        report_path=report_path,
     )
 
 

@@ -17,7 +17,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sentiment_hf import multilabel as ml
-from sentiment_hf.calibration import bootstrap_interval, calibration_metrics, plot_reliability
+from sentiment_hf.calibration import (
+    BOOTSTRAP_METRICS,
+    bootstrap_interval,
+    calibration_metrics,
+    plot_reliability,
+)
 from sentiment_hf.errors import SentimentError
 from sentiment_hf.eval_plots import save_counts_heatmap
 from sentiment_hf.fileio import write_json, write_text_atomic
@@ -27,8 +32,6 @@ if TYPE_CHECKING:
     from sentiment_hf.evaluation import EvalReport
     from sentiment_hf.policy import DecisionPolicy, PolicyReport
     from sentiment_hf.rundir import RunDir
-
-BOOTSTRAP_METRICS = ("accuracy", "f1", "f1_macro")
 
 
 def _load(
@@ -252,13 +255,12 @@ def evaluate_multilabel(
     )
     report_path = write_text_atomic(out / f"{split}_report.html", page)
     return EvalReport(
-        split,
-        metrics,
-        metrics_path,
-        confusion_path,
-        errors_path,
-        reliability_path,
-        None,
-        length_path,
-        report_path,
+        split=split,
+        metrics=metrics,
+        metrics_path=metrics_path,
+        confusion_path=confusion_path,
+        errors_path=errors_path,
+        reliability_path=reliability_path,
+        length_path=length_path,
+        report_path=report_path,
     )
