@@ -62,7 +62,7 @@ class OnnxBackend:
 
     def __init__(
         self,
-        model_dir: str | Path,
+        model_dir: str | Path | RunDir,
         device: str | None = None,
         quantized: bool = False,
         intra_op_threads: int | None = None,
@@ -70,8 +70,11 @@ class OnnxBackend:
     ) -> None:
         import onnxruntime as ort
 
+        # a RunDir passes through, so its weight hash is computed once per run
+        run = model_dir if isinstance(model_dir, RunDir) else RunDir(Path(model_dir))
+        model_dir = run.path
         # ``path``: another file exported from the run's weights (the int8 candidates of export)
-        path = path or RunDir(Path(model_dir)).onnx_path(quantized)
+        path = path or run.onnx_path(quantized)
         if not path.is_file():
             flag = " --quantize int8" if quantized else ""
             raise SentimentError(
@@ -98,7 +101,7 @@ class OnnxBackend:
                 + f"; re-create it with `sentiment export {model_dir}`"
             ) from exc
         self.input_names = [i.name for i in self.session.get_inputs()]
-        check_provenance(self.session, RunDir(Path(model_dir)), path)
+        check_provenance(self.session, run, path)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         ids = batch["input_ids"]

@@ -76,12 +76,16 @@ class TorchBackend:
     name = "torch"
 
     def __init__(
-        self, model_dir: Path, device: str | None = None, intra_op_threads: int | None = None
+        self,
+        model_dir: Path | RunDir,
+        device: str | None = None,
+        intra_op_threads: int | None = None,
     ) -> None:
         import torch
 
         from sentiment_hf.modeling import load_trained
 
+        model_dir = model_dir.path if isinstance(model_dir, RunDir) else model_dir
         self.intra_op_threads = intra_op_threads  # applied per call, then put back
         self.torch = torch
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -96,7 +100,7 @@ class TorchBackend:
 
 
 def _onnx_backend(
-    model_dir: Path,
+    model_dir: Path | RunDir,
     device: str | None = None,
     intra_op_threads: int | None = None,
     quantized: bool = False,
@@ -156,9 +160,7 @@ class Predictor:
         self.long_text = long_text or self.run.long_text
         check_long_text(self.long_text, self.max_length)
         self.batch_size = batch_size
-        self.backend = BACKENDS[backend](
-            self.model_dir, device=device, intra_op_threads=intra_op_threads
-        )
+        self.backend = BACKENDS[backend](self.run, device=device, intra_op_threads=intra_op_threads)
         self._warned_truncation = False
         self.progress = progress
 

@@ -417,3 +417,28 @@ def test_unhandled_error_is_a_json_500_and_counted(tiny_run: Path) -> None:
         line = 'sentiment_requests_total{endpoint="/predict",method="POST",status="500"} 1.0'
         assert line in metrics
         assert client.get("/health").status_code == 200
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx-int8"])
+def test_the_app_hashes_its_weights_once(
+    tiny_exported: Path, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The model version and the ONNX provenance check read one RunDir's weight hash (the app
+    and the ONNX backend each opened the run again and re-hashed its weights)."""
+    import hashlib
+
+    from sentiment_hf import rundir
+    from sentiment_hf.serve import create_app
+
+    hashed: list[str] = []
+
+    class CountingHashlib:
+        def sha256(self, *args: object) -> object:
+            hashed.append("sha256")
+            return hashlib.sha256(*args)
+
+    monkeypatch.setattr(rundir, "hashlib", CountingHashlib())
+    app = create_app(tiny_exported, backend=backend, request_log=None)
+    assert len(hashed) == 1, hashed
+    with TestClient(app) as client:
+        assert client.post("/predict", json={"text": "fine ."}).status_code == 200

@@ -24,7 +24,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sentiment_hf.errors import SentimentError
 from sentiment_hf.longtext import WindowCapExceeded
-from sentiment_hf.rundir import RunDir
 from sentiment_hf.serve.config import CONFIG_ENV, ServeConfig
 from sentiment_hf.serve.metrics import ServeMetrics
 from sentiment_hf.serve.middleware import BodyLimitMiddleware, MetricsMiddleware
@@ -137,7 +136,7 @@ def create_app(
             raise SentimentError("create_app needs a model directory (or a ServeConfig)")
         config = ServeConfig(model_dir=Path(model_dir), **options)
     predictor = load_predictor(config)
-    version = RunDir(Path(config.model_dir)).model_version
+    version = predictor.run.model_version  # the run the predictor opened: hashed once
     metrics = ServeMetrics(config.drift_report)
     metrics.model_info.labels(version, config.backend, str(config.model_dir)).set(1)
     request_model = predict_request_model(config.max_text_chars, config.max_texts_per_request)
