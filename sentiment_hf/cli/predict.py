@@ -65,7 +65,11 @@ def predict(
     ] = True,
     encoding: Annotated[
         str | None,
-        typer.Option(help="--file: the input's text encoding (default UTF-8).", show_default=False),
+        typer.Option(
+            help="--file: the input's text encoding (default: UTF-8, else cp1252 with a "
+            "warning, as for training data).",
+            show_default=False,
+        ),
     ] = None,
     overwrite: Annotated[
         bool,
