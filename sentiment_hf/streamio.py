@@ -20,7 +20,6 @@ from typing import Any
 
 from sentiment_hf.errors import SentimentError
 from sentiment_hf.predict import is_blank
-from sentiment_hf.readers import stream_encoding
 
 INPUT_SUFFIXES = (".txt", ".csv", ".tsv", ".jsonl", ".parquet")
 OUTPUT_SUFFIXES = (".jsonl", ".csv", ".parquet")
@@ -74,6 +73,8 @@ class TextReader:
             raise SentimentError(f"--file {str(self.path)!r} is empty; it needs one row per text")
         # not given: the data readers' rule (UTF-8, a BOM dropped, else cp1252 with a warning)
         if encoding is None and self.suffix != ".parquet":
+            from sentiment_hf.readers import stream_encoding  # imports datasets: not at CLI start
+
             encoding = stream_encoding(self.path)
         self.encoding = encoding or "utf-8-sig"
         self.encoding_name = self.encoding.removesuffix("-sig")
