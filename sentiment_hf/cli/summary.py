@@ -11,6 +11,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from sentiment_hf.calibration import COVERAGES
+
 #: Text width of the tables (fits an 80-column terminal with room to spare).
 WIDTH = 88
 
@@ -57,7 +59,8 @@ def eval_summary(metrics: Mapping[str, Any], split: str, title: str) -> str:
     if metrics.get(f"{split}_unbalanced"):
         for name, value in (metrics.get(f"{split}_recall_per_class") or {}).items():
             quality.add_row(f"recall of {name}", _num(value), "")
-    for coverage in (90, 80):
+    for share in COVERAGES:
+        coverage = round(share * 100)
         key = f"{split}_accuracy_at_{coverage}pct_coverage"
         if key in metrics:
             quality.add_row(f"accuracy of the {coverage} % most confident", _num(metrics[key]), "")
