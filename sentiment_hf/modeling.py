@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -168,14 +170,56 @@ def build_model(
         set_dropout(config, dropout)
     for key, value in overrides.items():
         setattr(config, key, value)
+    with _load_report_kept() as report:
+        try:
+            model, info = AutoModelForSequenceClassification.from_pretrained(
+                path, config=config, use_safetensors=True, output_loading_info=True, **kwargs
+            )
+        except OSError as exc:
+            raise SentimentError(
+                f"could not load safetensors weights of {path!r}: {exc}".splitlines()[0]
+            ) from exc
+        prefix = f"{model.base_model_prefix}."
+        encoder = [k for k in info.get("missing_keys", ()) if k.startswith(prefix)]
+        head = sorted(set(info.get("missing_keys", ())) - set(encoder))
+        if not encoder and not info.get("mismatched_keys"):
+            report.drop()  # only the new head is missing: what fine-tuning starts from
+            log.info("new classification head for %d labels: %s", len(label_names), head)
+    return model
+
+
+class _HeldReport(logging.Filter):
+    """Holds transformers' weight-loading report while a backbone loads (see
+    :func:`_load_report_kept`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "LOAD REPORT" in record.getMessage():
+            self.records.append(record)
+            return False
+        return True
+
+    def drop(self) -> None:
+        self.records.clear()
+
+
+@contextlib.contextmanager
+def _load_report_kept() -> Iterator[_HeldReport]:
+    """transformers prints a "LOAD REPORT" listing the classification head as MISSING every
+    time a backbone is fine-tuned. Hold it; unless :meth:`_HeldReport.drop` is called (the
+    head was all that was missing), it is logged as transformers would have, also on error."""
+    logger = logging.getLogger("transformers.modeling_utils")
+    held = _HeldReport()
+    logger.addFilter(held)
     try:
-        return AutoModelForSequenceClassification.from_pretrained(
-            path, config=config, use_safetensors=True, **kwargs
-        )
-    except OSError as exc:
-        raise SentimentError(
-            f"could not load safetensors weights of {path!r}: {exc}".splitlines()[0]
-        ) from exc
+        yield held
+    finally:
+        logger.removeFilter(held)
+        for record in held.records:
+            logger.handle(record)
 
 
 def load_trained(path: str | Path, **kwargs: Any) -> Any:

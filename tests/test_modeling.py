@@ -135,3 +135,44 @@ def test_only_dropout_probabilities_are_set() -> None:
     for bad in (1.0, -0.1):
         with pytest.raises(SentimentError, match=r"model\.dropout must be a probability"):
             set_dropout(config, bad)
+
+
+def _transformers_records() -> tuple[list[str], object]:
+    """Messages transformers logs (its loggers do not propagate to pytest's caplog)."""
+    import logging
+
+    messages: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            messages.append(record.getMessage())
+
+    return messages, Keep()
+
+
+def test_the_load_report_shows_only_when_more_than_the_new_head_is_missing(
+    tiny_backbone: Path, tmp_path: Path
+) -> None:
+    """Fine-tuning always starts from a missing head: transformers' coloured LOAD REPORT is not
+    shown for it; a backbone missing encoder weights still gets the report."""
+    import logging
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    messages, handler = _transformers_records()
+    logger = logging.getLogger("transformers")
+    logger.addHandler(handler)
+    try:
+        model = build_model(str(tiny_backbone), ["neg", "pos"], ModelConfig())
+        assert model.config.num_labels == 2
+        assert not [m for m in messages if "LOAD REPORT" in m], messages
+        damaged = Path(shutil.copytree(tiny_backbone, tmp_path / "damaged"))
+        weights = load_file(damaged / "model.safetensors")
+        dropped = next(k for k in weights if "encoder.layer.0" in k)
+        save_file({k: v for k, v in weights.items() if k != dropped}, damaged / "model.safetensors")
+        build_model(str(damaged), ["neg", "pos"], ModelConfig())
+        reports = [m for m in messages if "LOAD REPORT" in m]
+        assert len(reports) == 1 and "MISSING" in reports[0] and "encoder" in reports[0]
+    finally:
+        logger.removeHandler(handler)
