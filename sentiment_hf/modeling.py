@@ -233,7 +233,8 @@ def load_trained(path: str | Path, **kwargs: Any) -> Any:
             path, use_safetensors=True, **kwargs
         )
     except (OSError, SafetensorError) as exc:
+        cause = (str(exc).splitlines() or [type(exc).__name__])[0]
         raise SentimentError(
-            f"the weights of {str(path)!r} cannot be read ({exc}); the file is damaged or "
-            "incomplete: copy the run again or retrain it".splitlines()[0]
+            f"the weights of {str(path)!r} cannot be read ({cause}); the file is damaged or "
+            "incomplete: copy the run again or retrain it"
         ) from exc
