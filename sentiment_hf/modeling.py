@@ -12,7 +12,7 @@ from typing import Any
 
 from sentiment_hf.errors import SentimentError
 from sentiment_hf.fileio import looks_like_path
-from sentiment_hf.recipe import ModelConfig
+from sentiment_hf.recipe import ModelConfig, check_dropout
 
 log = logging.getLogger(__name__)
 
@@ -125,11 +125,10 @@ def dropout_names(config: Any) -> list[str]:
 def set_dropout(config: Any, dropout: float) -> list[str]:
     """Give every dropout of the encoder and the classification head (:func:`dropout_names`)
     the probability ``dropout``; returns the names set."""
-    if isinstance(dropout, bool) or not 0.0 <= float(dropout) < 1.0:
-        raise SentimentError(f"model.dropout must be a probability in [0, 1), got {dropout!r}")
+    dropout = check_dropout(dropout)
     names = dropout_names(config)
     for name in names:
-        setattr(config, name, float(dropout))
+        setattr(config, name, dropout)
     log.debug("dropout %s set on %s", dropout, ", ".join(names))
     return names
 

@@ -70,6 +70,13 @@ PROJECT_TRAINING_KEYS: dict[str, str] = {
 }
 
 
+def check_dropout(dropout: Any) -> float:
+    """``dropout`` as a float if it is a probability in [0, 1), else one clear error."""
+    if isinstance(dropout, bool) or not 0.0 <= float(dropout) < 1.0:
+        raise SentimentError(f"model.dropout must be a probability in [0, 1), got {dropout!r}")
+    return float(dropout)
+
+
 @dataclass
 class ModelConfig:
     """Which backbone to fine-tune and how to tokenize for it (``long_text``: longer inputs)."""
@@ -84,6 +91,8 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         check_long_text(self.long_text, self.max_length)
+        if self.dropout is not None:  # refused before any data loads
+            check_dropout(self.dropout)
 
 
 @dataclass

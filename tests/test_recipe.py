@@ -141,6 +141,8 @@ def test_resolved_recipe_round_trips(tmp_path: Path) -> None:
         ({}, ["training.learning_rate"], "has no '='"),
         ({}, ["model.max_length=abc"], "model.max_length: expected int"),
         ({"model": {"max_length": 3}}, ["model.max_length.x=1"], "is not a section"),
+        ({}, ["model.dropout=1.5"], "model.dropout must be a probability in [0, 1), got 1.5"),
+        ({}, ["model.dropout=-0.1"], "model.dropout must be a probability in [0, 1)"),
     ],
 )
 def test_bad_recipes_name_the_problem(raw: dict, overrides: list[str], needle: str) -> None:
