@@ -173,16 +173,6 @@ def count_windows(length: int, content: int, stride: int) -> int:
     return 1 if length <= content else math.ceil((length - content) / stride) + 1
 
 
-def _over_cap(
-    row: dict[str, list[int]], special_mask: list[int], cfg: LongTextConfig, max_length: int
-) -> bool:
-    """Whether a windowed row needs more than ``cfg.max_windows`` windows."""
-    front, back = _specials(special_mask)
-    content = max_length - front - back
-    length = len(row["input_ids"]) - front - back
-    return count_windows(length, content, window_stride(cfg, content)) > cfg.max_windows
-
-
 def split_row(
     row: dict[str, list[int]],
     special_mask: list[int],
@@ -234,15 +224,20 @@ def split_rows(
         mask = special_masks[i] if special_masks is not None else []
         if cfg.mode == "window" and special_masks is None:
             raise ValueError("window mode needs the tokenizer's special_tokens_mask")
-        pieces = split_row(row, mask, cfg, max_length, index=i, strict=strict)
+        capped = False
+        try:
+            pieces = split_row(row, mask, cfg, max_length, index=i)
+        except WindowCapExceeded:
+            if strict:
+                raise
+            pieces, capped = split_row(row, mask, cfg, max_length, index=i, strict=False), True
         if counts is not None:
             long = len(row["input_ids"]) > max_length
             counts.inputs += 1
             counts.windows += len(pieces)
             counts.truncated += int(long and cfg.mode == "truncate")
             counts.windowed += int(long and cfg.mode == "window")
-            over = long and cfg.mode == "window" and _over_cap(row, mask, cfg, max_length)
-            counts.capped += int(over)
+            counts.capped += int(capped)
         out += pieces
         owner += [i] * len(pieces)
     return out, np.asarray(owner, dtype=np.int64)

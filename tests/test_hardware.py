@@ -74,11 +74,8 @@ def test_device_info_names_the_cpu_and_the_gpu_when_there_is_one(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     threads = torch.get_num_threads()
-    torch.set_num_threads(1 if threads > 1 else 2)  # read now, not cached at import
-    try:
+    with hardware.torch_threads(1 if threads > 1 else 2):  # read now, not cached at import
         assert device_info()["torch_threads"] == torch.get_num_threads() != threads
-    finally:
-        torch.set_num_threads(threads)
     # no GPU here: torch's CUDA probes are mocked to answer as on a 2-GPU machine
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     info = device_info()
