@@ -19,6 +19,13 @@ ECE_BINS = 10
 COVERAGES = (0.9, 0.8)
 #: Metrics eval brackets with a bootstrap 95 % interval (percentile method, seeded).
 BOOTSTRAP_METRICS = ("accuracy", "f1", "f1_macro")
+
+
+def coverage_key(share: float) -> str:
+    """The metric name of the accuracy at ``share`` coverage (``accuracy_at_90pct_coverage``)."""
+    return f"accuracy_at_{round(share * 100)}pct_coverage"
+
+
 #: Search range of log(temperature): T in [e^-3, e^3] ≈ [0.05, 20].
 LOG_T_BOUNDS = (-3.0, 3.0)
 #: What the temperature minimises on validation (see :func:`fit_temperature`).

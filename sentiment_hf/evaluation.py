@@ -16,6 +16,7 @@ from sentiment_hf.calibration import (
     COVERAGES,
     accuracy_at_coverage,
     bootstrap_interval,
+    coverage_key,
     plot_reliability,
     plot_risk_coverage,
     softmax,
@@ -253,7 +254,7 @@ def trust_metrics(
     out: dict[str, Any] = policy_metrics(logits, labels, policy, split)
     probs = policy.probabilities(logits)
     for coverage in COVERAGES:
-        key = f"{split}_accuracy_at_{round(coverage * 100)}pct_coverage"
+        key = f"{split}_{coverage_key(coverage)}"
         out[key] = accuracy_at_coverage(probs, labels, coverage)
     if policy.min_confidence is not None:
         answered = ~abstained

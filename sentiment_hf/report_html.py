@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sentiment_hf.calibration import COVERAGES
+from sentiment_hf.calibration import COVERAGES, coverage_key
 from sentiment_hf.imbalance import UNBALANCED_RATIO
 
 #: Image keys the report places, in page order: confusion matrix, reliability diagram,
@@ -285,10 +285,7 @@ def render_eval_report(
         if temperature != 1.0
         else "The run stores no temperature, so calibrated and uncalibrated are the same."
     )
-    coverage_rows = [
-        [f"{round(c * 100)} %", fmt(m.get(f"accuracy_at_{round(c * 100)}pct_coverage"))]
-        for c in COVERAGES
-    ]
+    coverage_rows = [[f"{round(c * 100)} %", fmt(m.get(coverage_key(c)))] for c in COVERAGES]
     if m.get("coverage") is not None:
         coverage_rows.append(
             [

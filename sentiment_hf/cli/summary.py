@@ -11,7 +11,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from sentiment_hf.calibration import COVERAGES
+from sentiment_hf.calibration import COVERAGES, coverage_key
 
 #: Text width of the tables (fits an 80-column terminal with room to spare).
 WIDTH = 88
@@ -60,10 +60,10 @@ def eval_summary(metrics: Mapping[str, Any], split: str, title: str) -> str:
         for name, value in (metrics.get(f"{split}_recall_per_class") or {}).items():
             quality.add_row(f"recall of {name}", _num(value), "")
     for share in COVERAGES:
-        coverage = round(share * 100)
-        key = f"{split}_accuracy_at_{coverage}pct_coverage"
+        key = f"{split}_{coverage_key(share)}"
         if key in metrics:
-            quality.add_row(f"accuracy of the {coverage} % most confident", _num(metrics[key]), "")
+            label = f"accuracy of the {round(share * 100)} % most confident"
+            quality.add_row(label, _num(metrics[key]), "")
     if f"{split}_coverage" in metrics:
         quality.add_row("answered (min_confidence)", _num(metrics[f"{split}_coverage"]), "")
         quality.add_row("accuracy when answered", _num(metrics[f"{split}_answered_accuracy"]), "")
