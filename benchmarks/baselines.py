@@ -3,7 +3,7 @@
     flock /tmp/sentiment_cpu.lock uv run python benchmarks/baselines.py --out runs/baselines.json
 
 Optionally add ``--run RUN_DIR`` to score a fine-tuned run directory the same way (through
-:class:`sentiment_hf.predict.Predictor`); nothing is trained for it here.
+:class:`sentiment_hf.inference.predictor.Predictor`); nothing is trained for it here.
 
 Methods, all fitted on the rt-polarity TRAIN split (8,530 sentences) read offline from the raw
 Cornell files, every hyperparameter chosen on the VALIDATION split only (ties: the first, i.e.
@@ -66,8 +66,8 @@ def find_shared_data(start: Path = REPO) -> Path | None:
 
 def load_rt(source: str | Path, max_train_samples: int | None = None, seed: int = 42) -> dict:
     """The rt-polarity splits through the library, as ``{split: (texts, labels)}`` (1 = pos)."""
-    from sentiment_hf.data import load_splits
-    from sentiment_hf.recipe import DataConfig
+    from sentiment_hf.config.recipe import DataConfig
+    from sentiment_hf.data.load import load_splits
 
     data = load_splits(
         DataConfig(source=str(source), max_train_samples=max_train_samples), seed=seed
@@ -119,7 +119,7 @@ def bootstrap(
 ) -> tuple[float, float]:
     """Percentile bootstrap 95 % interval of accuracy (the library's, else a local copy)."""
     try:
-        from sentiment_hf.calibration import bootstrap_interval
+        from sentiment_hf.tasks.calibration import bootstrap_interval
     except ImportError:  # older branches: same algorithm
         rng = np.random.default_rng(seed)
         idx = rng.integers(0, len(labels), size=(n_resamples, len(labels)))
@@ -269,7 +269,7 @@ def predict_run(
     """Argmax predictions (1 = positive) of a fine-tuned run on each split, through
     ``Predictor.predict_proba``: RT at the run's own max_length, ``imdb`` at ``imdb_max_length``.
     Returns ``{split: (labels, preds)}`` and the RT max_length used."""
-    from sentiment_hf.predict import Predictor
+    from sentiment_hf.inference.predictor import Predictor
 
     predictor = Predictor(run_dir)
     pos = positive_index(predictor.labels)
@@ -455,7 +455,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         log("fine-tuned run done")
 
     from sentiment_hf.hardware import device_info
-    from sentiment_hf.manifest import git_sha, package_versions
+    from sentiment_hf.training.manifest import git_sha, package_versions
 
     return {
         "rows": rows,

@@ -18,12 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from sentiment_hf.calibration import calibration_metrics, softmax
-from sentiment_hf.data import load_splits
+from sentiment_hf.data.load import load_splits
 from sentiment_hf.errors import SentimentError
 from sentiment_hf.fileio import write_json
-from sentiment_hf.predict import BACKENDS, Predictor
+from sentiment_hf.inference.predictor import BACKENDS, Predictor
 from sentiment_hf.rundir import RunDir
+from sentiment_hf.tasks.calibration import calibration_metrics, softmax
 
 
 def compare(run_dir: str | Path, split: str = "test") -> dict[str, Any]:

@@ -6,7 +6,8 @@
 For each finished run directory (``sentiment train`` with ``save_total_limit >= K``), the weights
 of its last ``--last`` checkpoints are averaged (float32 mean, every tensor) into a copy of the
 run under ``--work``, and both the run's own model and the average are scored on the validation
-and test splits of the run's recipe (argmax, through :class:`sentiment_hf.predict.Predictor`).
+and test splits of the run's recipe (argmax, through
+:class:`sentiment_hf.inference.predictor.Predictor`).
 Nothing is trained. Decide on the validation column; the test column is there to report.
 """
 
@@ -45,7 +46,7 @@ def average_checkpoints(run_dir: Path, dest: Path, last: int) -> list[str]:
 
 def accuracies(run_dir: Path, splits: dict) -> dict[str, float]:
     """Argmax accuracy of a run directory's model on each split."""
-    from sentiment_hf.predict import Predictor
+    from sentiment_hf.inference.predictor import Predictor
 
     predictor = Predictor(run_dir)
     out = {}
@@ -57,8 +58,8 @@ def accuracies(run_dir: Path, splits: dict) -> dict[str, float]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Score each run and its checkpoint average; print a table, write ``--out``."""
-    from sentiment_hf.data import load_splits
-    from sentiment_hf.recipe import load_recipe
+    from sentiment_hf.config.recipe import load_recipe
+    from sentiment_hf.data.load import load_splits
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", type=Path, nargs="+")

@@ -42,7 +42,7 @@ def make(out: Path, rows: int, seed: int, rt_dir: Path) -> None:
     import numpy as np
     import pandas as pd
 
-    from sentiment_hf.data import read_rt_polarity
+    from sentiment_hf.data.load import read_rt_polarity
 
     splits = read_rt_polarity(rt_dir)
     texts = [t for ds in splits.values() for t in ds["text"]]
@@ -72,9 +72,9 @@ def child(csv_path: Path, num_proc: int | None, datacheck: bool = False) -> dict
     import inspect
 
     import sentiment_hf
-    from sentiment_hf.data import load_splits, tokenize_splits
+    from sentiment_hf.config.recipe import DataConfig, ModelConfig
+    from sentiment_hf.data.load import load_splits, tokenize_splits
     from sentiment_hf.datacheck import load_tokenizer
-    from sentiment_hf.recipe import DataConfig, ModelConfig
 
     model = ModelConfig()
     tokenizer = load_tokenizer(model)

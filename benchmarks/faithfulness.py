@@ -31,8 +31,10 @@ from typing import Any
 import numpy as np
 
 from sentiment_hf import Predictor, SentimentError
-from sentiment_hf.data import load_splits
-from sentiment_hf.explanation import (
+from sentiment_hf.data.load import load_splits
+from sentiment_hf.fileio import write_json
+from sentiment_hf.hardware import device_info
+from sentiment_hf.inference.explain import (
     AGGREGATES,
     BASELINES,
     DEFAULT_STEPS,
@@ -40,10 +42,8 @@ from sentiment_hf.explanation import (
     Explanation,
     whitespace_words,
 )
-from sentiment_hf.fileio import write_json
-from sentiment_hf.hardware import device_info
-from sentiment_hf.manifest import package_versions
 from sentiment_hf.rundir import RunDir
+from sentiment_hf.training.manifest import package_versions
 
 SHARE = 0.2
 TARGET_RATIO = 2.0

@@ -46,7 +46,8 @@ RECIPES = {
 }
 #: rt-polarity train split, all-MiniLM-L6-v2 WordPiece tokens incl. [CLS]/[SEP] (measured).
 RT_MEAN_TOKENS, RT_SD_TOKENS = 27.4, 11.3
-#: sentiment_hf.recipe.DataConfig.pad_to_multiple_of default (this script must not import it).
+#: sentiment_hf.config.recipe.DataConfig.pad_to_multiple_of default (this script must not import
+# it).
 DEFAULT_PAD_MULTIPLE = 8
 CLS_ID, SEP_ID, VOCAB = 101, 102, 30522
 

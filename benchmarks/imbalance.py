@@ -4,7 +4,7 @@
         --out runs/imbalance --seeds 42
 
 For each seed: the raw Cornell rt-polarity files are read with the hub's 80/10/10 split
-(:func:`sentiment_hf.data.read_rt_polarity`); in the TRAIN and the VALIDATION split a seeded
+(:func:`sentiment_hf.data.load.read_rt_polarity`); in the TRAIN and the VALIDATION split a seeded
 random 10 % of the positives is kept (numpy ``default_rng(seed)``, without replacement; every
 negative stays), the TEST split is left untouched (533 / 533). The splits are written as
 ``{split}.csv`` and ``recipes/base.yaml`` is trained on them twice, unchanged except for
@@ -43,7 +43,7 @@ def find_rt_polarity(start: Path = REPO) -> Path:
 
 def build_data(rt_dir: Path, out: Path, seed: int, keep: float = KEEP) -> dict[str, dict]:
     """Write train/validation (positives cut to ``keep``) and test (untouched) as CSV."""
-    from sentiment_hf.data import read_rt_polarity
+    from sentiment_hf.data.load import read_rt_polarity
 
     dd = read_rt_polarity(rt_dir)
     names = dd["train"].features["label"].names

@@ -26,12 +26,12 @@ from typing import Any
 import numpy as np
 
 from sentiment_hf import Predictor, SentimentError
-from sentiment_hf.export import _test_split, export_onnx
+from sentiment_hf.export.onnx import _test_split, export_onnx
+from sentiment_hf.export.quantize import INT8_WEIGHTS
 from sentiment_hf.fileio import write_json
 from sentiment_hf.hardware import device_info, physical_cores
-from sentiment_hf.manifest import package_versions
-from sentiment_hf.quantize import INT8_WEIGHTS
 from sentiment_hf.rundir import RunDir
+from sentiment_hf.training.manifest import package_versions
 
 BACKENDS = ("torch", "onnx", "onnx-int8")
 TARGET_SPEEDUP = 3.0

@@ -93,8 +93,8 @@ def key(arm: str, size: int, seed: int) -> str:
 @functools.cache
 def _recipe_args(recipe_path: Path) -> Any:
     """The recipe's TrainingArguments on this machine (built once per recipe file)."""
-    from sentiment_hf.recipe import load_recipe
-    from sentiment_hf.training import build_training_args
+    from sentiment_hf.config.recipe import load_recipe
+    from sentiment_hf.training.train import build_training_args
 
     return build_training_args(load_recipe(recipe_path))
 
@@ -103,15 +103,15 @@ def min_steps_active(recipe_path: Path, size: int, min_steps: int = MIN_STEPS) -
     """Whether ``min_steps`` lengthens the recipe's run on ``size`` sentences (if not, the
     ``recipe-min-steps`` and ``recipe-batch`` arms train as ``recipe`` does and are not run):
     the step count of training itself (``repeats_for_min_steps``)."""
-    from sentiment_hf.training import repeats_for_min_steps
+    from sentiment_hf.training.train import repeats_for_min_steps
 
     return bool(size) and repeats_for_min_steps(_recipe_args(recipe_path), size, min_steps) > 1
 
 
 def train_point(recipe_path: Path, data: Path, arm: str, size: int, seed: int, work: Path) -> dict:
     """Train one point in this process and return its figures."""
-    from sentiment_hf.recipe import load_recipe
-    from sentiment_hf.training import train
+    from sentiment_hf.config.recipe import load_recipe
+    from sentiment_hf.training.train import train
 
     run_dir = work / key(arm, size, seed).replace("/", "-")
     overrides = [

@@ -59,7 +59,7 @@ def tiny_run(out: Path) -> Path:
     import torch
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-    from sentiment_hf.export import export_onnx
+    from sentiment_hf.export.onnx import export_onnx
 
     torch.manual_seed(0)
     config = BertConfig(
@@ -121,7 +121,7 @@ def score(
 
 def kill_resume(run: Path, src: Path, folder: Path, chunk_size: int, kill_after: int) -> dict:
     """Uninterrupted output vs SIGKILL after ``kill_after`` finished chunks + the same command."""
-    from sentiment_hf.batch_predict import parts_dir
+    from sentiment_hf.inference.batch import parts_dir
 
     whole, resumed = folder / "whole.jsonl", folder / "resumed.jsonl"
     for path in (whole, resumed):
@@ -186,7 +186,7 @@ def main() -> None:
     ).stdout.strip()
     if args.command == "measure":
         figures: Any = []
-        from sentiment_hf.batch_predict import parts_dir
+        from sentiment_hf.inference.batch import parts_dir
 
         for src in args.inputs:
             out = src.with_suffix(".pred.jsonl")

@@ -15,7 +15,8 @@ One invocation:
    ``--repeat`` interleaved repetitions of ``--duration`` seconds; parses req/s, p50/p99 latency
    (``--latency``) and socket errors / non-2xx-3xx answers; reports the median and range;
 3. stops the server, counts the request log's rows against the requests wrk reported, and then
-   times the backend in process (:class:`sentiment_hf.predict.Predictor`, no HTTP) the way the
+   times the backend in process (:class:`sentiment_hf.inference.predictor.Predictor`, no HTTP) the
+   way the
    server runs it (``inference_threads`` concurrent calls of ``intra_op_threads`` threads each)
    at batch 1 and at the micro-batch runner's batch size, also interleaved;
 4. prints a table (req/s, p50, p99 per connection count; req/s as a share of the model's texts/s
@@ -46,7 +47,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from sentiment_hf.hardware import device_info
-from sentiment_hf.manifest import git_sha
+from sentiment_hf.training.manifest import git_sha
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TEXT = "a gorgeous, witty, seductive movie that never loses its nerve."
@@ -331,7 +332,7 @@ def bench_server(args: argparse.Namespace, cfg: Any, tmp: Path) -> dict[str, Any
 
 def bench_model(args: argparse.Namespace, cfg: Any) -> dict[str, Any]:
     """Step 3: the backend's texts/s in process, the server's thread layout, no HTTP."""
-    from sentiment_hf.predict import Predictor
+    from sentiment_hf.inference.predictor import Predictor
 
     batches = sorted({1, cfg.micro_batch_size})
     predictor = Predictor(

@@ -30,7 +30,7 @@ from typing import Any
 
 import optuna
 
-from sentiment_hf.recipe import SweepConfig
+from sentiment_hf.config.recipe import SweepConfig
 from sentiment_hf.sweep import make_pruner
 
 STATE = optuna.trial.TrialState

@@ -8,7 +8,7 @@ One invocation prints everything the speed claims in docs/results.md rest on:
          tokens (``default_data_collator``), fp32, random batches;
      (b) a plain Trainer with dynamic padding (``DataCollatorWithPadding``), fp32, random batches;
      (c) the project's default recipe, loaded from recipes/base.yaml with ``load_recipe`` and
-         built with ``sentiment_hf.training``'s ``build_training_args`` / ``prepare`` /
+         built with ``sentiment_hf.training.train``'s ``build_training_args`` / ``prepare`` /
          ``build_trainer``;
    plus ablations of (c) (one setting flipped each), interleaved a, b, c, ... for several
    repetitions after one untimed warm-up per configuration. Prints samples/s of every repetition,
@@ -172,7 +172,7 @@ def train_flops(
 
 
 def _base_recipe(args: argparse.Namespace, extra: list[str], out: str) -> Any:
-    from sentiment_hf.recipe import load_recipe
+    from sentiment_hf.config.recipe import load_recipe
 
     return load_recipe(
         args.recipe,
@@ -206,10 +206,10 @@ def build(
         default_data_collator,
     )
 
-    from sentiment_hf.data import load_splits
-    from sentiment_hf.metrics import make_compute_metrics
+    from sentiment_hf.data.load import load_splits
     from sentiment_hf.modeling import build_tokenizer, resolve_backbone
-    from sentiment_hf.training import build_trainer, build_training_args, prepare
+    from sentiment_hf.tasks.metrics import make_compute_metrics
+    from sentiment_hf.training.train import build_trainer, build_training_args, prepare
 
     out = tempfile.mkdtemp(prefix=f"{cfg.name}-", dir=args.tmp)
     limit = [f"data.max_train_samples={max_train}"] if max_train else []
@@ -439,7 +439,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     import transformers
 
     import datasets
-    from sentiment_hf.recipe import load_recipe
+    from sentiment_hf.config.recipe import load_recipe
 
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()

@@ -15,50 +15,50 @@ datasets until a command needs them.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from sentiment_hf.lazy import lazy_getattr
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and the API reference
-    from sentiment_hf.batch_predict import BatchResult, predict_file
-    from sentiment_hf.data import SentimentData, load_splits, read_rt_polarity
+    from sentiment_hf.config.recipe import Recipe, load_recipe, recipe_from_dict
+    from sentiment_hf.data.load import SentimentData, load_splits, read_rt_polarity
     from sentiment_hf.datacheck import DataReport, check_source
     from sentiment_hf.errors import SentimentError
-    from sentiment_hf.evaluation import EvalReport, evaluate_model
-    from sentiment_hf.explanation import Explainer, Explanation, explain
-    from sentiment_hf.export import export_onnx
-    from sentiment_hf.hub import push_to_hub
+    from sentiment_hf.evaluation.evaluate import EvalReport, evaluate_model
+    from sentiment_hf.export.onnx import export_onnx
+    from sentiment_hf.hub.push import push_to_hub
+    from sentiment_hf.inference.batch import BatchResult, predict_file
+    from sentiment_hf.inference.explain import Explainer, Explanation, explain
+    from sentiment_hf.inference.predictor import Prediction, Predictor
     from sentiment_hf.modeling import resolve_backbone
-    from sentiment_hf.predict import Prediction, Predictor
-    from sentiment_hf.recipe import Recipe, load_recipe, recipe_from_dict
-    from sentiment_hf.training import TrainResult, train
+    from sentiment_hf.training.train import TrainResult, train
 
 __version__ = "0.1.0"
 
 _EXPORTS: dict[str, str] = {
-    "BatchResult": "batch_predict",
+    "BatchResult": "inference.batch",
     "DataReport": "datacheck",
-    "EvalReport": "evaluation",
-    "Explainer": "explanation",
-    "Explanation": "explanation",
-    "Prediction": "predict",
-    "Predictor": "predict",
-    "Recipe": "recipe",
-    "SentimentData": "data",
+    "EvalReport": "evaluation.evaluate",
+    "Explainer": "inference.explain",
+    "Explanation": "inference.explain",
+    "Prediction": "inference.predictor",
+    "Predictor": "inference.predictor",
+    "Recipe": "config.recipe",
+    "SentimentData": "data.load",
     "SentimentError": "errors",
-    "TrainResult": "training",
+    "TrainResult": "training.train",
     "check_source": "datacheck",
-    "evaluate_model": "evaluation",
-    "explain": "explanation",
-    "export_onnx": "export",
-    "load_recipe": "recipe",
-    "load_splits": "data",
-    "predict_file": "batch_predict",
-    "push_to_hub": "hub",
-    "read_rt_polarity": "data",
-    "recipe_from_dict": "recipe",
+    "evaluate_model": "evaluation.evaluate",
+    "explain": "inference.explain",
+    "export_onnx": "export.onnx",
+    "load_recipe": "config.recipe",
+    "load_splits": "data.load",
+    "predict_file": "inference.batch",
+    "push_to_hub": "hub.push",
+    "read_rt_polarity": "data.load",
+    "recipe_from_dict": "config.recipe",
     "resolve_backbone": "modeling",
-    "train": "training",
+    "train": "training.train",
 }
 
 __all__ = [
@@ -88,18 +88,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """Import a public name from its module on first use; a subpackage or module of the
-    library (``sentiment_hf.sweep``, ``sentiment_hf.serve``, ...) is imported on first use too,
-    as ``import sentiment_hf.sweep`` would."""
-    module = _EXPORTS.get(name)
-    if module is None:
-        if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}"):
-            return importlib.import_module(f"{__name__}.{name}")
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
 
 
 def __dir__() -> list[str]:

@@ -7,7 +7,8 @@ start at ``0, stride, 2·stride, …`` plus one that ends at the last token, eac
 text's own special tokens: every token is read, consecutive windows overlap by ``W - stride``
 tokens (the last pair by more, so the last window is full). The logits of a text's windows are
 aggregated (:func:`aggregate_logits`) *before* the run's calibration, so every backend and every
-consumer (:class:`~sentiment_hf.predict.Predictor`, eval, predict, the server, training with
+consumer (:class:`~sentiment_hf.inference.predictor.Predictor`, eval, predict, the server, training
+with
 ``train: all``) applies the same rule. ``truncate`` mode reads the first window only.
 """
 

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from sentiment_hf.config.recipe import ModelConfig, check_dropout
 from sentiment_hf.errors import SentimentError
 from sentiment_hf.fileio import looks_like_path
-from sentiment_hf.recipe import ModelConfig, check_dropout
 
 log = logging.getLogger(__name__)
 

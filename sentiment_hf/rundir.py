@@ -29,9 +29,9 @@ from sentiment_hf.errors import SentimentError
 from sentiment_hf.fileio import read_json
 
 if TYPE_CHECKING:
+    from sentiment_hf.config.recipe import DataConfig, PolicyConfig, Recipe
     from sentiment_hf.longtext import LongTextConfig
-    from sentiment_hf.policy import DecisionPolicy
-    from sentiment_hf.recipe import DataConfig, PolicyConfig, Recipe
+    from sentiment_hf.tasks.policy import DecisionPolicy
 
 CONFIG_FILE = "config.json"
 RECIPE_FILE = "recipe.yaml"
@@ -141,14 +141,14 @@ class RunDir:
     @property
     def multi_label(self) -> bool:
         """True when ``config.json`` says ``problem_type: multi_label_classification``."""
-        from sentiment_hf.multilabel import MULTI_LABEL
+        from sentiment_hf.tasks.multilabel import MULTI_LABEL
 
         return self.config.get("problem_type") == MULTI_LABEL
 
     @cached_property
     def recipe(self) -> Recipe | None:
         """The run's recipe, validated by the recipe schema; None when the run has none."""
-        from sentiment_hf.recipe import read_recipe_file, recipe_from_dict
+        from sentiment_hf.config.recipe import read_recipe_file, recipe_from_dict
 
         path = self.path / RECIPE_FILE
         return recipe_from_dict(read_recipe_file(path)) if path.is_file() else None
@@ -171,7 +171,7 @@ class RunDir:
     @property
     def policy_config(self) -> PolicyConfig:
         """The recipe's ``policy:`` section (the schema's defaults for a run without a recipe)."""
-        from sentiment_hf.recipe import PolicyConfig
+        from sentiment_hf.config.recipe import PolicyConfig
 
         return self.recipe.policy if self.recipe is not None else PolicyConfig()
 
@@ -179,7 +179,7 @@ class RunDir:
     def policy(self) -> DecisionPolicy:
         """The stored decision policy; the identity policy of the run's task when it has none
         (multi-label: per-label sigmoids, each label at 0.5)."""
-        from sentiment_hf.policy import DecisionPolicy
+        from sentiment_hf.tasks.policy import DecisionPolicy
 
         path = self.path / POLICY_FILE
         if not path.is_file():
@@ -202,7 +202,7 @@ class RunDir:
     def training_seed(self) -> int:
         """The seed the run trained with; it also cut single-file data into its splits, so every
         stage that reloads the run's data passes it to ``load_splits``."""
-        from sentiment_hf.recipe import TRAINING_DEFAULTS
+        from sentiment_hf.config.recipe import TRAINING_DEFAULTS
 
         training = self.recipe.training if self.recipe is not None else TRAINING_DEFAULTS
         return int(training.get("seed", TRAINING_DEFAULTS["seed"]))
@@ -222,7 +222,7 @@ class RunDir:
     def data_config(self, source: str | None = None, limits: bool = False) -> DataConfig:
         """The data config the run was trained on, ``source`` replacing its data; without the
         ``data.max_*_samples`` limits unless ``limits`` (the rows metrics.json describes)."""
-        from sentiment_hf.recipe import DataConfig
+        from sentiment_hf.config.recipe import DataConfig
 
         if self.recipe is not None:
             cfg = self.recipe.data

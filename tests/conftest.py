@@ -199,7 +199,7 @@ def tiny_exported(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     for its users: copy it before changing anything)."""
     import shutil
 
-    from sentiment_hf.export import export_onnx
+    from sentiment_hf.export.onnx import export_onnx
 
     out = tmp_path_factory.mktemp("exported") / "run"
     shutil.copytree(tiny_run, out, ignore=shutil.ignore_patterns("checkpoint-*"))

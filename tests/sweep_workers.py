@@ -16,8 +16,8 @@ def open_after_all_checked(sweep_dir: str, barrier: Any, results: Any) -> None:
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
 
+    from sentiment_hf.config.recipe import SweepConfig
     from sentiment_hf.errors import SentimentError
-    from sentiment_hf.recipe import SweepConfig
     from sentiment_hf.sweep import open_storage
 
     held, raced = [], []

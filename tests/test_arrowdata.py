@@ -12,12 +12,12 @@ import pyarrow as pa
 import pytest
 
 from datasets import Dataset, DatasetDict, concatenate_datasets
-from sentiment_hf import arrowdata
-from sentiment_hf.data import load_splits, read_rt_polarity, tokenize_splits
+from sentiment_hf.config.recipe import DataConfig
+from sentiment_hf.data import arrow as arrowdata
+from sentiment_hf.data.load import load_splits, read_rt_polarity, tokenize_splits
+from sentiment_hf.data.readers import read_file
+from sentiment_hf.data.stratify import stratified_cut, stratum
 from sentiment_hf.errors import SentimentError
-from sentiment_hf.readers import read_file
-from sentiment_hf.recipe import DataConfig
-from sentiment_hf.stratify import stratified_cut, stratum
 
 
 def _dd(texts: list[str], labels: list[Any]) -> DatasetDict:

@@ -20,7 +20,7 @@ from cli_inprocess import run_main
 from conftest import REPO
 
 from sentiment_hf import Predictor
-from sentiment_hf.batch_predict import PAUSE_ENV, Shard, parts_dir, predict_file
+from sentiment_hf.inference.batch import PAUSE_ENV, Shard, parts_dir, predict_file
 
 N_TEXTS = 45
 BLANK_AT = 10  # a blank row: its index is kept, no output row
@@ -142,7 +142,7 @@ def test_a_cp1252_file_is_read_as_the_data_readers_read_it(
 ) -> None:
     """No --encoding: UTF-8, else cp1252 with a warning, as eval and train read data; before,
     `eval --data` accepted this file and `predict --file` refused it."""
-    from sentiment_hf.readers import read_file
+    from sentiment_hf.data.readers import read_file
 
     texts = ["un film très réussi", "ennuyeux — et trop long", "plain ascii review"]
     src = tmp_path / "reviews.csv"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from sentiment_hf import SentimentError
-from sentiment_hf.calibration import (
+from sentiment_hf.tasks.calibration import (
     accuracy_at_coverage,
     bootstrap_interval,
     brier,
@@ -17,7 +17,7 @@ from sentiment_hf.calibration import (
     risk_coverage,
     softmax,
 )
-from sentiment_hf.policy import DecisionPolicy, tune_threshold
+from sentiment_hf.tasks.policy import DecisionPolicy, tune_threshold
 
 
 def _sampled(true_t: float, n: int = 20_000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -115,7 +115,7 @@ def test_bootstrap_interval_brackets_the_estimate_and_narrows_with_more_data() -
 
 @pytest.mark.parametrize("num_labels", [2, 3])
 def test_bootstrap_metrics_equal_the_reported_ones(num_labels: int) -> None:
-    from sentiment_hf.metrics import classification_metrics, fast_metric
+    from sentiment_hf.tasks.metrics import classification_metrics, fast_metric
 
     rng = np.random.default_rng(num_labels)
     labels = rng.integers(0, num_labels, 300)

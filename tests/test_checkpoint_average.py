@@ -38,7 +38,7 @@ def test_report_scores_both_models(ca, tiny_run: Path, rt_dir: Path, tmp_path: P
     # through the Predictor (every window of a long sentence; train()'s metrics.json read only
     # the first 32 tokens, so they may differ by a sentence or two).
     from sentiment_hf import Predictor, load_recipe
-    from sentiment_hf.data import load_splits
+    from sentiment_hf.data.load import load_splits
 
     recipe = load_recipe(tiny_run / "recipe.yaml", [f"data.source={rt_dir}"])
     data = load_splits(recipe.data, seed=recipe.training["seed"])

@@ -34,7 +34,7 @@ from sentiment_hf.imbalance import (
     is_unbalanced,
     resolve_class_weights,
 )
-from sentiment_hf.losses import weighted_cross_entropy
+from sentiment_hf.tasks.losses import weighted_cross_entropy
 
 LABELS = ["neg", "neutral", "pos"]  # sorted string labels: the class-index order
 SIZES = {"train": {"neg": 48, "neutral": 16, "pos": 48}, "validation": 12, "test": 12}
@@ -65,7 +65,7 @@ def neutral_sentences(shared_data: Path, rt_train: list[tuple[str, int]]) -> lis
 
 def build_three_class(shared_data: Path, out: Path, seed: int = 0) -> Path:
     """Write ``{train,validation,test}.csv`` (text, label) of the 3-class set into ``out``."""
-    from sentiment_hf.data import read_rt_polarity
+    from sentiment_hf.data.load import read_rt_polarity
 
     rt = read_rt_polarity(shared_data / "rt-polarity")
     rt_train = list(zip(rt["train"]["text"], rt["train"]["label"], strict=True))
@@ -116,14 +116,14 @@ def run3(tiny_backbone: Path, three_class_data: Path, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def evaluated(run3: Path):
-    from sentiment_hf.evaluation import evaluate_model
+    from sentiment_hf.evaluation.evaluate import evaluate_model
 
     return evaluate_model(run3, split="test")
 
 
 @pytest.fixture(scope="module")
 def exported(run3: Path, tmp_path_factory) -> Path:
-    from sentiment_hf.export import export_onnx
+    from sentiment_hf.export.onnx import export_onnx
 
     out = tmp_path_factory.mktemp("exported3") / "three"
     shutil.copytree(run3, out, ignore=shutil.ignore_patterns("checkpoint-*"))
@@ -194,7 +194,7 @@ def test_bad_class_weights_fail_when_the_recipe_loads(value: str, message: str) 
 
 
 def test_unknown_label_and_empty_class_are_named(tiny_backbone, three_class_data, tmp_path) -> None:
-    from sentiment_hf.training import build_training_args, prepare
+    from sentiment_hf.training.train import build_training_args, prepare
 
     recipe = _recipe(tiny_backbone, three_class_data, tmp_path, "training.class_weights={mixed: 2}")
     with pytest.raises(SentimentError, match="'mixed' is not a label of this data; the labels are"):
@@ -249,7 +249,7 @@ def test_trainer_and_sweep_trainer_compute_the_weighted_loss(
 
     from sentiment_hf.sweep.plan import as_plan
     from sentiment_hf.sweep.trainer import SweepTrainer, build_sweep_trainer
-    from sentiment_hf.training import build_trainer, build_training_args, prepare
+    from sentiment_hf.training.train import build_trainer, build_training_args, prepare
 
     weights = "{neg: 0.5, neutral: 4.0}"
     recipe = _recipe(tiny_backbone, three_class_data, tmp_path, f"training.class_weights={weights}")
@@ -298,7 +298,7 @@ def test_training_records_labels_counts_and_auto_weights(run3: Path) -> None:
 def test_eval_per_class_confusion_and_unbalanced_order(
     run3: Path, evaluated, three_class_data
 ) -> None:
-    from sentiment_hf.metrics import confusion
+    from sentiment_hf.tasks.metrics import confusion
 
     m = evaluated.metrics
     assert set(m["test_per_class"]) == set(LABELS)
@@ -391,7 +391,7 @@ def test_serve_and_drift_with_three_labels(run3: Path, three_class_data, tmp_pat
 
 
 def test_model_card_names_three_classes_weights_and_per_class(run3: Path, evaluated) -> None:
-    from sentiment_hf.card import build_model_card
+    from sentiment_hf.hub.card import build_model_card
 
     card = build_model_card(run3, "someone/three-class")
     assert "A 3-class sentiment classifier (neg, neutral, pos)" in card

@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sentiment_hf.data import load_splits, read_rt_polarity
+from sentiment_hf.config.recipe import DataConfig
+from sentiment_hf.data.load import load_splits, read_rt_polarity
 from sentiment_hf.errors import SentimentError
-from sentiment_hf.recipe import DataConfig
 
 
 def test_raw_loader_reproduces_the_hub_splits(rt_dir: Path) -> None:

@@ -10,9 +10,9 @@ import pytest
 from cli_inprocess import run_main
 from conftest import REPO, tiny_recipe_overrides
 
+from sentiment_hf.config.recipe import ModelConfig, load_recipe
 from sentiment_hf.datacheck import check_splits, load_tokenizer
 from sentiment_hf.datacheck.checks import normalize_text
-from sentiment_hf.recipe import ModelConfig, load_recipe
 
 BASE = str(REPO / "recipes" / "base.yaml")
 
@@ -151,7 +151,7 @@ def test_training_stops_on_errors_and_warn_lets_it_through(
     assert f"sentiment data check {leaky}" in line and "data.check=warn" in line
     assert not run_dir.exists()
 
-    from sentiment_hf.training import build_training_args, prepare
+    from sentiment_hf.training.train import build_training_args, prepare
 
     for mode, logged in (("warn", True), ("skip", False)):
         recipe = load_recipe(BASE, [*overrides, f"data.check={mode}"])

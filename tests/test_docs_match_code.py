@@ -112,7 +112,7 @@ SCHEMA_SECTIONS = ("model", "data", "early_stopping", "tracking", "policy")
 
 
 def test_readme_recipe_table_lists_every_key_with_the_schema_default() -> None:
-    from sentiment_hf.recipe import Recipe
+    from sentiment_hf.config.recipe import Recipe
 
     rows = readme_recipe_rows()
     hints = typing.get_type_hints(Recipe)
@@ -132,7 +132,7 @@ def test_readme_recipe_table_lists_every_key_with_the_schema_default() -> None:
 def test_readme_training_defaults_are_the_project_defaults() -> None:
     from transformers import TrainingArguments
 
-    from sentiment_hf.recipe import PROJECT_TRAINING_KEYS, TRAINING_DEFAULTS
+    from sentiment_hf.config.recipe import PROJECT_TRAINING_KEYS, TRAINING_DEFAULTS
 
     stated = readme_recipe_rows()["training"]
     args = {f.name: f.default for f in dataclasses.fields(TrainingArguments)}
@@ -148,7 +148,7 @@ def test_readme_recipe_table_says_where_base_yaml_differs() -> None:
     `base.yaml: X` the README states is what base.yaml says."""
     from transformers import TrainingArguments
 
-    from sentiment_hf.recipe import TRAINING_DEFAULTS, Recipe
+    from sentiment_hf.config.recipe import TRAINING_DEFAULTS, Recipe
 
     rows, base = readme_recipe_rows(), base_yaml()
     hints = typing.get_type_hints(Recipe)
@@ -207,7 +207,7 @@ def test_calibration_objective_in_docs_and_help_is_base_yaml_and_the_schema() ->
     from typer.testing import CliRunner
 
     from sentiment_hf.cli import app
-    from sentiment_hf.recipe import PolicyConfig
+    from sentiment_hf.config.recipe import PolicyConfig
 
     shipped, default = base_yaml()["policy"]["objective"], PolicyConfig().objective
     assert shipped != default  # the docs must say both

@@ -108,7 +108,7 @@ def _log(db: Path, texts: list[str], ts: float | None = None) -> Path:
 
 @pytest.fixture(scope="module")
 def request_logs(rt_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from sentiment_hf.data import read_rt_polarity
+    from sentiment_hf.data.load import read_rt_polarity
 
     base = tmp_path_factory.mktemp("drift")
     test_texts = list(read_rt_polarity(rt_dir)["test"]["text"])

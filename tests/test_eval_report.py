@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from sentiment_hf.report_html import Mistake, render_eval_report
+from sentiment_hf.evaluation.report import Mistake, render_eval_report
 
 CHROMIUM = "/usr/bin/chromium"
 #: Laptop and phone (iPhone 12-15 CSS width) viewports.
@@ -27,8 +27,8 @@ def fake_explain(texts: list[str]) -> list[list[tuple[str, float]]]:
 
 @pytest.fixture(scope="module")
 def evaluated(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    from sentiment_hf.evaluation import evaluate_model
-    from sentiment_hf.policy import fit_policy
+    from sentiment_hf.evaluation.calibrate import fit_policy
+    from sentiment_hf.evaluation.evaluate import evaluate_model
 
     run = tmp_path_factory.mktemp("eval-report") / "tiny"
     shutil.copytree(tiny_run, run)
@@ -169,7 +169,7 @@ def test_report_reads_in_headless_chromium(evaluated: Any, tmp_path: Path) -> No
 
 
 def test_model_card_states_the_evaluated_trust_figures(evaluated: Any) -> None:
-    from sentiment_hf.card import build_model_card
+    from sentiment_hf.hub.card import build_model_card
 
     run = evaluated.metrics_path.parents[1]
     metrics = json.loads(evaluated.metrics_path.read_text())

@@ -19,8 +19,14 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from sentiment_hf.errors import SentimentError
-from sentiment_hf.explanation import MAX_STEPS, MAX_TEXTS, Explainer, explain, whitespace_words
-from sentiment_hf.predict import Predictor
+from sentiment_hf.inference.explain import (
+    MAX_STEPS,
+    MAX_TEXTS,
+    Explainer,
+    explain,
+    whitespace_words,
+)
+from sentiment_hf.inference.predictor import Predictor
 
 TEXTS = [
     "a gorgeous, witty, seductive movie.",

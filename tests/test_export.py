@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from sentiment_hf import Predictor, SentimentError
-from sentiment_hf.export import PARITY_FILE, export_onnx
+from sentiment_hf.export.onnx import PARITY_FILE, export_onnx
 from sentiment_hf.hardware import cpu_speed_flags
 from sentiment_hf.longtext import LongTextConfig
 
@@ -351,7 +351,7 @@ def _int8_weight_types(path: Path) -> set[int]:
 def test_int8_auto_keeps_the_weight_type_closer_to_fp32_on_validation(exported: Path) -> None:
     import onnx
 
-    from sentiment_hf.data import load_splits
+    from sentiment_hf.data.load import load_splits
     from sentiment_hf.rundir import RunDir
 
     quant = json.loads((exported / PARITY_FILE).read_text())["quantization"]
@@ -421,7 +421,7 @@ def test_int8_weights_are_chosen_on_test_when_the_data_has_no_validation(
     is a typed MissingSplit, not a match on an error's wording)."""
     import csv
 
-    from sentiment_hf.data import read_rt_polarity
+    from sentiment_hf.data.load import read_rt_polarity
 
     run = _fresh_run(tiny_run, tmp_path)
     data = tmp_path / "only-test"

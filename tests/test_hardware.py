@@ -89,7 +89,8 @@ def test_device_info_names_the_cpu_and_the_gpu_when_there_is_one(
 
 
 def test_the_old_homes_still_answer() -> None:
-    from sentiment_hf import manifest, onnx_backend
+    from sentiment_hf.inference import onnx as onnx_backend
+    from sentiment_hf.training import manifest
 
     assert onnx_backend.physical_cores is physical_cores
     assert manifest.device_info is device_info

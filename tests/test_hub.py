@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from sentiment_hf import SentimentError
-from sentiment_hf.hub import RT_DATASET, build_model_card, push_to_hub, stage_for_hub
+from sentiment_hf.hub.push import RT_DATASET, build_model_card, push_to_hub, stage_for_hub
 
 REPO_ID = "acme/minilm-rt-sentiment"
 TOKEN = "hf_test_secret_token_never_printed"

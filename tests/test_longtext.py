@@ -13,7 +13,9 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
+from sentiment_hf.config.recipe import load_recipe, recipe_from_dict
 from sentiment_hf.errors import SentimentError
+from sentiment_hf.inference.predictor import Predictor
 from sentiment_hf.longtext import (
     LongTextConfig,
     LongTextCounts,
@@ -24,8 +26,6 @@ from sentiment_hf.longtext import (
     window_starts,
     window_stride,
 )
-from sentiment_hf.predict import Predictor
-from sentiment_hf.recipe import load_recipe, recipe_from_dict
 from sentiment_hf.rundir import RECIPE_FILE, RunDir
 
 REPO = Path(__file__).resolve().parents[1]
@@ -148,7 +148,7 @@ def _with_long_text(run: Path, out: Path, **fields: object) -> Path:
 @pytest.fixture(scope="module")
 def long_texts(rt_dir: Path) -> dict[str, list]:
     """Real reviews made long: 1 to 12 rt-polarity sentences of one class joined per text."""
-    from sentiment_hf.data import read_rt_polarity
+    from sentiment_hf.data.load import read_rt_polarity
 
     train = read_rt_polarity(rt_dir)["train"]
     pos = [t for t, y in zip(train["text"], train["label"], strict=True) if y == 1]
@@ -183,7 +183,7 @@ def exported_run(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    from sentiment_hf.export import export_onnx
+    from sentiment_hf.export.onnx import export_onnx
 
     out = _with_long_text(tiny_run, tmp_path_factory.mktemp("lt") / "run", stride=11)
     model = AutoModelForSequenceClassification.from_pretrained(out)
@@ -258,7 +258,7 @@ def test_eval_reports_windowed_and_truncated_inputs(
 ) -> None:
     from transformers import AutoTokenizer
 
-    from sentiment_hf.evaluation import evaluate_model
+    from sentiment_hf.evaluation.evaluate import evaluate_model
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_run)
     with open(long_data / "test.csv", encoding="utf-8") as handle:
@@ -291,7 +291,7 @@ def test_eval_and_files_read_an_over_long_text_up_to_the_cap(
     ``max_windows`` windows, count it, and score every other row."""
     from cli_inprocess import run_main
 
-    from sentiment_hf.evaluation import evaluate_model
+    from sentiment_hf.evaluation.evaluate import evaluate_model
 
     run = _with_long_text(tiny_run, tmp_path / "capped", max_windows=2)
     with open(long_data / "test.csv", encoding="utf-8") as handle:
@@ -353,8 +353,8 @@ def test_train_all_gives_every_window_of_a_long_text_its_label(
 ) -> None:
     from transformers import AutoTokenizer
 
-    from sentiment_hf.data import load_splits, tokenize_splits
-    from sentiment_hf.recipe import DataConfig
+    from sentiment_hf.config.recipe import DataConfig
+    from sentiment_hf.data.load import load_splits, tokenize_splits
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_backbone)
     data = load_splits(DataConfig(source=str(long_data)))

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from backbones import ARCHITECTURES, save_tiny_backbone
 
+from sentiment_hf.config.recipe import ModelConfig
 from sentiment_hf.errors import SentimentError
 from sentiment_hf.modeling import build_model, resolve_backbone
-from sentiment_hf.recipe import ModelConfig
 
 
 def test_local_directory_wins(tiny_backbone: Path) -> None:

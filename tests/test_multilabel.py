@@ -18,9 +18,10 @@ import pytest
 from conftest import REPO, tiny_recipe_overrides
 
 from sentiment_hf import load_recipe, train
-from sentiment_hf.data import load_splits
+from sentiment_hf.config.recipe import DataConfig
+from sentiment_hf.data.load import load_splits
 from sentiment_hf.errors import SentimentError
-from sentiment_hf.multilabel import (
+from sentiment_hf.tasks.multilabel import (
     MULTI_LABEL,
     fit_calibration,
     log_loss,
@@ -28,7 +29,6 @@ from sentiment_hf.multilabel import (
     per_label_metrics,
     tune_thresholds,
 )
-from sentiment_hf.recipe import DataConfig
 
 spec = importlib.util.spec_from_file_location(
     "multilabel_data", REPO / "scripts" / "multilabel_data.py"
@@ -235,8 +235,8 @@ def test_training_uses_bce_and_records_the_problem_type(ml_run: Path) -> None:
 
 
 def test_policy_has_per_label_thresholds_tuned_on_validation(ml_run: Path, ml_jsonl: Path) -> None:
-    from sentiment_hf.policy import DecisionPolicy
-    from sentiment_hf.predict import Predictor
+    from sentiment_hf.inference.predictor import Predictor
+    from sentiment_hf.tasks.policy import DecisionPolicy
 
     policy = json.loads((ml_run / "policy.json").read_text())
     assert policy["multi_label"] is True
@@ -275,8 +275,8 @@ def test_predict_export_and_serve_return_every_label_above_its_threshold(
 ) -> None:
     from fastapi.testclient import TestClient
 
-    from sentiment_hf.export import export_onnx
-    from sentiment_hf.predict import Predictor
+    from sentiment_hf.export.onnx import export_onnx
+    from sentiment_hf.inference.predictor import Predictor
     from sentiment_hf.serve import create_app
 
     policy = json.loads((ml_run / "policy.json").read_text())
@@ -330,7 +330,7 @@ def test_card_and_drift_run_on_a_multi_label_run(
 ) -> None:
     import time
 
-    from sentiment_hf.card import build_model_card
+    from sentiment_hf.hub.card import build_model_card
     from sentiment_hf.monitoring import DriftConfig, detect_drift
     from sentiment_hf.serve.requestlog import LoggedPrediction, RequestLog, RequestLogConfig
 
@@ -357,7 +357,7 @@ def test_card_and_drift_run_on_a_multi_label_run(
     )
     # the current side's confidence is each text's highest per-label sigmoid, as the predictor
     # answers; a softmax over the 4 labels would give other numbers (they would sum to 1)
-    from sentiment_hf.predict import Predictor
+    from sentiment_hf.inference.predictor import Predictor
 
     probs = Predictor(ml_run).predict_proba([r["text"] for r in rows])
     assert not np.allclose(probs.sum(axis=1), 1.0, atol=0.05)
@@ -375,7 +375,7 @@ def test_a_multi_label_run_without_a_policy_answers_per_label(
     from cli_inprocess import run_main
 
     from sentiment_hf import Predictor
-    from sentiment_hf.multilabel import sigmoid
+    from sentiment_hf.tasks.multilabel import sigmoid
 
     run = Path(shutil.copytree(ml_run, tmp_path / "run", ignore=shutil.ignore_patterns("check*")))
     (run / "policy.json").unlink()  # what training with policy.calibrate=false leaves
@@ -394,7 +394,7 @@ def test_a_multi_label_run_without_a_policy_answers_per_label(
 
 def test_single_label_data_for_a_multi_label_run_is_refused(ml_run: Path, tmp_path: Path) -> None:
     from sentiment_hf import evaluate_model
-    from sentiment_hf.policy import fit_policy
+    from sentiment_hf.evaluation.calibrate import fit_policy
 
     single = _write_jsonl(tmp_path / "single", [{"text": "fine", "labels": "positive"}] * 4)
     with pytest.raises(SentimentError, match=r"multi-label but .* holds single-label data"):

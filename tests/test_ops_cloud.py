@@ -122,7 +122,7 @@ def test_vertex_custom_job_spec() -> None:
     for resource in bindings.values():
         assert resource.startswith("projects/demo-project/secrets/")
     assert child[:2] == ["sentiment", "train"]
-    from sentiment_hf.recipe import load_recipe
+    from sentiment_hf.config.recipe import load_recipe
 
     recipe = load_recipe(REPO / child[2], container["args"])  # the args are valid overrides
     assert str(recipe.output_dir).startswith("/gcs/demo-bucket/")
@@ -190,7 +190,7 @@ def test_kubernetes_sweep_job_spec() -> None:
     assert tag == "train-v9.9.9" and "train" in dockerfile_stages()
     args = container["args"]
     assert args[0] == "sweep"
-    from sentiment_hf.recipe import load_recipe
+    from sentiment_hf.config.recipe import load_recipe
     from sentiment_hf.sweep.storage import ENV_PREFIX
 
     recipe = load_recipe(REPO / args[1], args[2:])  # the image's ENTRYPOINT is `sentiment`

@@ -69,7 +69,7 @@ def test_cli_reference_is_generated_from_the_typer_app(site: Path) -> None:
 def _recipe_sections() -> list[tuple[str, type]]:
     """Every dataclass reachable from Recipe, with its dotted path (types resolved, since the
     schema module uses ``from __future__ import annotations``)."""
-    from sentiment_hf.recipe import Recipe
+    from sentiment_hf.config.recipe import Recipe
 
     def dataclasses_in(tp) -> list[type]:
         if dataclasses.is_dataclass(tp) and isinstance(tp, type):
@@ -95,7 +95,7 @@ def _hints(cls: type) -> list:
 
 
 def test_recipe_reference_is_generated_from_the_schema(site: Path) -> None:
-    from sentiment_hf.recipe import TRAINING_DEFAULTS, Recipe
+    from sentiment_hf.config.recipe import TRAINING_DEFAULTS, Recipe
 
     page = text_of(site / "recipes" / "index.html")
     for section in dataclasses.fields(Recipe):
@@ -112,7 +112,7 @@ def test_recipe_reference_is_generated_from_the_schema(site: Path) -> None:
             assert f.name in found[0], f"{name}.{f.name}"
     for key in TRAINING_DEFAULTS:
         assert key in page
-    from sentiment_hf.recipe import PROJECT_TRAINING_KEYS
+    from sentiment_hf.config.recipe import PROJECT_TRAINING_KEYS
 
     for key in PROJECT_TRAINING_KEYS:
         assert key in page, f"training.{key}"

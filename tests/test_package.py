@@ -20,9 +20,9 @@ def test_cli_starts_without_the_heavy_libraries() -> None:
 
 
 def test_public_names_resolve_to_their_objects() -> None:
-    import sentiment_hf.training  # the function's module; importing it rebinds nothing
-    from sentiment_hf.predict import Predictor
-    from sentiment_hf.training import train
+    import sentiment_hf.training.train  # the function's module; importing it rebinds nothing
+    from sentiment_hf.inference.predictor import Predictor
+    from sentiment_hf.training.train import train
 
     assert sentiment_hf.train is train and callable(sentiment_hf.train)
     assert sentiment_hf.Predictor is Predictor
@@ -35,7 +35,7 @@ def test_public_names_resolve_to_their_objects() -> None:
 
 def test_no_submodule_shares_a_public_name() -> None:
     """A submodule named like a public name would replace it on import (``sentiment_hf.train``
-    was one until the module became ``sentiment_hf.training``)."""
+    was one until the module became ``sentiment_hf.training.train``)."""
     import importlib.util
 
     clashes = [n for n in sentiment_hf.__all__ if importlib.util.find_spec(f"sentiment_hf.{n}")]
@@ -58,7 +58,7 @@ def test_subpackages_resolve_as_attributes_without_an_import() -> None:
     code = (
         "import sentiment_hf as s; "
         "fns = [s.sweep.sweep, s.export.export_onnx, s.hub.push_to_hub, s.serve.create_app, "
-        "s.monitoring.detect_drift, s.policy.fit_policy, s.datacheck.check_source]; "
+        "s.monitoring.detect_drift, s.evaluation.fit_policy, s.datacheck.check_source]; "
         "print([f.__name__ for f in fns])"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)

@@ -11,10 +11,11 @@ import pytest
 from cli_inprocess import run_main
 from conftest import SPREAD_TEXTS
 
-from sentiment_hf.calibration import softmax
-from sentiment_hf.policy import ABSTAIN_LABEL, DecisionPolicy, fit_policy
-from sentiment_hf.predict import Predictor
+from sentiment_hf.evaluation.calibrate import fit_policy
+from sentiment_hf.inference.predictor import Predictor
 from sentiment_hf.rundir import POLICY_FILE, RunDir
+from sentiment_hf.tasks.calibration import softmax
+from sentiment_hf.tasks.policy import ABSTAIN_LABEL, DecisionPolicy
 
 
 @pytest.fixture
@@ -46,7 +47,7 @@ def test_fitted_policy_is_stored_and_lowers_validation_nll(run: Path) -> None:
             assert f"{prefix}_{key}" in metrics and f"{prefix}_{key}_uncalibrated" in metrics
     assert "test_accuracy" in metrics  # the training metrics are kept beside the new ones
     assert report.reliability_path.stat().st_size > 1000
-    from sentiment_hf.card import build_model_card
+    from sentiment_hf.hub.card import build_model_card
 
     card = build_model_card(run, "me/tiny")
     assert f"T = {report.policy.temperature:.2f}" in card
@@ -58,8 +59,8 @@ def test_the_policy_is_measured_on_the_rows_metrics_json_describes(run: Path) ->
     """With data.max_test_samples=64, test_ece covers the 64 rows test_accuracy covers."""
     import dataclasses
 
-    from sentiment_hf.data import load_splits
-    from sentiment_hf.policy import policy_metrics
+    from sentiment_hf.data.load import load_splits
+    from sentiment_hf.tasks.policy import policy_metrics
 
     fit_policy(run)
     opened = RunDir.open(run)
@@ -82,7 +83,7 @@ def _folder(root: Path, run: Path, splits: tuple[str, ...]) -> Path:
     """A data folder holding the run's own rows as ``{split}.csv`` for ``splits`` only."""
     import csv
 
-    from sentiment_hf.data import load_splits
+    from sentiment_hf.data.load import load_splits
 
     opened = RunDir.open(run)
     cfg = opened.data_config()
@@ -146,7 +147,7 @@ def test_abstain_band_answers_uncertain_and_threshold_moves_the_label(run: Path)
 
 
 def test_onnx_backends_give_the_same_calibrated_probabilities(run: Path) -> None:
-    from sentiment_hf.export import export_onnx
+    from sentiment_hf.export.onnx import export_onnx
 
     # a set temperature (sharper than none), not a fitted one: the near-chance tiny run would be
     # fitted flat (T=20), and every backend would agree on ~0.5 whatever it computed
@@ -162,15 +163,15 @@ def test_onnx_backends_give_the_same_calibrated_probabilities(run: Path) -> None
 
 
 def test_eval_reports_calibration_coverage_and_intervals(run: Path) -> None:
-    from sentiment_hf.evaluation import evaluate_model
+    from sentiment_hf.evaluation.evaluate import evaluate_model
 
     fit_policy(run)
     report = evaluate_model(run, split="test")
     m = report.metrics
     lo, hi = m["test_accuracy_ci95"]
     assert lo <= m["test_accuracy"] <= hi and hi - lo > 0
-    from sentiment_hf.calibration import accuracy_at_coverage, calibration_metrics
-    from sentiment_hf.data import load_splits
+    from sentiment_hf.data.load import load_splits
+    from sentiment_hf.tasks.calibration import accuracy_at_coverage, calibration_metrics
 
     cfg = RunDir.open(run).data_config()
     test = load_splits(cfg, splits=("test",)).splits["test"]

@@ -10,7 +10,7 @@ import pytest
 from cli_inprocess import run_main
 from conftest import REPO, tiny_recipe_overrides
 
-from sentiment_hf.profiling import profile_files
+from sentiment_hf.training.profiling import profile_files
 
 BASE = str(REPO / "recipes" / "base.yaml")
 
@@ -63,7 +63,7 @@ def test_too_short_a_run_warns_and_writes_nothing(
 
     run_dir = tmp_path / "short"
     overrides = [*tiny_recipe_overrides(tiny_backbone, rt_dir, run_dir), "training.max_steps=2"]
-    with caplog.at_level(logging.WARNING, logger="sentiment_hf.profiling"):
+    with caplog.at_level(logging.WARNING, logger="sentiment_hf.training.profiling"):
         train(load_recipe(BASE, overrides), profile_steps=3)
     assert not (run_dir / "profile").exists()
     assert "before the profiler recorded one" in caplog.text

@@ -11,9 +11,9 @@ import pytest
 from cli_inprocess import run_main
 from conftest import REPO, tiny_recipe_overrides
 
-from sentiment_hf.data import load_splits
+from sentiment_hf.config.recipe import DataConfig
+from sentiment_hf.data.load import load_splits
 from sentiment_hf.errors import SentimentError
-from sentiment_hf.recipe import DataConfig
 
 BASE = str(REPO / "recipes" / "base.yaml")
 ROWS = [("a gorgeous film", "pos"), ("a dull mess", "neg")] * 6
@@ -43,7 +43,7 @@ def test_cp1252_is_detected_and_encoding_can_be_forced(
     path = tmp_path / "win.csv"
     rows = [("café \u2013 très bien", "pos"), ("naïve \u2014 awful", "neg")] * 5
     path.write_bytes(_csv(rows).encode("cp1252"))
-    with caplog.at_level(logging.WARNING, logger="sentiment_hf.readers"):
+    with caplog.at_level(logging.WARNING, logger="sentiment_hf.data.readers"):
         data = load_splits(DataConfig(source=str(path)), splits=("train",), whole_file=True)
     assert data.splits["train"]["text"][:2] == ["café \u2013 très bien", "naïve \u2014 awful"]
     assert "is not UTF-8" in caplog.text and "read as cp1252" in caplog.text

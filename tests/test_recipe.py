@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sentiment_hf.errors import SentimentError
-from sentiment_hf.recipe import (
+from sentiment_hf.config.recipe import (
     DEFAULT_BACKBONE,
     TRAINING_DEFAULTS,
     load_recipe,
@@ -15,6 +14,7 @@ from sentiment_hf.recipe import (
     recipe_from_dict,
     save_recipe,
 )
+from sentiment_hf.errors import SentimentError
 
 REPO = Path(__file__).resolve().parents[1]
 BASE = REPO / "recipes" / "base.yaml"

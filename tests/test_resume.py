@@ -23,8 +23,8 @@ from conftest import REPO, tiny_recipe_overrides
 from safetensors.torch import load_file
 
 from sentiment_hf import load_recipe, train
-from sentiment_hf.checkpoints import incomplete_reason, last_complete_checkpoint
 from sentiment_hf.errors import SentimentError
+from sentiment_hf.training.checkpoints import incomplete_reason, last_complete_checkpoint
 
 BASE = REPO / "recipes" / "base.yaml"
 KILL_AT_STEP = 14  # epoch 2 of 2 (8 steps per epoch), two steps after checkpoint-12
@@ -167,9 +167,9 @@ def test_overwrite_replaces_a_finished_run(
         for k, v in json.loads((uninterrupted / "metrics.json").read_text()).items()
     }
     # what later stages made from the old weights: ONNX files, parity, policy, eval reports
-    from sentiment_hf.evaluation import evaluate_model
-    from sentiment_hf.export import export_onnx
-    from sentiment_hf.policy import fit_policy
+    from sentiment_hf.evaluation.calibrate import fit_policy
+    from sentiment_hf.evaluation.evaluate import evaluate_model
+    from sentiment_hf.export.onnx import export_onnx
     from sentiment_hf.rundir import EVAL_DIR, INT8_FILE, ONNX_FILE, PARITY_FILE, POLICY_FILE
 
     export_onnx(run_dir, quantize="int8", max_samples=16, int8_weights="s8")
@@ -182,6 +182,6 @@ def test_overwrite_replaces_a_finished_run(
     assert result.metrics["train_global_step"] == 8  # the new one-epoch run, not the old 16
     assert json.loads((run_dir / "metrics.json").read_text())["train_global_step"] == 8
     assert [name for name in derived if (run_dir / name).exists()] == []
-    from sentiment_hf.card import build_model_card
+    from sentiment_hf.hub.card import build_model_card
 
     assert "parity" not in build_model_card(run_dir, "me/again").lower()

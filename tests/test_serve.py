@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from sentiment_hf.errors import SentimentError
-from sentiment_hf.predict import Predictor
+from sentiment_hf.inference.predictor import Predictor
 from sentiment_hf.serve import create_app, read_requests
 from sentiment_hf.serve.runner import MicroBatchRunner, ThreadPoolRunner
 

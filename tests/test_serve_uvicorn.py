@@ -37,7 +37,7 @@ def server(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_ready_and_predict_over_http(server: Server, tiny_run: Path) -> None:
-    from sentiment_hf.predict import Predictor
+    from sentiment_hf.inference.predictor import Predictor
 
     ready = httpx.get(f"{server.url}/ready", timeout=10)
     assert ready.status_code == 200 and ready.json()["backend"] == "torch"
@@ -52,7 +52,7 @@ def test_ready_and_predict_over_http(server: Server, tiny_run: Path) -> None:
 
 
 def test_concurrent_requests_each_get_their_own_answer(server: Server, tiny_run: Path) -> None:
-    from sentiment_hf.predict import Predictor
+    from sentiment_hf.inference.predictor import Predictor
 
     texts = SPREAD_TEXTS  # 64 texts the fixture guarantees distinct answers for
     expected = [p.probabilities for p in Predictor(tiny_run).predict(texts)]
@@ -95,7 +95,7 @@ def test_bad_bytes_over_a_real_socket(server: Server) -> None:
 
 
 def test_page_in_headless_chromium(server: Server, tiny_run: Path) -> None:
-    from sentiment_hf.predict import Predictor
+    from sentiment_hf.inference.predictor import Predictor
 
     if not Path(CHROMIUM).is_file():
         pytest.fail(

@@ -19,7 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 from servers import Server, gcs_emulator
 
-from sentiment_hf.predict import Predictor
+from sentiment_hf.inference.predictor import Predictor
 from sentiment_hf.serve import create_app, read_requests
 
 # Servers with forked workers, stopped with SIGINT or SIGKILL.

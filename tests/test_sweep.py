@@ -24,8 +24,8 @@ import yaml
 from conftest import REPO, assert_split_metrics_consistent, load_benchmark, tiny_recipe_overrides
 
 from sentiment_hf.cli import main as cli_main
+from sentiment_hf.config.recipe import load_recipe
 from sentiment_hf.errors import SentimentError
-from sentiment_hf.recipe import load_recipe
 from sentiment_hf.sweep import open_storage, open_study, sweep
 
 SWEEP_YAML = str(REPO / "recipes" / "sweep.yaml")

@@ -33,8 +33,8 @@ from conftest import REPO, tiny_recipe_overrides
 from servers import PORT_IN_USE, PortInUse, start_on_some_port
 
 from sentiment_hf.cli import main as cli_main
+from sentiment_hf.config.recipe import load_recipe
 from sentiment_hf.errors import SentimentError
-from sentiment_hf.recipe import load_recipe
 from sentiment_hf.sweep import sweep
 
 # A PostgreSQL server started with Debian's binaries as the postgres user, workers forked.

@@ -17,11 +17,12 @@ from cli_inprocess import run_main
 from conftest import REPO, tiny_recipe_overrides
 from transformers import TrainerCallback, TrainingArguments
 
-from sentiment_hf import load_recipe, train, training
+from sentiment_hf import load_recipe, train
+from sentiment_hf.config.recipe import PROJECT_TRAINING_KEYS
 from sentiment_hf.errors import SentimentError
 from sentiment_hf.hardware import cpu_has_native_bf16
-from sentiment_hf.recipe import PROJECT_TRAINING_KEYS
-from sentiment_hf.training import (
+from sentiment_hf.training import train as training
+from sentiment_hf.training.train import (
     build_training_args,
     repeats_for_min_steps,
     resolve_training_args,
@@ -42,7 +43,7 @@ def _fake_machine(monkeypatch: pytest.MonkeyPatch, cuda: bool, native_bf16: bool
 
 
 def _records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
-    return [r for r in caplog.records if r.name == "sentiment_hf.training"]
+    return [r for r in caplog.records if r.name == "sentiment_hf.training.train"]
 
 
 def test_base_recipe_keeps_bf16_where_the_cpu_has_it(tmp_path: Path) -> None:
@@ -60,7 +61,7 @@ def test_bf16_falls_back_to_fp32_on_a_cpu_without_bf16_units(
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     recipe = _base(tmp_path)
-    with caplog.at_level(logging.WARNING, logger="sentiment_hf.training"):
+    with caplog.at_level(logging.WARNING, logger="sentiment_hf.training.train"):
         args = build_training_args(recipe)
     assert args.bf16 is False
     assert "AVX512_BF16" in caplog.text
@@ -86,7 +87,7 @@ def test_every_change_a_cpu_makes_is_recorded_and_logged_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     _fake_machine(monkeypatch, cuda=False, native_bf16=native_bf16)
-    with caplog.at_level(logging.INFO, logger="sentiment_hf.training"):
+    with caplog.at_level(logging.INFO, logger="sentiment_hf.training.train"):
         args, changes = resolve_training_args(_base(tmp_path))
     assert (args.bf16, args.use_cpu, args.dataloader_pin_memory) == (native_bf16, True, False)
     recorded = [c.to_dict() for c in changes]
@@ -108,7 +109,7 @@ def test_settings_the_recipe_already_states_are_no_change(
         "training.use_cpu=true",
         "training.dataloader_pin_memory=false",
     )
-    with caplog.at_level(logging.INFO, logger="sentiment_hf.training"):
+    with caplog.at_level(logging.INFO, logger="sentiment_hf.training.train"):
         args, changes = resolve_training_args(recipe)
     assert changes == [] and _records(caplog) == []
     assert (args.bf16, args.use_cpu, args.dataloader_pin_memory) == (False, True, False)

@@ -19,8 +19,8 @@ import pytest
 from cli_inprocess import Outcome, run_main
 from conftest import REPO, tiny_recipe_overrides
 
-from sentiment_hf.data import load_splits
-from sentiment_hf.recipe import DataConfig
+from sentiment_hf.config.recipe import DataConfig
+from sentiment_hf.data.load import load_splits
 
 BASE = str(REPO / "recipes" / "base.yaml")
 COMMANDS = ("data check", "train")

@@ -3,7 +3,7 @@
 * ``<!-- generated:cli -->`` becomes the reference of the ``sentiment`` Typer app (the same text
   ``typer sentiment_hf.cli utils docs`` prints), so the page follows every new command or option.
 * ``<!-- generated:recipe -->`` becomes tables of the recipe schema (sections, keys, types,
-  defaults) read from the dataclasses in :mod:`sentiment_hf.recipe`.
+  defaults) read from the dataclasses in :mod:`sentiment_hf.config.recipe`.
 * ``assets/javascripts/mermaid.min.js`` is added from the locked ``mermaidx`` package (the
   official mermaid 11 bundle). mkdocs-material only fetches mermaid from a CDN when no
   ``mermaid`` global exists, so the site renders diagrams with no network.
@@ -98,7 +98,7 @@ def _table(cls: type) -> str:
 
 def recipe_markdown() -> str:
     """Tables of every recipe section, from the schema dataclasses."""
-    from sentiment_hf.recipe import PROJECT_TRAINING_KEYS, TRAINING_DEFAULTS, Recipe
+    from sentiment_hf.config.recipe import PROJECT_TRAINING_KEYS, TRAINING_DEFAULTS, Recipe
 
     def doc(cls: type) -> str:
         return " ".join((cls.__doc__ or "").split())

@@ -51,8 +51,8 @@ def check(
     (leakage, conflicting labels, empty texts, missing labels) make the exit code 1; see
     docs/data.md.
     """
+    from sentiment_hf.config.recipe import Recipe, load_recipe
     from sentiment_hf.datacheck import check_source, load_tokenizer
-    from sentiment_hf.recipe import Recipe, load_recipe
 
     cfg = load_recipe(recipe) if recipe else Recipe()
     data, model = dataclasses.replace(cfg.data), dataclasses.replace(cfg.model)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from sentiment_hf.cli.app import BatchSize, JsonFlag, Overrides, RunDirArg, app
-from sentiment_hf.explanation import (
+from sentiment_hf.inference.explain import (
     BASELINES,
     DEFAULT_BASELINE,
     DEFAULT_STEPS,
@@ -18,7 +18,7 @@ from sentiment_hf.explanation import (
 )
 
 if TYPE_CHECKING:
-    from sentiment_hf.explanation import Explanation
+    from sentiment_hf.inference.explain import Explanation
 
 
 @app.command()
@@ -52,8 +52,8 @@ def train(
     lists every key with its default. A finished run removes the ONNX files, parity report,
     policy and eval reports made from earlier weights in training.output_dir.
     """
-    from sentiment_hf.recipe import load_recipe
-    from sentiment_hf.training import train as run_train
+    from sentiment_hf.config.recipe import load_recipe
+    from sentiment_hf.training.train import train as run_train
 
     result = run_train(
         load_recipe(recipe, overrides or []),
@@ -92,7 +92,7 @@ def sweep(
     Start it several times on one storage to run workers in parallel.
     Writes trials.csv, sweep.json, best.yaml and PNG plots to training.output_dir.
     """
-    from sentiment_hf.recipe import load_recipe
+    from sentiment_hf.config.recipe import load_recipe
     from sentiment_hf.sweep import DEFAULT_SWEEP_RECIPE, format_trials
     from sentiment_hf.sweep import sweep as run_sweep
 
@@ -134,7 +134,7 @@ def eval_(
     misclassified CSV; all of it on one self-contained page, {split}_report.html.
     """
     from sentiment_hf.cli.summary import eval_summary
-    from sentiment_hf.evaluation import evaluate_model
+    from sentiment_hf.evaluation.evaluate import evaluate_model
     from sentiment_hf.imbalance import summary_line
     from sentiment_hf.rundir import RunDir
 
@@ -204,7 +204,7 @@ def calibrate(
     validation and test) join metrics.json; --data must hold its own validation and test files.
     """
     from sentiment_hf.cli.summary import calibrate_summary
-    from sentiment_hf.policy import fit_policy
+    from sentiment_hf.evaluation.calibrate import fit_policy
 
     report = fit_policy(
         model_dir,
@@ -247,7 +247,7 @@ def explain(
     Integrated gradients over the input embeddings; attributions are in units of the predicted
     label's calibrated probability and add up to score - baseline score.
     """
-    from sentiment_hf.explanation import explain as run_explain
+    from sentiment_hf.inference.explain import explain as run_explain
 
     for item in run_explain(model_dir, texts, n_steps=n_steps, baseline=baseline):
         if as_json:
@@ -327,7 +327,7 @@ def export_(
     Prints a parity table per exported file (--json: the export_parity.json report).
     """
     from sentiment_hf.cli.summary import export_summary
-    from sentiment_hf.export import export_onnx
+    from sentiment_hf.export.onnx import export_onnx
 
     result = export_onnx(
         model_dir,

@@ -35,7 +35,7 @@ def push_to_hub_(
 
     The token comes from HF_TOKEN or a saved `hf auth login` and is never printed.
     """
-    from sentiment_hf.hub import push_to_hub
+    from sentiment_hf.hub.push import push_to_hub
 
     result = push_to_hub(
         model_dir,

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from sentiment_hf.batch_predict import DEFAULT_CHUNK_SIZE
 from sentiment_hf.cli.app import BatchSize, RunDirArg, app
 from sentiment_hf.errors import SentimentError
+from sentiment_hf.inference.batch import DEFAULT_CHUNK_SIZE
 
 if TYPE_CHECKING:
     from sentiment_hf.longtext import LongTextCounts
@@ -99,7 +99,7 @@ def predict(
     if output is not None:
         if file is None or texts:
             raise SentimentError("--output needs --file IN (and no TEXT arguments)")
-        from sentiment_hf.batch_predict import predict_file
+        from sentiment_hf.inference.batch import predict_file
 
         result = predict_file(
             model_dir,
@@ -124,9 +124,9 @@ def predict(
         )
         _note_capped(model_dir, result.long_text)
         return
-    from sentiment_hf.batch_predict import open_input
+    from sentiment_hf.inference.batch import open_input
+    from sentiment_hf.inference.predictor import BLANK_TEXT, Predictor, is_blank
     from sentiment_hf.longtext import LongTextCounts
-    from sentiment_hf.predict import BLANK_TEXT, Predictor, is_blank
     from sentiment_hf.rundir import open_run
 
     inputs = list(texts or [])

@@ -11,7 +11,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from sentiment_hf.calibration import COVERAGES, coverage_key
+from sentiment_hf.tasks.calibration import COVERAGES, coverage_key
 
 #: Text width of the tables (fits an 80-column terminal with room to spare).
 WIDTH = 88

@@ -6,10 +6,16 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sentiment_hf.data import SPLITS, SentimentData, check_columns, infer_label_names, read_splits
+from sentiment_hf.config.recipe import DataConfig, ModelConfig
+from sentiment_hf.data.load import (
+    SPLITS,
+    SentimentData,
+    check_columns,
+    infer_label_names,
+    read_splits,
+)
 from sentiment_hf.datacheck.checks import DataReport, check_splits
 from sentiment_hf.errors import SentimentError
-from sentiment_hf.recipe import DataConfig, ModelConfig
 
 log = logging.getLogger(__name__)
 

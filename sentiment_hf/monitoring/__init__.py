@@ -6,8 +6,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from sentiment_hf.lazy import lazy_getattr
 from sentiment_hf.monitoring.config import DriftConfig
 from sentiment_hf.monitoring.report import DriftCheck, DriftReport, DriftThresholds
 
@@ -16,10 +17,4 @@ if TYPE_CHECKING:
 
 __all__ = ["DriftCheck", "DriftConfig", "DriftReport", "DriftThresholds", "detect_drift"]
 
-
-def __getattr__(name: str) -> Any:
-    if name == "detect_drift":
-        from sentiment_hf.monitoring.drift import detect_drift
-
-        return detect_drift
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, {"detect_drift": "drift"})

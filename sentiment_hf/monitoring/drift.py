@@ -134,7 +134,7 @@ class EmbeddingScorer:
 
 def _reference_data(run: RunDir, data: str | None) -> tuple[list[str], list[str], list[str]]:
     """(train texts, validation texts, label names) of the data the run was trained on."""
-    from sentiment_hf.data import load_run_data
+    from sentiment_hf.data.load import load_run_data
 
     # cut as training cut it (the run's seed), whatever seed drift samples with; other data
     # is cut the same way when it lacks a validation split

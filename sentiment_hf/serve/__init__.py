@@ -6,8 +6,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from sentiment_hf.lazy import lazy_getattr
 from sentiment_hf.serve.config import ServeConfig
 from sentiment_hf.serve.requestlog import RequestLog, RequestLogConfig, read_requests
 from sentiment_hf.serve.server import serve
@@ -17,10 +18,4 @@ if TYPE_CHECKING:
 
 __all__ = ["RequestLog", "RequestLogConfig", "ServeConfig", "create_app", "read_requests", "serve"]
 
-
-def __getattr__(name: str) -> Any:
-    if name == "create_app":
-        from sentiment_hf.serve.app import create_app
-
-        return create_app
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, {"create_app": "app"})

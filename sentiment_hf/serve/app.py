@@ -53,10 +53,11 @@ def page_html() -> str:
 
 
 def load_predictor(config: ServeConfig) -> Any:
-    """The :class:`~sentiment_hf.predict.Predictor` of ``config``, ``intra_op_threads`` threads
+    """The :class:`~sentiment_hf.inference.predictor.Predictor` of ``config``, ``intra_op_threads``
+    threads
     inside each model call (torch: set around each call; `sentiment serve` sets it for its whole
     process at start, see :meth:`ServeConfig.own_process`)."""
-    from sentiment_hf.predict import Predictor
+    from sentiment_hf.inference.predictor import Predictor
 
     return Predictor(
         config.model_dir,
@@ -81,8 +82,8 @@ class ExplainService:
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="explain")
 
     def _explain(self, text: str) -> Any:
-        from sentiment_hf.explanation import Explainer
-        from sentiment_hf.predict import Predictor
+        from sentiment_hf.inference.explain import Explainer
+        from sentiment_hf.inference.predictor import Predictor
 
         if self._explainer is None:  # only ever touched by the one explain thread
             predictor = self.predictor or Predictor(
@@ -92,7 +93,7 @@ class ExplainService:
         return self._explainer.explain([text])[0]
 
     async def explain(self, text: str) -> Any:
-        """The :class:`~sentiment_hf.explanation.Explanation` of ``text``."""
+        """The :class:`~sentiment_hf.inference.explain.Explanation` of ``text``."""
         return await asyncio.get_running_loop().run_in_executor(self._thread, self._explain, text)
 
 

@@ -35,7 +35,7 @@ def serve(
     """
     import uvicorn
 
-    from sentiment_hf.predict import BACKENDS
+    from sentiment_hf.inference.predictor import BACKENDS
     from sentiment_hf.rundir import RunDir
 
     if workers < 1:

@@ -1,6 +1,6 @@
 """Hyperparameter search with Optuna through ``Trainer.hyperparameter_search``.
 
-A recipe's ``sweep:`` section (:class:`~sentiment_hf.recipe.SweepConfig`) declares the search
+A recipe's ``sweep:`` section (:class:`~sentiment_hf.config.recipe.SweepConfig`) declares the search
 space; the study lives in Optuna's storage (any SQLAlchemy URL, by default a SQLite file in the
 sweep directory; PostgreSQL for workers on several machines, its URL best read from the
 environment with ``sweep.storage: env:NAME``), so rerunning the same command continues it and

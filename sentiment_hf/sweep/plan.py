@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sentiment_hf.config.recipe import Recipe, SweepConfig
 from sentiment_hf.errors import SentimentError
-from sentiment_hf.recipe import Recipe, SweepConfig
 
 DEFAULT_SWEEP_RECIPE = "recipes/sweep.yaml"
 #: Metrics that ``compute_metrics`` reports (``eval_`` + name); ``loss`` comes from the Trainer.

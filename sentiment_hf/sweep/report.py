@@ -14,12 +14,12 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from sentiment_hf.config.recipe import Recipe, recipe_from_dict
 from sentiment_hf.fileio import write_atomic, write_json, write_text_atomic
-from sentiment_hf.recipe import Recipe, recipe_from_dict
 from sentiment_hf.sweep.plan import SweepPlan, as_plan, trial_dir_name
 from sentiment_hf.sweep.space import MODEL_PREFIX
 from sentiment_hf.sweep.storage import best_trial, first_line, trials
-from sentiment_hf.training import TrainResult
+from sentiment_hf.training.train import TrainResult
 
 log = logging.getLogger(__package__)  # "sentiment_hf.sweep", as log lines always read
 

@@ -10,8 +10,8 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from sentiment_hf.config.recipe import Recipe, SweepConfig
 from sentiment_hf.errors import SentimentError
-from sentiment_hf.recipe import Recipe, SweepConfig
 from sentiment_hf.sweep import compat
 from sentiment_hf.sweep.plan import SweepPlan, trial_dir_name
 from sentiment_hf.sweep.report import SweepResult, summarize
@@ -174,8 +174,8 @@ def sweep(recipe: Recipe, retrain_best: bool = False) -> SweepResult:
     if retrain_best:
         if result.best_recipe is None:
             raise SentimentError("--retrain-best: the study has no complete trial yet")
-        from sentiment_hf.recipe import load_recipe
-        from sentiment_hf.training import train
+        from sentiment_hf.config.recipe import load_recipe
+        from sentiment_hf.training.train import train
 
         result.retrained = train(load_recipe(result.best_recipe), overwrite=True)
     return result

@@ -8,7 +8,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from sentiment_hf.sweep_schema import SearchParam, SweepConfig
+from sentiment_hf.config.sweep import SearchParam, SweepConfig
 
 MODEL_PREFIX = "model."
 

@@ -14,8 +14,8 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from sentiment_hf.config.recipe import Recipe, SweepConfig
 from sentiment_hf.errors import SentimentError
-from sentiment_hf.recipe import Recipe, SweepConfig
 from sentiment_hf.sweep.plan import SweepPlan, as_plan, storage_url, trial_dir_name
 
 log = logging.getLogger(__package__)  # "sentiment_hf.sweep", as log lines always read

@@ -16,14 +16,14 @@ import optuna
 from optuna.trial import TrialState
 from transformers import TrainerCallback
 
+from sentiment_hf.config.recipe import EarlyStoppingConfig, Recipe
 from sentiment_hf.modeling import build_model
-from sentiment_hf.recipe import EarlyStoppingConfig, Recipe
-from sentiment_hf.sampling import SeededSamplingMixin
 from sentiment_hf.sweep import compat
 from sentiment_hf.sweep.plan import SweepPlan
 from sentiment_hf.sweep.space import model_overrides, pruner_description
 from sentiment_hf.sweep.storage import FINISHED, TAKEN, remove_trial_dirs, trials
-from sentiment_hf.training import build_trainer, build_training_args, prepare
+from sentiment_hf.training.sampling import SeededSamplingMixin
+from sentiment_hf.training.train import build_trainer, build_training_args, prepare
 
 log = logging.getLogger(__package__)  # "sentiment_hf.sweep", as log lines always read
 

@@ -1,6 +1,7 @@
 """The ``sweep`` section of a recipe: the search space's schema and its validation.
 
-Part of the recipe schema (:mod:`sentiment_hf.recipe` builds it and re-exports the names); the
+Part of the recipe schema (:mod:`sentiment_hf.config.recipe` builds it and re-exports the names);
+the
 sweep itself runs in :mod:`sentiment_hf.sweep`.
 """
 
@@ -10,8 +11,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from sentiment_hf.config.schema import build, coerce
 from sentiment_hf.errors import SentimentError
-from sentiment_hf.schema import build, coerce
 
 #: Model hyperparameters a sweep may search as ``model.<name>`` (applied through ``model_init``).
 SEARCHABLE_MODEL_PARAMS: tuple[str, ...] = ("dropout",)

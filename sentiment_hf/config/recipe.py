@@ -15,11 +15,11 @@ from typing import Any
 
 import yaml
 
+from sentiment_hf.config.schema import apply_overrides, build, coerce
+from sentiment_hf.config.sweep import SweepConfig, build_sweep
 from sentiment_hf.errors import SentimentError
 from sentiment_hf.fileio import write_text_atomic
 from sentiment_hf.longtext import LongTextConfig, check_long_text
-from sentiment_hf.schema import apply_overrides, build, coerce
-from sentiment_hf.sweep_schema import SweepConfig, build_sweep
 
 DEFAULT_BACKBONE = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_DATASET = "cornell-movie-review-data/rotten_tomatoes"

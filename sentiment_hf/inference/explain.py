@@ -5,12 +5,13 @@ Integrated Gradients (captum) over the input word embeddings::
     attribution(token) = sum over dims of (x - x') * mean over the path of d p(label) / d x
 
 where ``p(label)`` is the calibrated probability of the predicted label (the run's
-:class:`~sentiment_hf.policy.DecisionPolicy` temperature) and ``x'`` the embeddings of the
+:class:`~sentiment_hf.tasks.policy.DecisionPolicy` temperature) and ``x'`` the embeddings of the
 baseline: ``"special"`` keeps [CLS] and [SEP] and puts [PAD] everywhere else, ``"pad"`` is [PAD]
 at every position. Token attributions are summed into the whitespace-separated words of the text
 (fast-tokenizer offsets), so the words' attributions add up to ``score - baseline_score`` up to
 the convergence ``delta`` (completeness; with ``"special"`` the special tokens contribute exactly
-zero). Label and score come from :class:`~sentiment_hf.predict.Predictor` reading the first
+zero). Label and score come from :class:`~sentiment_hf.inference.predictor.Predictor` reading the
+first
 window (``truncate`` mode): the answer ``sentiment predict`` gives for any text within
 ``max_length``; for a longer text ``predict`` may read every window and answer differently.
 
@@ -37,7 +38,7 @@ from sentiment_hf.errors import SentimentError
 from sentiment_hf.longtext import LongTextConfig
 
 if TYPE_CHECKING:
-    from sentiment_hf.predict import Predictor
+    from sentiment_hf.inference.predictor import Predictor
     from sentiment_hf.rundir import RunDir
 
 #: Most texts one call explains.
@@ -166,7 +167,7 @@ class Explainer:
         max_texts: int = MAX_TEXTS,
         device: str | None = None,
     ) -> None:
-        from sentiment_hf.predict import Predictor
+        from sentiment_hf.inference.predictor import Predictor
 
         if not 1 <= n_steps <= MAX_STEPS:
             raise SentimentError(f"n_steps must be between 1 and {MAX_STEPS}, got {n_steps}")

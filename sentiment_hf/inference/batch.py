@@ -1,7 +1,7 @@
 """Batch prediction over big files: chunked, constant memory, resumable, shardable.
 
 ``sentiment predict RUN --file IN --output OUT`` calls :func:`predict_file`. The input is read
-row by row (:mod:`sentiment_hf.streamio`) and cut into chunks of ``chunk_size`` rows; each
+row by row (:mod:`sentiment_hf.data.streamio`) and cut into chunks of ``chunk_size`` rows; each
 finished chunk is written as one part into the sidecar folder ``OUT.parts/`` beside a
 ``state.json`` that records the job's key: the input (path, size, mtime), the run's
 ``model_version`` and decision policy, and the options. Rerunning the same command reuses the
@@ -29,11 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sentiment_hf.data.streamio import OutputFormat, TextReader
 from sentiment_hf.errors import SentimentError
 from sentiment_hf.fileio import read_json, write_atomic, write_json
 from sentiment_hf.longtext import LongTextCounts
 from sentiment_hf.rundir import ONNX_WEIGHTS_KEY, RunDir, open_run
-from sentiment_hf.streamio import OutputFormat, TextReader
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +215,7 @@ def open_input(
 ) -> TextReader:
     """A reader of the texts of ``path``, ``text_column`` defaulting to the run's
     ``data.text_column``: how ``predict --file`` reads a file, with or without ``--output``."""
-    from sentiment_hf.recipe import DataConfig
+    from sentiment_hf.config.recipe import DataConfig
 
     column = text_column or (run.recipe.data if run.recipe else DataConfig()).text_column
     return TextReader(Path(path), column, encoding)
@@ -243,7 +243,7 @@ def predict_file(
     :func:`default_backend`; ``shard`` to :meth:`Shard.from_env`. ``progress`` shows a bar with
     rate and ETA (None: when stderr is a terminal). ``announce`` gets the plan line first.
     """
-    from sentiment_hf.predict import Predictor
+    from sentiment_hf.inference.predictor import Predictor
 
     started = time.perf_counter()
     run = open_run(model_dir)

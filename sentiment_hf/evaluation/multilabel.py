@@ -16,29 +16,30 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sentiment_hf import multilabel as ml
-from sentiment_hf.calibration import (
+from sentiment_hf.errors import SentimentError
+from sentiment_hf.evaluation.plots import save_counts_heatmap
+from sentiment_hf.fileio import write_json, write_text_atomic
+from sentiment_hf.longtext import LongTextCounts
+from sentiment_hf.tasks import multilabel as ml
+from sentiment_hf.tasks.calibration import (
     BOOTSTRAP_METRICS,
     bootstrap_interval,
     calibration_metrics,
     plot_reliability,
 )
-from sentiment_hf.errors import SentimentError
-from sentiment_hf.eval_plots import save_counts_heatmap
-from sentiment_hf.fileio import write_json, write_text_atomic
-from sentiment_hf.longtext import LongTextCounts
 
 if TYPE_CHECKING:
-    from sentiment_hf.evaluation import EvalReport
-    from sentiment_hf.policy import DecisionPolicy, PolicyReport
+    from sentiment_hf.evaluation.calibrate import PolicyReport
+    from sentiment_hf.evaluation.evaluate import EvalReport
     from sentiment_hf.rundir import RunDir
+    from sentiment_hf.tasks.policy import DecisionPolicy
 
 
 def _load(
     run: RunDir, data: str | None, splits: tuple[str, ...], limits: bool = False
 ) -> tuple[Any, str]:
-    """:func:`~sentiment_hf.data.load_run_data` for this module: (splits, source)."""
-    from sentiment_hf.data import load_run_data
+    """:func:`~sentiment_hf.data.load.load_run_data` for this module: (splits, source)."""
+    from sentiment_hf.data.load import load_run_data
 
     loaded = load_run_data(run, splits, data, limits=limits, whole_file=len(splits) == 1)
     return loaded.splits, loaded.source
@@ -67,14 +68,10 @@ def fit_multilabel_policy(
 ) -> PolicyReport:
     """Per-label calibration (none / temperature / Platt, chosen by cross-validated log loss)
     and per-label thresholds (``threshold_metric``, default F1) fitted on validation."""
-    from sentiment_hf.policy import (
-        DecisionPolicy,
-        PolicyReport,
-        check_threshold_metric,
-        store_policy,
-    )
-    from sentiment_hf.predict import Predictor
+    from sentiment_hf.evaluation.calibrate import PolicyReport, store_policy
+    from sentiment_hf.inference.predictor import Predictor
     from sentiment_hf.rundir import RELIABILITY_FILE
+    from sentiment_hf.tasks.policy import DecisionPolicy, check_threshold_metric
 
     if min_confidence is not None:
         raise SentimentError(
@@ -155,13 +152,13 @@ def evaluate_multilabel(
     batch_size: int,
     backend: str,
 ) -> EvalReport:
-    """:func:`~sentiment_hf.evaluation.evaluate_model` for a multi-label run."""
-    from sentiment_hf.eval_plots import plot_accuracy_by_length
-    from sentiment_hf.evaluation import EvalReport
-    from sentiment_hf.metrics import accuracy_by_length
-    from sentiment_hf.predict import Predictor
-    from sentiment_hf.report_html import Mistake, render_eval_report
+    """:func:`~sentiment_hf.evaluation.evaluate.evaluate_model` for a multi-label run."""
+    from sentiment_hf.evaluation.evaluate import EvalReport
+    from sentiment_hf.evaluation.plots import plot_accuracy_by_length
+    from sentiment_hf.evaluation.report import Mistake, render_eval_report
+    from sentiment_hf.inference.predictor import Predictor
     from sentiment_hf.rundir import EVAL_METRICS_FILE
+    from sentiment_hf.tasks.metrics import accuracy_by_length
 
     predictor = Predictor(run, backend=backend, batch_size=batch_size, progress=f"eval {split}")
     names = predictor.labels

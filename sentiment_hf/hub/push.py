@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sentiment_hf.card import RT_DATASET, build_model_card
 from sentiment_hf.errors import SentimentError
 from sentiment_hf.fileio import write_text_atomic
+from sentiment_hf.hub.card import RT_DATASET, build_model_card
 from sentiment_hf.modeling import hub_offline
 from sentiment_hf.rundir import (
     CONFIG_FILE,

@@ -10,7 +10,7 @@ Probabilities are per-label sigmoids, ``sigmoid(scale * logit + bias)``: ``none`
 per-label ``temperature`` (1/T, 0) or per-label ``platt`` (a, b), whichever scores the lowest
 cross-validated log loss on the validation split (by at least 1 % over a simpler one). Each
 label has its own threshold, tuned on validation for F1 (or balanced accuracy) over
-:data:`~sentiment_hf.policy.THRESHOLD_GRID`.
+:data:`~sentiment_hf.tasks.policy.THRESHOLD_GRID`.
 """
 
 from __future__ import annotations
@@ -260,7 +260,7 @@ def fit_calibration(
 
 def tune_thresholds(probs: np.ndarray, labels: np.ndarray, metric: str = "f1") -> list[float]:
     """Per label, the threshold on its probability that maximises ``metric`` (ties: nearest 0.5)."""
-    from sentiment_hf.policy import tune_threshold
+    from sentiment_hf.tasks.policy import tune_threshold
 
     labels = multi_hot(labels)
     return [

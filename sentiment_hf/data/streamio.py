@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from sentiment_hf.errors import SentimentError
-from sentiment_hf.predict import is_blank
+from sentiment_hf.inference.predictor import is_blank
 
 INPUT_SUFFIXES = (".txt", ".csv", ".tsv", ".jsonl", ".parquet")
 OUTPUT_SUFFIXES = (".jsonl", ".csv", ".parquet")
@@ -73,7 +73,9 @@ class TextReader:
             raise SentimentError(f"--file {str(self.path)!r} is empty; it needs one row per text")
         # not given: the data readers' rule (UTF-8, a BOM dropped, else cp1252 with a warning)
         if encoding is None and self.suffix != ".parquet":
-            from sentiment_hf.readers import stream_encoding  # imports datasets: not at CLI start
+            from sentiment_hf.data.readers import (
+                stream_encoding,  # imports datasets: not at CLI start
+            )
 
             encoding = stream_encoding(self.path)
         self.encoding = encoding or "utf-8-sig"
@@ -226,7 +228,8 @@ class OutputFormat:
         self.prob_columns = [f"prob_{name}" for name in self.labels]
 
     def record(self, index: int, pred: Any) -> dict[str, Any]:
-        """One row: the columns of this format from a :class:`~sentiment_hf.predict.Prediction`."""
+        """One row: the columns of this format from a
+        :class:`~sentiment_hf.inference.predictor.Prediction`."""
         values = {**pred.to_dict(), "index": index}
         row = {name: values[name] for name in self.columns}
         if self.suffix == ".jsonl":

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from sentiment_hf.arrowdata import group_codes
+from sentiment_hf.data.arrow import group_codes
 
 
 def stratum(label: Any) -> Any:

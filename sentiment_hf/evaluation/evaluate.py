@@ -11,7 +11,16 @@ from typing import Any
 
 import numpy as np
 
-from sentiment_hf.calibration import (
+from sentiment_hf.data.load import load_run_data
+from sentiment_hf.errors import SentimentError
+from sentiment_hf.evaluation.plots import plot_accuracy_by_length, plot_confusion
+from sentiment_hf.evaluation.report import Mistake, render_eval_report
+from sentiment_hf.fileio import write_json, write_text_atomic
+from sentiment_hf.imbalance import balance_metrics, class_counts, order_metrics
+from sentiment_hf.inference.predictor import Predictor
+from sentiment_hf.longtext import LongTextCounts, describe_long_text
+from sentiment_hf.rundir import EVAL_METRICS_FILE, RunDir, open_run
+from sentiment_hf.tasks.calibration import (
     BOOTSTRAP_METRICS,
     COVERAGES,
     accuracy_at_coverage,
@@ -21,23 +30,14 @@ from sentiment_hf.calibration import (
     plot_risk_coverage,
     softmax,
 )
-from sentiment_hf.data import load_run_data
-from sentiment_hf.errors import SentimentError
-from sentiment_hf.eval_plots import plot_accuracy_by_length, plot_confusion
-from sentiment_hf.fileio import write_json, write_text_atomic
-from sentiment_hf.imbalance import balance_metrics, class_counts, order_metrics
-from sentiment_hf.longtext import LongTextCounts, describe_long_text
-from sentiment_hf.metrics import (
+from sentiment_hf.tasks.metrics import (
     accuracy_by_length,
     classification_metrics,
     confusion,
     fast_metric,
     per_class_metrics,
 )
-from sentiment_hf.policy import DecisionPolicy, policy_metrics
-from sentiment_hf.predict import Predictor
-from sentiment_hf.report_html import Mistake, render_eval_report
-from sentiment_hf.rundir import EVAL_METRICS_FILE, RunDir, open_run
+from sentiment_hf.tasks.policy import DecisionPolicy, policy_metrics
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def confident_mistakes(
 def _attributor(predictor: Predictor) -> WordAttributor | None:
     """Integrated gradients on ``predictor``'s own model (loaded once for eval and explaining);
     None, with a warning, where explanations cannot work (e.g. no fast tokenizer)."""
-    from sentiment_hf.explanation import Explainer
+    from sentiment_hf.inference.explain import Explainer
 
     try:
         return Explainer(predictor).word_weights
@@ -121,7 +121,7 @@ def evaluate_model(
     if split not in ("train", "validation", "test"):
         raise SentimentError(f"unknown split {split!r}; use train, validation or test")
     if run.multi_label:  # per-label figures; mistakes are not explained
-        from sentiment_hf.multilabel_eval import evaluate_multilabel
+        from sentiment_hf.evaluation.multilabel import evaluate_multilabel
 
         return evaluate_multilabel(run, split, data, output_dir, batch_size, backend)
     predictor = Predictor(run, backend=backend, batch_size=batch_size, progress=f"eval {split}")

@@ -82,7 +82,7 @@ def accuracy_by_length(
 def make_compute_metrics(num_labels: int, multi_label: bool = False) -> Any:
     """A ``compute_metrics`` callable for the HF Trainer (multi-label: see multilabel.py)."""
     if multi_label:
-        from sentiment_hf.multilabel import make_compute_metrics as multi_label_metrics
+        from sentiment_hf.tasks.multilabel import make_compute_metrics as multi_label_metrics
 
         return multi_label_metrics()
 

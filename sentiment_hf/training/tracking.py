@@ -7,7 +7,7 @@ import netrc
 import os
 from pathlib import Path
 
-from sentiment_hf.recipe import TrackingConfig
+from sentiment_hf.config.recipe import TrackingConfig
 
 log = logging.getLogger(__name__)
 

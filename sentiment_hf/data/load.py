@@ -2,7 +2,7 @@
 
 ``data.source`` is a hub dataset id, a directory of the raw Cornell ``rt-polarity.pos`` /
 ``rt-polarity.neg`` files, a directory of ``{split}.csv|tsv|jsonl|parquet`` files, or one such
-file (then cut into splits stratified by label); files are read by :mod:`sentiment_hf.readers`.
+file (then cut into splits stratified by label); files are read by :mod:`sentiment_hf.data.readers`.
 Every split ends with a ``text`` and an integer ``label`` column; the label names travel with it
 into ``model.config.id2label``.
 """
@@ -23,14 +23,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
-from sentiment_hf import arrowdata, multilabel
-from sentiment_hf.arrowdata import fingerprint
+from sentiment_hf.config.recipe import DataConfig
+from sentiment_hf.data import arrow as arrowdata
+from sentiment_hf.data.arrow import fingerprint
+from sentiment_hf.data.readers import FILE_FORMATS, read_file, require_one_type
+from sentiment_hf.data.stratify import stratified_cut
 from sentiment_hf.errors import SentimentError
 from sentiment_hf.fileio import looks_like_path
 from sentiment_hf.longtext import LongTextConfig, window_batch
-from sentiment_hf.readers import FILE_FORMATS, read_file, require_one_type
-from sentiment_hf.recipe import DataConfig
-from sentiment_hf.stratify import stratified_cut
+from sentiment_hf.tasks import multilabel
 
 if TYPE_CHECKING:
     from sentiment_hf.rundir import RunDir

@@ -21,8 +21,8 @@ import numpy as np
 
 from sentiment_hf.errors import SentimentError
 from sentiment_hf.fileio import write_atomic
-from sentiment_hf.onnx_backend import OnnxBackend, stamp_weights
-from sentiment_hf.predict import Predictor
+from sentiment_hf.inference.onnx import OnnxBackend, stamp_weights
+from sentiment_hf.inference.predictor import Predictor
 from sentiment_hf.rundir import ONNX_WEIGHTS_KEY, RunDir
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,7 @@ def quantize_int8(
 
 def _choice_texts(run: RunDir, data: str | None) -> tuple[list[str], str]:
     """Validation texts of the run's data (the test split only when there is no validation)."""
-    from sentiment_hf.data import MissingSplit, load_run_data
+    from sentiment_hf.data.load import MissingSplit, load_run_data
 
     for split in ("validation", "test"):
         try:

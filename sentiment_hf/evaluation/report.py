@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sentiment_hf.calibration import COVERAGES, coverage_key
 from sentiment_hf.imbalance import UNBALANCED_RATIO
+from sentiment_hf.tasks.calibration import COVERAGES, coverage_key
 
 #: Image keys the report places, in page order: confusion matrix, reliability diagram,
 #: risk-coverage curve, accuracy-by-length bars.

@@ -14,16 +14,13 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from sentiment_hf.checkpoints import checkpoints, last_complete_checkpoint
-from sentiment_hf.data import SentimentData, load_splits, tokenize_splits
+from sentiment_hf.config.recipe import PROJECT_TRAINING_KEYS, Recipe, save_recipe
+from sentiment_hf.data.load import SentimentData, load_splits, tokenize_splits
 from sentiment_hf.errors import SentimentError
 from sentiment_hf.fileio import share_as_umask_allows, write_json
 from sentiment_hf.hardware import cpu_has_native_bf16
 from sentiment_hf.imbalance import class_counts, resolve_class_weights
-from sentiment_hf.manifest import build_manifest
-from sentiment_hf.metrics import make_compute_metrics
 from sentiment_hf.modeling import build_model, build_tokenizer, resolve_backbone
-from sentiment_hf.recipe import PROJECT_TRAINING_KEYS, Recipe, save_recipe
 from sentiment_hf.rundir import (
     CONFIG_FILE,
     DERIVED_FROM_WEIGHTS,
@@ -32,8 +29,11 @@ from sentiment_hf.rundir import (
     RECIPE_FILE,
     WEIGHTS_GLOB,
 )
-from sentiment_hf.sampling import with_seeded_sampling
-from sentiment_hf.tracking import configure_tracking
+from sentiment_hf.tasks.metrics import make_compute_metrics
+from sentiment_hf.training.checkpoints import checkpoints, last_complete_checkpoint
+from sentiment_hf.training.manifest import build_manifest
+from sentiment_hf.training.sampling import with_seeded_sampling
+from sentiment_hf.training.tracking import configure_tracking
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class Prepared:
     @property
     def model_overrides(self) -> dict[str, Any]:
         """Config fields the data decides: ``problem_type`` for multi-label data (BCE loss)."""
-        from sentiment_hf.multilabel import MULTI_LABEL
+        from sentiment_hf.tasks.multilabel import MULTI_LABEL
 
         return {"problem_type": MULTI_LABEL} if self.data.multi_label else {}
 
@@ -238,7 +238,7 @@ def build_trainer(
 
     ``trainer_cls`` (a Trainer subclass, or a callable taking Trainer's arguments) is built
     instead of ``transformers.Trainer``; a class gets the epoch-seeded length sampler
-    (:mod:`sentiment_hf.sampling`) so that a resumed run trains on the same batches.
+    (:mod:`sentiment_hf.training.sampling`) so that a resumed run trains on the same batches.
     """
     from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer
 
@@ -253,7 +253,7 @@ def build_trainer(
             )
         )
     if prepared.class_weights is not None:
-        from sentiment_hf.losses import weighted_cross_entropy
+        from sentiment_hf.tasks.losses import weighted_cross_entropy
 
         weights = [prepared.class_weights[name] for name in prepared.label_names]
         loss_kwargs = {"compute_loss_func": weighted_cross_entropy(weights)}
@@ -400,7 +400,7 @@ def train(
         prepared.tokenized["train"] = concatenate_datasets([prepared.tokenized["train"]] * repeats)
     callbacks = list(callbacks or [])
     if profile_steps > 0:
-        from sentiment_hf.profiling import ProfilerCallback
+        from sentiment_hf.training.profiling import ProfilerCallback
 
         callbacks.append(ProfilerCallback(run_dir, steps=profile_steps))
     trainer = build_trainer(prepared, args, callbacks=callbacks)
@@ -418,7 +418,7 @@ def train(
     result = finish_run(trainer, prepared, started, extra)
     policy = recipe.policy
     if policy.calibrate and trainer.is_world_process_zero():
-        from sentiment_hf.policy import fit_policy
+        from sentiment_hf.evaluation.calibrate import fit_policy
 
         fitted = fit_policy(
             run_dir,

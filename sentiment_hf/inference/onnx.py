@@ -1,4 +1,5 @@
-"""ONNX Runtime backend for :class:`sentiment_hf.predict.Predictor` (fp32 or int8 model file).
+"""ONNX Runtime backend for :class:`sentiment_hf.inference.predictor.Predictor` (fp32 or int8 model
+file).
 
 ``sentiment export MODEL_DIR [--quantize int8]`` writes ``model.onnx`` / ``model.int8.onnx``
 beside the tokenizer; this backend runs them with session options tuned for CPU throughput.

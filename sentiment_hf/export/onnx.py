@@ -20,11 +20,10 @@ from typing import Any
 import numpy as np
 
 from sentiment_hf.errors import SentimentError
+from sentiment_hf.export.quantize import check_int8_weights, choose_int8
 from sentiment_hf.fileio import write_atomic, write_json
-from sentiment_hf.multilabel import multi_hot, multilabel_metrics
-from sentiment_hf.onnx_backend import stamp_weights
-from sentiment_hf.predict import Predictor
-from sentiment_hf.quantize import check_int8_weights, choose_int8
+from sentiment_hf.inference.onnx import stamp_weights
+from sentiment_hf.inference.predictor import Predictor
 from sentiment_hf.rundir import (
     INT8_FILE,
     ONNX_FILE,
@@ -32,6 +31,7 @@ from sentiment_hf.rundir import (
     RunDir,
     open_run,
 )
+from sentiment_hf.tasks.multilabel import multi_hot, multilabel_metrics
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ def export_fp32(model_dir: Path, out: Path, opset: int = OPSET) -> list[str]:
 
 
 def _test_split(run: RunDir, data: str | None, max_samples: int | None) -> Any:
-    from sentiment_hf.data import load_run_data
+    from sentiment_hf.data.load import load_run_data
 
     # a seeded shuffle before the cut to max_samples: the split is class-ordered
     loaded = load_run_data(run, ("test",), data, whole_file=True, max_samples={"test": max_samples})
@@ -237,7 +237,8 @@ def export_onnx(
 
     With ``parity`` (default) the exported files are checked against PyTorch on the test split
     of the run's recipe data (or ``data``) and the report is saved as ``export_parity.json``.
-    ``int8_weights`` is :func:`sentiment_hf.quantize.choose_int8`'s ``weights`` (``auto``: the
+    ``int8_weights`` is :func:`sentiment_hf.export.quantize.choose_int8`'s ``weights`` (``auto``:
+    the
     s8 or u8 file closer to fp32 on the validation split). ``announce`` gets a line as each
     step starts.
     """

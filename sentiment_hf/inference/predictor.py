@@ -22,8 +22,8 @@ from sentiment_hf.longtext import (
     check_long_text,
     split_rows,
 )
-from sentiment_hf.policy import ABSTAIN_LABEL
 from sentiment_hf.rundir import RunDir, open_run
+from sentiment_hf.tasks.policy import ABSTAIN_LABEL
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def is_blank(text: str) -> bool:
 class Prediction:
     """One input's answer, the probability of the chosen label and that of every label.
 
-    ``label`` is :data:`~sentiment_hf.policy.ABSTAIN_LABEL` when the run's policy abstains
+    ``label`` is :data:`~sentiment_hf.tasks.policy.ABSTAIN_LABEL` when the run's policy abstains
     (``abstained``; ``score`` is then the probability of the label it would have chosen).
     ``labels`` lists every label given to the text: ``[label]`` (``[]`` when abstaining) for a
     single-label run; for a multi-label run each label at or above its threshold, most probable
@@ -105,7 +105,7 @@ def _onnx_backend(
     intra_op_threads: int | None = None,
     quantized: bool = False,
 ) -> Any:
-    from sentiment_hf.onnx_backend import OnnxBackend  # onnxruntime only when asked for
+    from sentiment_hf.inference.onnx import OnnxBackend  # onnxruntime only when asked for
 
     return OnnxBackend(
         model_dir, device=device, quantized=quantized, intra_op_threads=intra_op_threads

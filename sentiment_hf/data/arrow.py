@@ -1,7 +1,7 @@
 """Whole-column work on a dataset's Arrow table, with no Python list of a column: column access,
 the first offending row, label mapping, the content fingerprint and the tokenization workers.
 
-:mod:`sentiment_hf.data` validates with these and words the error of the first offending row
+:mod:`sentiment_hf.data.load` validates with these and words the error of the first offending row
 itself, so the messages are those of a row-by-row check at a fraction of its cost.
 """
 

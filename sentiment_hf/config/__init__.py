@@ -1,0 +1,1 @@
+"""Configuration: the recipe, its schema and the sweep section."""

@@ -1,0 +1,1 @@
+"""Data: loading, readers, streaming, stratified splits, Arrow helpers."""

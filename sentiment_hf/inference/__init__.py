@@ -1,0 +1,1 @@
+"""Inference: the Predictor, its torch and ONNX backends, batch prediction and explanation."""

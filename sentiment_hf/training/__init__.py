@@ -1,0 +1,2 @@
+"""Training: the Trainer workflow, checkpoints, the run manifest, tracking, profiling, seeded
+sampling."""
