@@ -19,7 +19,7 @@ import random
 import re
 from pathlib import Path
 
-from sentiment_hf.data import SPLITS, read_rt_polarity
+from sentiment_hf.data.load import SPLITS, read_rt_polarity
 
 RULES: dict[str, re.Pattern[str]] = {
     "mentions_acting": re.compile(

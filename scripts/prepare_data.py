@@ -16,9 +16,9 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from sentiment_hf.data import SPLITS, load_splits
+from sentiment_hf.config.recipe import load_recipe
+from sentiment_hf.data.load import SPLITS, load_splits
 from sentiment_hf.errors import SentimentError
-from sentiment_hf.recipe import load_recipe
 
 
 def prepare(source: str, out_dir: Path, recipe_path: Path) -> dict[str, int]:
