@@ -14,78 +14,92 @@ from sentiment_hf.errors import SentimentError
 from sentiment_hf.inference.batch import DEFAULT_CHUNK_SIZE
 
 if TYPE_CHECKING:
+    from sentiment_hf.inference.batch import BatchResult
     from sentiment_hf.longtext import LongTextCounts
+
+#: The options of ``sentiment predict``, declared once here so the command reads as its steps.
+Texts = Annotated[
+    list[str] | None,
+    typer.Argument(help="Texts to classify; none reads --file or stdin.", show_default=False),
+]
+InputFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--file",
+        "-f",
+        help="Read the texts of this file: .txt (one per line), .csv, .tsv, .jsonl or "
+        ".parquet (the text in --text-column); blank rows are skipped.",
+    ),
+]
+OutputFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--output",
+        "-o",
+        help="Stream --file into this .jsonl, .csv or .parquet file in chunks: constant "
+        "memory, a progress bar, resumable by rerunning the same command, sharded under "
+        "torchrun / accelerate launch.",
+    ),
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON lines.")]
+Backend = Annotated[
+    str | None,
+    typer.Option(
+        help="Inference backend: torch, onnx or onnx-int8 (default torch; with --output "
+        "the fastest the run has: onnx-int8, onnx, then torch).",
+        show_default=False,
+    ),
+]
+TextColumn = Annotated[
+    str | None,
+    typer.Option(help="--file: the text column or field (default the run's data.text_column)."),
+]
+ChunkSize = Annotated[
+    int, typer.Option(min=1, help="--output: rows per chunk (the unit of resuming).")
+]
+IncludeText = Annotated[
+    bool, typer.Option("--text/--no-text", help="--output: copy each text into its row.")
+]
+Encoding = Annotated[
+    str | None,
+    typer.Option(
+        help="--file: the input's text encoding (default: UTF-8, else cp1252 with a "
+        "warning, as for training data).",
+        show_default=False,
+    ),
+]
+Overwrite = Annotated[
+    bool,
+    typer.Option(
+        "--overwrite",
+        help="--output: replace OUT and discard parts left by another input, model or options.",
+    ),
+]
+Progress = Annotated[
+    bool | None,
+    typer.Option(
+        "--progress/--no-progress",
+        help="--output: progress bar with rate and ETA (default: when stderr is a terminal).",
+        show_default=False,
+    ),
+]
 
 
 @app.command()
 def predict(
     model_dir: RunDirArg,
-    texts: Annotated[
-        list[str] | None,
-        typer.Argument(help="Texts to classify; none reads --file or stdin.", show_default=False),
-    ] = None,
-    file: Annotated[
-        Path | None,
-        typer.Option(
-            "--file",
-            "-f",
-            help="Read the texts of this file: .txt (one per line), .csv, .tsv, .jsonl or "
-            ".parquet (the text in --text-column); blank rows are skipped.",
-        ),
-    ] = None,
-    output: Annotated[
-        Path | None,
-        typer.Option(
-            "--output",
-            "-o",
-            help="Stream --file into this .jsonl, .csv or .parquet file in chunks: constant "
-            "memory, a progress bar, resumable by rerunning the same command, sharded under "
-            "torchrun / accelerate launch.",
-        ),
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
-    backend: Annotated[
-        str | None,
-        typer.Option(
-            help="Inference backend: torch, onnx or onnx-int8 (default torch; with --output "
-            "the fastest the run has: onnx-int8, onnx, then torch).",
-            show_default=False,
-        ),
-    ] = None,
+    texts: Texts = None,
+    file: InputFile = None,
+    output: OutputFile = None,
+    as_json: AsJson = False,
+    backend: Backend = None,
     batch_size: BatchSize = 32,
-    text_column: Annotated[
-        str | None,
-        typer.Option(help="--file: the text column or field (default the run's data.text_column)."),
-    ] = None,
-    chunk_size: Annotated[
-        int, typer.Option(min=1, help="--output: rows per chunk (the unit of resuming).")
-    ] = DEFAULT_CHUNK_SIZE,
-    include_text: Annotated[
-        bool, typer.Option("--text/--no-text", help="--output: copy each text into its row.")
-    ] = True,
-    encoding: Annotated[
-        str | None,
-        typer.Option(
-            help="--file: the input's text encoding (default: UTF-8, else cp1252 with a "
-            "warning, as for training data).",
-            show_default=False,
-        ),
-    ] = None,
-    overwrite: Annotated[
-        bool,
-        typer.Option(
-            "--overwrite",
-            help="--output: replace OUT and discard parts left by another input, model or options.",
-        ),
-    ] = False,
-    progress: Annotated[
-        bool | None,
-        typer.Option(
-            "--progress/--no-progress",
-            help="--output: progress bar with rate and ETA (default: when stderr is a terminal).",
-            show_default=False,
-        ),
-    ] = None,
+    text_column: TextColumn = None,
+    chunk_size: ChunkSize = DEFAULT_CHUNK_SIZE,
+    include_text: IncludeText = True,
+    encoding: Encoding = None,
+    overwrite: Overwrite = False,
+    progress: Progress = None,
 ) -> None:
     """Print the label and probability of each input text, or with --output score a big file.
 
@@ -115,18 +129,35 @@ def predict(
             progress=progress,
             announce=lambda line: typer.echo(line, err=True),
         )
-        where = f"wrote {result.output}" if result.output else "parts written; rank 0 merges"
-        typer.echo(
-            f"{where}: {result.rows} texts scored in {result.scored_chunks} chunk(s), "
-            f"{result.reused_chunks} reused, {result.blank} blank row(s) skipped, "
-            f"{result.seconds:.1f} s ({result.rows_per_s:.0f} texts/s after loading)",
-            err=True,
-        )
-        _note_capped(model_dir, result.long_text)
+        _report_file(model_dir, result)
         return
+    inputs = _input_texts(model_dir, texts, file, text_column, encoding)
+    _print_predictions(model_dir, inputs, backend or "torch", batch_size, as_json)
+
+
+def _report_file(model_dir: Path, result: BatchResult) -> None:
+    """The stderr summary of ``predict --file IN --output OUT``."""
+    where = f"wrote {result.output}" if result.output else "parts written; rank 0 merges"
+    typer.echo(
+        f"{where}: {result.rows} texts scored in {result.scored_chunks} chunk(s), "
+        f"{result.reused_chunks} reused, {result.blank} blank row(s) skipped, "
+        f"{result.seconds:.1f} s ({result.rows_per_s:.0f} texts/s after loading)",
+        err=True,
+    )
+    _note_capped(model_dir, result.long_text)
+
+
+def _input_texts(
+    model_dir: Path,
+    texts: list[str] | None,
+    file: Path | None,
+    text_column: str | None,
+    encoding: str | None,
+) -> list[str]:
+    """The TEXT arguments, then the rows of --file; stdin's non-blank lines when both are
+    absent and stdin is not a terminal."""
     from sentiment_hf.inference.batch import open_input
-    from sentiment_hf.inference.predictor import BLANK_TEXT, Predictor, is_blank
-    from sentiment_hf.longtext import LongTextCounts
+    from sentiment_hf.inference.predictor import BLANK_TEXT, is_blank
     from sentiment_hf.rundir import open_run
 
     inputs = list(texts or [])
@@ -142,7 +173,17 @@ def predict(
         raise SentimentError(
             "no input texts; pass TEXT arguments, --file FILE or pipe lines on stdin"
         )
-    predictor = Predictor(model_dir, backend=backend or "torch", batch_size=batch_size)
+    return inputs
+
+
+def _print_predictions(
+    model_dir: Path, inputs: list[str], backend: str, batch_size: int, as_json: bool
+) -> None:
+    """One line per text on stdout: JSON, or label, score and text separated by tabs."""
+    from sentiment_hf.inference.predictor import Predictor
+    from sentiment_hf.longtext import LongTextCounts
+
+    predictor = Predictor(model_dir, backend=backend, batch_size=batch_size)
     counts = LongTextCounts()
     for pred in predictor.predict(inputs, counts, strict=False):
         if as_json:

@@ -27,13 +27,16 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sentiment_hf.data.streamio import OutputFormat, TextReader
 from sentiment_hf.errors import SentimentError
 from sentiment_hf.fileio import read_json, write_atomic, write_json
 from sentiment_hf.longtext import LongTextCounts
 from sentiment_hf.rundir import ONNX_WEIGHTS_KEY, RunDir, open_run
+
+if TYPE_CHECKING:
+    from sentiment_hf.inference.predictor import Predictor
 
 log = logging.getLogger(__name__)
 
@@ -243,23 +246,64 @@ def predict_file(
     :func:`default_backend`; ``shard`` to :meth:`Shard.from_env`. ``progress`` shows a bar with
     rate and ETA (None: when stderr is a terminal). ``announce`` gets the plan line first.
     """
-    from sentiment_hf.inference.predictor import Predictor
-
     started = time.perf_counter()
     run = open_run(model_dir)
     if chunk_size < 1:
         raise SentimentError(f"--chunk-size must be >= 1, got {chunk_size}")
     shard = shard or Shard.from_env()
     reader = open_input(run, input_path, text_column, encoding)
-    column = reader.text_column
     output = Path(output)
     fmt = OutputFormat(output, run.labels, run.multi_label, include_text)
     reason = "asked for"
     if backend is None:
         backend, reason = default_backend(run)
-    options = {"text_column": column, "chunk_size": chunk_size, "backend": backend}
+    options = {"text_column": reader.text_column, "chunk_size": chunk_size, "backend": backend}
     options |= {"batch_size": batch_size, "include_text": include_text, "encoding": encoding}
     options["format"] = fmt.suffix
+    predictor = _load_predictor(run, backend, batch_size, shard)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    parts = _prepare(output, job_key(run, reader, options), shard, overwrite)
+    job = _Job(reader, fmt, output, parts, chunk_size, shard)
+    done = list(parts.glob(f"part-*{fmt.suffix}"))
+    where = f"rank {shard.rank}/{shard.world_size}, " if shard.world_size > 1 else ""
+    announce(
+        f"backend: {backend} ({reason}); {where}chunks of {chunk_size} rows; "
+        f"{len(done)} finished chunk(s) in {parts} reused"
+    )
+    result = BatchResult(output=None, backend=backend)
+    pause_after = int(os.environ.get(PAUSE_ENV) or 0)  # test hook (PAUSE_ENV)
+    loaded = time.perf_counter()
+    _score_chunks(job, predictor, result, progress, pause_after)
+    if result.chunks == 0:
+        raise SentimentError(f"--file {str(reader.path)!r} has no rows; give one text per row")
+    if shard.rank == 0:
+        result.output = _merge_parts(job, result.chunks, announce)
+    result.seconds = time.perf_counter() - started
+    result.scoring_seconds = time.perf_counter() - loaded
+    return result
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What the steps of one :func:`predict_file` call share once its sidecar folder is ready."""
+
+    reader: TextReader
+    fmt: OutputFormat
+    output: Path
+    parts: Path  # the sidecar folder (:func:`parts_dir`)
+    chunk_size: int
+    shard: Shard
+
+    def part(self, index: int) -> Path:
+        """The part file of chunk ``index``."""
+        return self.parts / PART_FILE.format(index=index, suffix=self.fmt.suffix)
+
+
+def _load_predictor(run: RunDir, backend: str, batch_size: int, shard: Shard) -> Predictor:
+    """The run's model for this process: under a launcher of several ranks torch takes
+    ``cuda:LOCAL_RANK`` (when CUDA is there) and ONNX a fair share of the machine's cores."""
+    from sentiment_hf.inference.predictor import Predictor
+
     device = None
     if backend == "torch" and shard.world_size > 1:
         import torch
@@ -271,61 +315,61 @@ def predict_file(
 
         local_world = int(os.environ.get("LOCAL_WORLD_SIZE", shard.world_size))
         threads = max(1, physical_cores() // local_world)
-    predictor = Predictor(
+    return Predictor(
         run, backend=backend, batch_size=batch_size, device=device, intra_op_threads=threads
     )
-    output.parent.mkdir(parents=True, exist_ok=True)
-    parts = _prepare(output, job_key(run, reader, options), shard, overwrite)
-    done = list(parts.glob(f"part-*{fmt.suffix}"))
-    where = f"rank {shard.rank}/{shard.world_size}, " if shard.world_size > 1 else ""
-    announce(
-        f"backend: {backend} ({reason}); {where}chunks of {chunk_size} rows; "
-        f"{len(done)} finished chunk(s) in {parts} reused"
-    )
-    result = BatchResult(output=None, backend=backend)
-    pause_after = int(os.environ.get(PAUSE_ENV) or 0)  # test hook (PAUSE_ENV)
-    loaded = time.perf_counter()
-    total = reader.estimate_rows() // shard.world_size
+
+
+def _score_chunks(
+    job: _Job, predictor: Predictor, result: BatchResult, progress: bool | None, pause_after: int
+) -> None:
+    """Stream the input in chunks; score this rank's chunks that have no part yet."""
+    shard = job.shard
+    total = job.reader.estimate_rows() // shard.world_size
     with _progress(total, progress) as bar:
-        for index, chunk in enumerate(_chunks(reader, chunk_size)):
+        for index, chunk in enumerate(_chunks(job.reader, job.chunk_size)):
             result.chunks = index + 1
             if index % shard.world_size != shard.rank:
                 continue
-            part = parts / PART_FILE.format(index=index, suffix=fmt.suffix)
+            part = job.part(index)
             if part.is_file():
                 result.reused_chunks += 1
                 bar.update(len(chunk))
                 continue
-            first = index * chunk_size
-            rows = [(first + i, text) for i, text in enumerate(chunk) if text is not None]
-            try:
-                texts = [text for _, text in rows]
-                preds = predictor.predict(texts, result.long_text, strict=False) if rows else []
-            except SentimentError as exc:
-                raise SentimentError(
-                    f"chunk {index} (rows {first}-{first + len(chunk) - 1}): {exc}"
-                ) from exc
-            records = [fmt.record(row, p) for (row, _), p in zip(rows, preds, strict=True)]
-            write_atomic(part, lambda tmp, records=records: fmt.write_part(tmp, records))
-            result.rows += len(rows)
-            result.blank += len(chunk) - len(rows)
-            result.scored_chunks += 1
+            _score_chunk(job, predictor, index, chunk, result)
             bar.update(len(chunk))
             if result.scored_chunks == pause_after:
                 threading.Event().wait()  # test hook: blocks until the test kills this process
-    if result.chunks == 0:
-        raise SentimentError(f"--file {str(reader.path)!r} has no rows; give one text per row")
-    if shard.rank == 0:
-        all_parts = [
-            parts / PART_FILE.format(index=i, suffix=fmt.suffix) for i in range(result.chunks)
-        ]
-        _wait_for(all_parts, announce)
-        write_atomic(output, lambda tmp: fmt.merge(all_parts, tmp))
-        shutil.rmtree(parts)
-        result.output = output
-    result.seconds = time.perf_counter() - started
-    result.scoring_seconds = time.perf_counter() - loaded
-    return result
+
+
+def _score_chunk(
+    job: _Job, predictor: Predictor, index: int, chunk: list[str | None], result: BatchResult
+) -> None:
+    """Score chunk ``index`` (blank rows keep their index, no output row) into its part file."""
+    first = index * job.chunk_size
+    rows = [(first + i, text) for i, text in enumerate(chunk) if text is not None]
+    try:
+        texts = [text for _, text in rows]
+        preds = predictor.predict(texts, result.long_text, strict=False) if rows else []
+    except SentimentError as exc:
+        raise SentimentError(
+            f"chunk {index} (rows {first}-{first + len(chunk) - 1}): {exc}"
+        ) from exc
+    records = [job.fmt.record(row, p) for (row, _), p in zip(rows, preds, strict=True)]
+    write_atomic(job.part(index), lambda tmp: job.fmt.write_part(tmp, records))
+    result.rows += len(rows)
+    result.blank += len(chunk) - len(rows)
+    result.scored_chunks += 1
+
+
+def _merge_parts(job: _Job, chunks: int, announce: Callable[[str], None]) -> Path:
+    """Rank 0: wait for every chunk's part, merge them in order into the output, drop the
+    sidecar folder."""
+    all_parts = [job.part(i) for i in range(chunks)]
+    _wait_for(all_parts, announce)
+    write_atomic(job.output, lambda tmp: job.fmt.merge(all_parts, tmp))
+    shutil.rmtree(job.parts)
+    return job.output
 
 
 def _wait_for(paths: list[Path], announce: Callable[[str], None]) -> None:
