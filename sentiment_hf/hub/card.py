@@ -1,13 +1,13 @@
 """The model card of a run: YAML metadata from its real metrics, the body from a Jinja template.
 
-The template is ``sentiment_hf/templates/model_card.md``; rendering goes through
-``huggingface_hub.ModelCard.from_template`` so the metadata block is the hub's own format.
+The template is ``sentiment_hf/templates/model_card.md``, rendered by :mod:`sentiment_hf.render`
+the way ``huggingface_hub.ModelCard.from_template`` renders it, so the metadata block is the
+hub's own format.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ from sentiment_hf.errors import SentimentError
 from sentiment_hf.fileio import looks_like_path
 from sentiment_hf.imbalance import is_unbalanced
 from sentiment_hf.modeling import PACKAGED_BACKBONES
+from sentiment_hf.render import render
 from sentiment_hf.rundir import EVAL_DIR, METRICS_FILE, RunDir, open_run
 
 RT_DATASET = "cornell-movie-review-data/rotten_tomatoes"
@@ -294,10 +295,7 @@ def build_model_card(
         eval_results=_eval_results(metrics, dataset, source),
     )
     parity = run.parity
-    template = resources.files("sentiment_hf").joinpath("templates/model_card.md")
-    card = ModelCard.from_template(
-        card_data,
-        template_str=template.read_text(encoding="utf-8"),
+    context = dict(
         name=name,
         repo_id=repo_id,
         kind=classifier_kind(run.labels, run.multi_label),
@@ -326,4 +324,7 @@ def build_model_card(
         calibration=_calibration(run),
         trust=_trust(run),
     )
-    return str(card)
+    # as ModelCard.from_template renders, through the package's Markdown environment: the card
+    # data's fields, ours over them, and the metadata block as YAML
+    fields = {**card_data.to_dict(), **context, "card_data": card_data.to_yaml()}
+    return str(ModelCard(render("model_card.md", **fields)))

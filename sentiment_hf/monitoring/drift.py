@@ -32,8 +32,10 @@ from sentiment_hf.fileio import write_json, write_text_atomic
 from sentiment_hf.monitoring.config import DriftConfig
 from sentiment_hf.monitoring.html import render_html
 from sentiment_hf.monitoring.report import DriftCheck, DriftReport, DriftThresholds
+from sentiment_hf.monitoring.scoring import EmbeddingScorer
 from sentiment_hf.monitoring.stats import chi2_test, ks_test, mmd_permutation_test
 from sentiment_hf.rundir import RunDir
+from sentiment_hf.serve.requestlog import read_requests
 
 WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
@@ -73,63 +75,6 @@ def oov_counts(texts: list[str], vocab: set[str]) -> tuple[int, int]:
             total += 1
             out += word not in vocab
     return out, total
-
-
-class EmbeddingScorer:
-    """Calibrated probabilities (``temperature`` of the run's policy) and mean-pooled
-    last-layer embeddings from a run's torch model."""
-
-    def __init__(
-        self,
-        model_dir: Path,
-        max_length: int = 128,
-        batch_size: int = 64,
-        temperature: float = 1.0,
-        probabilities: Any = None,
-    ) -> None:
-        import torch
-        from transformers import AutoTokenizer
-
-        from sentiment_hf.modeling import load_trained
-
-        self.torch = torch
-        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        self.model = load_trained(model_dir)
-        self.model.eval()
-        self.labels = [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
-        self.max_length = max_length
-        self.batch_size = batch_size
-        self.temperature = temperature
-        self.probabilities = probabilities  # logits -> probabilities (multi-label: sigmoids)
-
-    def __call__(self, texts: list[str], desc: str = "scoring") -> tuple[np.ndarray, np.ndarray]:
-        from tqdm.auto import tqdm
-
-        torch = self.torch
-        probs, embs = [], []
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        starts = range(0, len(order), self.batch_size)
-        # a bar on stderr when it is a terminal (disable=None), silent in logs and tests
-        for start in tqdm(starts, desc=desc, unit=" batches", leave=False, disable=None):
-            idx = order[start : start + self.batch_size]
-            enc = self.tokenizer(
-                [texts[i] for i in idx],
-                truncation=True,
-                max_length=self.max_length,
-                padding=True,
-                return_tensors="pt",
-            )
-            with torch.inference_mode():
-                out = self.model(**enc, output_hidden_states=True)
-            mask = enc["attention_mask"].unsqueeze(-1).float()
-            pooled = (out.hidden_states[-1] * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-            if self.probabilities is not None:
-                probs.append(self.probabilities(out.logits.float().numpy()))
-            else:
-                probs.append(torch.softmax(out.logits.float() / self.temperature, -1).numpy())
-            embs.append(pooled.float().numpy())
-        inverse = np.argsort(order)
-        return np.concatenate(probs)[inverse], np.concatenate(embs)[inverse]
 
 
 def _reference_data(run: RunDir, data: str | None) -> tuple[list[str], list[str], list[str]]:
@@ -174,6 +119,95 @@ def _ks_check(
     )
 
 
+def _oov_check(
+    heldout_texts: list[str], cur_texts: list[str], vocab: set[str], th: DriftThresholds
+) -> DriftCheck:
+    """The share of words never seen in training: the validation split's against the requests'."""
+    ref_oov, ref_words = oov_counts(heldout_texts, vocab)
+    cur_oov, cur_words = oov_counts(cur_texts, vocab)
+    ref_rate = ref_oov / max(ref_words, 1)
+    cur_rate = cur_oov / max(cur_words, 1)
+    res = chi2_test(
+        np.array([ref_oov, ref_words - ref_oov]), np.array([cur_oov, cur_words - cur_oov])
+    )
+    return DriftCheck(
+        name="oov_rate",
+        description="share of words never seen in the training split",
+        reference=ref_rate,
+        current=cur_rate,
+        statistic=res.statistic,
+        p_value=res.p_value,
+        rule=f"chi-square p < {th.alpha:g} and the share rises by >= "
+        f"{100 * th.oov_delta:g} percentage points",
+        drifted=res.p_value < th.alpha and cur_rate - ref_rate >= th.oov_delta,
+        details={"vocabulary_size": len(vocab), "current_words": cur_words},
+        unit="share",
+        reference_source="validation split",
+        statistic_name=CHI2_STATISTIC,
+    )
+
+
+def _label_mix_check(
+    ref_probs: np.ndarray, cur_probs: np.ndarray, labels: list[str], th: DriftThresholds
+) -> DriftCheck:
+    """The shares of the predicted labels; the check reports the label whose share moved most."""
+    k = len(labels)
+    ref_counts = np.bincount(ref_probs.argmax(1), minlength=k)
+    cur_counts = np.bincount(cur_probs.argmax(1), minlength=k)
+    ref_share = ref_counts / ref_counts.sum()
+    cur_share = cur_counts / cur_counts.sum()
+    moved = int(np.abs(cur_share - ref_share).argmax())
+    shift = float(abs(cur_share[moved] - ref_share[moved]))
+    res = chi2_test(ref_counts, cur_counts)
+    return DriftCheck(
+        name="label_mix",
+        description=f"share of texts predicted {labels[moved]!r} (the label whose share "
+        "moved most)",
+        reference=float(ref_share[moved]),
+        current=float(cur_share[moved]),
+        statistic=res.statistic,
+        p_value=res.p_value,
+        rule=f"chi-square p < {th.alpha:g} and a label's share moves by >= "
+        f"{100 * th.label_shift:g} percentage points",
+        drifted=res.p_value < th.alpha and shift >= th.label_shift,
+        details={
+            "reference_shares": dict(zip(labels, ref_share.round(4).tolist(), strict=True)),
+            "current_shares": dict(zip(labels, cur_share.round(4).tolist(), strict=True)),
+        },
+        unit="share",
+        statistic_name=CHI2_STATISTIC,
+    )
+
+
+def _embedding_check(
+    ref_emb: np.ndarray,
+    cur_emb: np.ndarray,
+    th: DriftThresholds,
+    embedding_sample: int,
+    permutations: int,
+    seed: int,
+) -> DriftCheck:
+    """MMD² between (a seeded sample of) the two sides' embeddings, with a permutation test."""
+    rng = np.random.default_rng(seed)
+    ri = rng.choice(len(ref_emb), min(embedding_sample, len(ref_emb)), replace=False)
+    ci = rng.choice(len(cur_emb), min(embedding_sample, len(cur_emb)), replace=False)
+    res = mmd_permutation_test(ref_emb[ri], cur_emb[ci], permutations=permutations, seed=seed)
+    return DriftCheck(
+        name="embedding_mmd",
+        description=f"MMD² between the mean-pooled backbone embeddings of {len(ri)} "
+        f"training texts and {len(ci)} requests (Gaussian kernel)",
+        reference=0.0,
+        current=res.statistic,
+        statistic=res.statistic,
+        p_value=res.p_value,
+        rule=f"permutation p < {th.alpha:g} ({permutations} permutations)",
+        drifted=res.p_value < th.alpha,
+        details={"reference_n": len(ri), "current_n": len(ci)},
+        reference_source=None,
+        statistic_name=MMD_STATISTIC,
+    )
+
+
 def run_checks(
     ref_texts: list[str],
     cur_texts: list[str],
@@ -188,70 +222,19 @@ def run_checks(
 ) -> tuple[list[DriftCheck], dict[str, np.ndarray]]:
     """Every drift check on two text samples; also returns the arrays the HTML plots."""
     th = thresholds
-    checks = []
     ref_len = np.array([len(t) for t in ref_texts], float)
     cur_len = np.array([len(t) for t in cur_texts], float)
-    checks.append(
-        _ks_check("text_length", "mean characters per text", "characters", ref_len, cur_len, th)
+    length = _ks_check(
+        "text_length", "mean characters per text", "characters", ref_len, cur_len, th
     )
-
-    ref_oov, ref_words = oov_counts(heldout_texts, vocab)
-    cur_oov, cur_words = oov_counts(cur_texts, vocab)
-    ref_rate = ref_oov / max(ref_words, 1)
-    cur_rate = cur_oov / max(cur_words, 1)
-    res = chi2_test(
-        np.array([ref_oov, ref_words - ref_oov]), np.array([cur_oov, cur_words - cur_oov])
-    )
-    checks.append(
-        DriftCheck(
-            name="oov_rate",
-            description="share of words never seen in the training split",
-            reference=ref_rate,
-            current=cur_rate,
-            statistic=res.statistic,
-            p_value=res.p_value,
-            rule=f"chi-square p < {th.alpha:g} and the share rises by >= "
-            f"{100 * th.oov_delta:g} percentage points",
-            drifted=res.p_value < th.alpha and cur_rate - ref_rate >= th.oov_delta,
-            details={"vocabulary_size": len(vocab), "current_words": cur_words},
-            unit="share",
-            reference_source="validation split",
-            statistic_name=CHI2_STATISTIC,
-        )
-    )
-
+    oov = _oov_check(heldout_texts, cur_texts, vocab, th)
     ref_probs, ref_emb = scorer(ref_texts, "drift: reference texts")
     cur_probs, cur_emb = scorer(cur_texts, "drift: requests")
-    k = len(labels)
-    ref_counts = np.bincount(ref_probs.argmax(1), minlength=k)
-    cur_counts = np.bincount(cur_probs.argmax(1), minlength=k)
-    ref_share = ref_counts / ref_counts.sum()
-    cur_share = cur_counts / cur_counts.sum()
-    moved = int(np.abs(cur_share - ref_share).argmax())
-    shift = float(abs(cur_share[moved] - ref_share[moved]))
-    res = chi2_test(ref_counts, cur_counts)
-    checks.append(
-        DriftCheck(
-            name="label_mix",
-            description=f"share of texts predicted {labels[moved]!r} (the label whose share "
-            "moved most)",
-            reference=float(ref_share[moved]),
-            current=float(cur_share[moved]),
-            statistic=res.statistic,
-            p_value=res.p_value,
-            rule=f"chi-square p < {th.alpha:g} and a label's share moves by >= "
-            f"{100 * th.label_shift:g} percentage points",
-            drifted=res.p_value < th.alpha and shift >= th.label_shift,
-            details={
-                "reference_shares": dict(zip(labels, ref_share.round(4).tolist(), strict=True)),
-                "current_shares": dict(zip(labels, cur_share.round(4).tolist(), strict=True)),
-            },
-            unit="share",
-            statistic_name=CHI2_STATISTIC,
-        )
-    )
     ref_conf, cur_conf = ref_probs.max(1), cur_probs.max(1)
-    checks.append(
+    checks = [
+        length,
+        oov,
+        _label_mix_check(ref_probs, cur_probs, labels, th),
         _ks_check(
             "confidence",
             "mean probability of the predicted label (calibrated, 0-1)",
@@ -259,44 +242,17 @@ def run_checks(
             ref_conf,
             cur_conf,
             th,
-        )
-    )
-
-    rng = np.random.default_rng(seed)
-    ri = rng.choice(len(ref_emb), min(embedding_sample, len(ref_emb)), replace=False)
-    ci = rng.choice(len(cur_emb), min(embedding_sample, len(cur_emb)), replace=False)
-    res = mmd_permutation_test(ref_emb[ri], cur_emb[ci], permutations=permutations, seed=seed)
-    checks.append(
-        DriftCheck(
-            name="embedding_mmd",
-            description=f"MMD² between the mean-pooled backbone embeddings of {len(ri)} "
-            f"training texts and {len(ci)} requests (Gaussian kernel)",
-            reference=0.0,
-            current=res.statistic,
-            statistic=res.statistic,
-            p_value=res.p_value,
-            rule=f"permutation p < {th.alpha:g} ({permutations} permutations)",
-            drifted=res.p_value < th.alpha,
-            details={"reference_n": len(ri), "current_n": len(ci)},
-            reference_source=None,
-            statistic_name=MMD_STATISTIC,
-        )
-    )
+        ),
+        _embedding_check(ref_emb, cur_emb, th, embedding_sample, permutations, seed),
+    ]
     arrays = {"ref_len": ref_len, "cur_len": cur_len, "ref_conf": ref_conf, "cur_conf": cur_conf}
     return checks, arrays
 
 
-def detect_drift(config: DriftConfig) -> DriftReport:
-    """Compare the logged requests in ``config.requests`` with the run's training data.
-
-    Writes drift.json, drift.html and drift.prom to ``config.output_dir`` (default
-    MODEL_DIR/drift); see :class:`DriftConfig` for the settings.
-    """
-    from sentiment_hf.serve.requestlog import read_requests
-
-    run = RunDir.open(config.model_dir)
-    model_dir = run.path
-    since, requests, seed = config.since, config.requests, config.seed
+def _logged_requests(config: DriftConfig) -> list[Any]:
+    """The logged requests the report compares (``--since``, at most ``max_requests``); too few
+    for a test is an error that says how to get more."""
+    since, requests = config.since, config.requests
     rows = read_requests(
         requests,
         since=parse_since(since),
@@ -310,8 +266,49 @@ def detect_drift(config: DriftConfig) -> DriftReport:
             f"needs at least {config.min_requests} (wait for more traffic, widen --since or lower "
             "--min-requests)"
         )
+    return rows
+
+
+def _served(rows: list[Any]) -> dict[str, Any]:
+    """What the requests were answered with, as the request log recorded it."""
+    served_labels: dict[str, int] = {}
+    for row in rows:
+        served_labels[row.label] = served_labels.get(row.label, 0) + 1
+    return {
+        "label_counts": served_labels,
+        "mean_confidence": round(float(np.mean([row.score for row in rows])), 4),
+        "mean_latency_ms": round(float(np.mean([row.latency_ms for row in rows])), 2),
+        "backends": sorted({row.backend for row in rows}),
+        "model_versions": sorted({row.model_version for row in rows}),
+        "first": datetime.fromtimestamp(rows[0].ts, UTC).isoformat(),
+        "last": datetime.fromtimestamp(rows[-1].ts, UTC).isoformat(),
+    }
+
+
+def _write_report(report: DriftReport, arrays: dict[str, np.ndarray], out: Path) -> None:
+    """drift.json, drift.html and drift.prom in ``out``; their paths go into ``report.paths``."""
+    out.mkdir(parents=True, exist_ok=True)
+    report.paths = {
+        "json": str(out / "drift.json"),
+        "html": str(out / "drift.html"),
+        "prom": str(out / "drift.prom"),
+    }
+    write_json(out / "drift.json", report.to_dict())
+    write_text_atomic(out / "drift.html", render_html(report, arrays))
+    write_prometheus_textfile(report, out / "drift.prom")
+
+
+def detect_drift(config: DriftConfig) -> DriftReport:
+    """Compare the logged requests in ``config.requests`` with the run's training data.
+
+    Writes drift.json, drift.html and drift.prom to ``config.output_dir`` (default
+    MODEL_DIR/drift); see :class:`DriftConfig` for the settings.
+    """
+    run = RunDir.open(config.model_dir)
+    model_dir = run.path
+    rows = _logged_requests(config)
     train_texts, heldout_texts, _ = _reference_data(run, config.data)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(config.seed)
     pick = rng.choice(len(train_texts), min(config.reference_size, len(train_texts)), replace=False)
     ref_texts = [train_texts[i] for i in sorted(pick)]
     cur_texts = [row.text for row in rows]
@@ -334,42 +331,22 @@ def detect_drift(config: DriftConfig) -> DriftReport:
         config.thresholds,
         embedding_sample=config.embedding_sample,
         permutations=config.permutations,
-        seed=seed,
+        seed=config.seed,
     )
-    served_labels: dict[str, int] = {}
-    for row in rows:
-        served_labels[row.label] = served_labels.get(row.label, 0) + 1
-    served = {
-        "label_counts": served_labels,
-        "mean_confidence": round(float(np.mean([row.score for row in rows])), 4),
-        "mean_latency_ms": round(float(np.mean([row.latency_ms for row in rows])), 2),
-        "backends": sorted({row.backend for row in rows}),
-        "model_versions": sorted({row.model_version for row in rows}),
-        "first": datetime.fromtimestamp(rows[0].ts, UTC).isoformat(),
-        "last": datetime.fromtimestamp(rows[-1].ts, UTC).isoformat(),
-    }
     report = DriftReport(
         drift_detected=any(c.drifted for c in checks),
         checks=checks,
         n_reference=len(ref_texts),
         n_requests=len(cur_texts),
         model_dir=str(model_dir),
-        requests=str(requests),
-        since=since,
+        requests=str(config.requests),
+        since=config.since,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         thresholds=config.thresholds,
-        served=served,
+        served=_served(rows),
     )
     out = config.output_dir if config.output_dir is not None else model_dir / "drift"
-    out.mkdir(parents=True, exist_ok=True)
-    report.paths = {
-        "json": str(out / "drift.json"),
-        "html": str(out / "drift.html"),
-        "prom": str(out / "drift.prom"),
-    }
-    write_json(out / "drift.json", report.to_dict())
-    write_text_atomic(out / "drift.html", render_html(report, arrays))
-    write_prometheus_textfile(report, out / "drift.prom")
+    _write_report(report, arrays, out)
     return report
 
 
