@@ -442,3 +442,14 @@ def test_the_app_hashes_its_weights_once(
     assert len(hashed) == 1, hashed
     with TestClient(app) as client:
         assert client.post("/predict", json={"text": "fine ."}).status_code == 200
+
+
+def test_an_onnx_app_explains_with_the_run_it_holds(tiny_exported: Path) -> None:
+    """/explain on an ONNX app loads a torch predictor (gradients) from the RunDir the app
+    already holds (it reopened the run from its directory)."""
+    app = create_app(tiny_exported, backend="onnx-int8", request_log=None)
+    with TestClient(app) as client:
+        assert client.post("/explain", json={"text": "fine ."}).status_code == 200
+    explainer = app.state.explainer._explainer
+    assert explainer.predictor.backend.name == "torch"
+    assert explainer.predictor.run is app.state.predictor.run

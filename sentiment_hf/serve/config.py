@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from sentiment_hf.errors import SentimentError
+from sentiment_hf.hardware import physical_cores
 from sentiment_hf.serve.requestlog import RequestLogConfig
 
 #: Environment variable that carries a JSON ServeConfig to uvicorn worker processes.
@@ -57,8 +58,6 @@ class ServeConfig:
             if value is not None:
                 setattr(self, name, Path(value))
         if self.inference_threads is None:
-            from sentiment_hf.hardware import physical_cores
-
             self.inference_threads = physical_cores()
         positive = (
             "inference_threads",

@@ -111,6 +111,11 @@ class ServeMetrics:
             reg.register(DriftReportCollector(drift_report))
         self._drift_report = drift_report
 
+    def observe_inference(self, n: int, seconds: float) -> None:
+        """One model call of the runner: ``n`` texts in ``seconds``."""
+        self.inference_batch.observe(n)
+        self.inference_latency.observe(seconds)
+
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type (all workers under multiprocess mode)."""
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -21,12 +21,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sentiment_hf.errors import SentimentError
-
-if TYPE_CHECKING:
-    from sentiment_hf.serve.requestlog import LoggedPrediction
+from sentiment_hf.serve.logschema import COLUMNS, LoggedPrediction, connect, row_to_prediction
 
 try:
     import fcntl
@@ -79,8 +77,6 @@ def mirror_new_rows(db: str | Path, url: str, options: dict[str, Any]) -> int:
     """
     import fsspec
 
-    from sentiment_hf.serve.requestlog import COLUMNS, connect, row_to_prediction
-
     with mirror_lock(db):
         conn = connect(db)
         conn.isolation_level = None  # autocommit: each statement below commits on its own
@@ -121,8 +117,6 @@ def mirror_new_rows(db: str | Path, url: str, options: dict[str, Any]) -> int:
 def read_mirror(url: str, storage_options: dict[str, Any]) -> list[LoggedPrediction]:
     """Every row of the ``requests-*.jsonl`` parts under ``url``, ordered by time then id."""
     import fsspec
-
-    from sentiment_hf.serve.requestlog import LoggedPrediction
 
     try:
         fs, root = fsspec.core.url_to_fs(url, **storage_options)

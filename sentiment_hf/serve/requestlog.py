@@ -4,7 +4,8 @@ Requests only put a row on an in-memory queue (never blocked by disk); one write
 the queue in batches (one transaction per batch), applies the retention policy, and — when a
 mirror URL such as ``gs://bucket/prefix`` is configured — a second thread copies new rows there
 as JSON-lines part files through fsspec (``serve/mirror.py``: exactly once, across workers).
-The database uses WAL so ``sentiment drift`` can read it while the server writes.
+The table, its row type and the connection live in ``serve/logschema.py`` (shared with the
+mirror); the database uses WAL so ``sentiment drift`` can read it while the server writes.
 
 Durability: a row is committed by the writer at most ``flush_interval_s`` after its request was
 answered (plus the time one batch takes to write). A SIGKILL of the server loses only the rows
@@ -16,7 +17,6 @@ not uploaded yet.
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import sqlite3
@@ -27,65 +27,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sentiment_hf.errors import SentimentError
+from sentiment_hf.serve.logschema import COLUMNS, LoggedPrediction, connect, row_to_prediction
 from sentiment_hf.serve.mirror import mirror_new_rows, mirrored_up_to, read_mirror
 
+__all__ = [
+    "LoggedPrediction",  # the row type, defined in logschema: imported from here by its users
+    "RequestLog",
+    "RequestLogConfig",
+    "read_requests",
+]
+
 log = logging.getLogger(__name__)
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS requests (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    ts REAL NOT NULL,
-    text TEXT NOT NULL,
-    label TEXT NOT NULL,
-    score REAL NOT NULL,
-    probabilities TEXT NOT NULL,
-    latency_ms REAL NOT NULL,
-    model_version TEXT NOT NULL,
-    backend TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS requests_ts ON requests (ts);
-CREATE TABLE IF NOT EXISTS mirror_state (
-    url TEXT PRIMARY KEY, last_id INTEGER NOT NULL, pending_top INTEGER
-);
-"""
-COLUMNS = (
-    "ts",
-    "text",
-    "label",
-    "score",
-    "probabilities",
-    "latency_ms",
-    "model_version",
-    "backend",
-)
-
-
-@dataclass
-class LoggedPrediction:
-    """One row of the request log."""
-
-    ts: float
-    text: str
-    label: str
-    score: float
-    probabilities: dict[str, float]
-    latency_ms: float
-    model_version: str
-    backend: str
-    id: int | None = None
-
-    def as_row(self) -> tuple[Any, ...]:
-        return (
-            self.ts,
-            self.text,
-            self.label,
-            self.score,
-            json.dumps(self.probabilities, sort_keys=True),
-            self.latency_ms,
-            self.model_version,
-            self.backend,
-        )
 
 
 @dataclass
@@ -106,40 +58,6 @@ class RequestLogConfig:
     mirror: str | None = None
     mirror_interval_s: float = 60.0
     mirror_options: dict[str, Any] = field(default_factory=dict)
-
-
-def connect(path: str | Path, readonly: bool = False) -> sqlite3.Connection:
-    """Open the request database (WAL, busy timeout); ``readonly`` refuses a missing file."""
-    path = Path(path)
-    if readonly:
-        if not path.is_file():
-            raise SentimentError(
-                f"request log {str(path)!r} not found; pass the --request-log file that "
-                "`sentiment serve` wrote"
-            )
-        uri = f"file:{path.resolve()}?mode=ro"
-        conn = sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False)
-    else:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(path, timeout=30, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.executescript(SCHEMA)
-        _migrate(conn)
-    try:
-        conn.execute("SELECT 1 FROM requests LIMIT 1").fetchall()
-    except sqlite3.DatabaseError as exc:
-        conn.close()
-        raise SentimentError(f"{str(path)!r} is not a request log database ({exc})") from exc
-    return conn
-
-
-def _migrate(conn: sqlite3.Connection) -> None:
-    """Bring a database written by an older version up to :data:`SCHEMA`."""
-    columns = {row[1] for row in conn.execute("PRAGMA table_info(mirror_state)")}
-    if "pending_top" not in columns:
-        with conn:
-            conn.execute("ALTER TABLE mirror_state ADD COLUMN pending_top INTEGER")
 
 
 def read_requests(
@@ -174,13 +92,6 @@ def read_requests(
     finally:
         conn.close()
     return [row_to_prediction(row) for row in reversed(rows)]
-
-
-def row_to_prediction(row: Sequence[Any]) -> LoggedPrediction:
-    rid, ts, text, label, score, probs, latency, version, backend = row
-    return LoggedPrediction(
-        ts, text, label, score, json.loads(probs), latency, version, backend, rid
-    )
 
 
 class RequestLog:

@@ -26,6 +26,8 @@ from typing import Protocol
 
 import numpy as np
 
+from sentiment_hf.errors import SentimentError
+
 log = logging.getLogger(__name__)
 
 PredictFn = Callable[[Sequence[str]], np.ndarray]
@@ -216,6 +218,4 @@ def build_runner(
         )
     if kind == "threadpool":
         return ThreadPoolRunner(predict, inference_threads=inference_threads, on_batch=on_batch)
-    from sentiment_hf.errors import SentimentError
-
     raise SentimentError(f"unknown runner {kind!r}; choose one of {', '.join(RUNNERS)}")

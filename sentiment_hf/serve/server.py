@@ -9,10 +9,13 @@ import os
 import shutil
 import socket
 import tempfile
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sentiment_hf.errors import SentimentError
 from sentiment_hf.serve.config import CONFIG_ENV, ServeConfig
+
+if TYPE_CHECKING:
+    from sentiment_hf.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +45,7 @@ def serve(
         raise SentimentError(f"--workers must be >= 1, got {workers}")
     if not 0 <= port <= 65535:
         raise SentimentError(f"--port must be between 0 and 65535, got {port}")
-    RunDir.open(config.model_dir)
+    run = RunDir.open(config.model_dir)
     if config.backend not in BACKENDS:
         raise SentimentError(
             f"unknown backend {config.backend!r}; choose one of {', '.join(BACKENDS)}"
@@ -50,7 +53,7 @@ def serve(
     common = {"host": host, "port": port, "access_log": access_log, "log_level": log_level}
     sock = bind(host, port)
     if workers == 1:
-        _serve_one(uvicorn, config, sock, common)
+        _serve_one(uvicorn, config, run, sock, common)
         return
     # uvicorn's supervisor binds the port itself before it starts the workers: the check above
     # gave the clear error; the port is free again for that bind an instant later
@@ -103,8 +106,11 @@ def _bind_error(host: str, port: int, exc: OSError) -> SentimentError:
     return SentimentError(f"cannot bind {host}:{port}: {exc.strerror or exc}")
 
 
-def _serve_one(uvicorn: Any, config: ServeConfig, sock: socket.socket, common: dict) -> None:
-    """Load the model, then serve it in this process on ``sock`` (already bound)."""
+def _serve_one(
+    uvicorn: Any, config: ServeConfig, run: RunDir, sock: socket.socket, common: dict
+) -> None:
+    """Load the model of ``run`` (opened by the caller), then serve it in this process on
+    ``sock`` (already bound)."""
     from sentiment_hf.serve.app import create_app
 
     class BoundServer(uvicorn.Server):
@@ -122,7 +128,7 @@ def _serve_one(uvicorn: Any, config: ServeConfig, sock: socket.socket, common: d
 
     try:
         config.own_process()  # this process only serves: torch's thread count is the config's
-        app = create_app(config=config)
+        app = create_app(config=config, run=run)
         server = BoundServer(uvicorn.Config(app, **common))
         with contextlib.suppress(KeyboardInterrupt):  # as uvicorn.run: Ctrl+C is a clean stop
             server.run(sockets=[sock])
