@@ -73,7 +73,8 @@ def child(csv_path: Path, num_proc: int | None, datacheck: bool = False) -> dict
 
     import sentiment_hf
     from sentiment_hf.config.recipe import DataConfig, ModelConfig
-    from sentiment_hf.data.load import load_splits, tokenize_splits
+    from sentiment_hf.data.load import load_splits
+    from sentiment_hf.data.tokenize import tokenize_splits
     from sentiment_hf.datacheck import load_tokenizer
 
     model = ModelConfig()

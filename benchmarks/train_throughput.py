@@ -208,7 +208,6 @@ def build(
 
     from sentiment_hf.data.load import load_splits
     from sentiment_hf.modeling import build_tokenizer, resolve_backbone
-    from sentiment_hf.tasks.metrics import make_compute_metrics
     from sentiment_hf.training.train import build_trainer, build_training_args, prepare
 
     out = tempfile.mkdtemp(prefix=f"{cfg.name}-", dir=args.tmp)
@@ -255,7 +254,7 @@ def build(
         eval_dataset=tokenized["test"],
         processing_class=tokenizer,
         data_collator=collator,
-        compute_metrics=make_compute_metrics(len(data.label_names)),
+        compute_metrics=data.task.compute_metrics(len(data.label_names)),
     )
     return _quiet(trainer), tokenized["test"]
 

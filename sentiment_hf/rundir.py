@@ -25,12 +25,21 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sentiment_hf.config.recipe import (
+    TRAINING_DEFAULTS,
+    DataConfig,
+    PolicyConfig,
+    Recipe,
+    read_recipe_file,
+    recipe_from_dict,
+)
 from sentiment_hf.errors import SentimentError
 from sentiment_hf.fileio import read_json
+from sentiment_hf.longtext import LongTextConfig
+from sentiment_hf.tasks.task import Task, task_for
 
 if TYPE_CHECKING:
-    from sentiment_hf.config.recipe import DataConfig, PolicyConfig, Recipe
-    from sentiment_hf.longtext import LongTextConfig
+    from sentiment_hf.data.load import SentimentData
     from sentiment_hf.tasks.policy import DecisionPolicy
 
 CONFIG_FILE = "config.json"
@@ -138,18 +147,14 @@ class RunDir:
         id2label = {int(k): v for k, v in self.config["id2label"].items()}
         return [id2label[i] for i in range(len(id2label))]
 
-    @property
-    def multi_label(self) -> bool:
-        """True when ``config.json`` says ``problem_type: multi_label_classification``."""
-        from sentiment_hf.tasks.multilabel import MULTI_LABEL
-
-        return self.config.get("problem_type") == MULTI_LABEL
+    @cached_property
+    def task(self) -> Task:
+        """The run's task, read once from ``config.json``'s ``problem_type``."""
+        return task_for(self.config.get("problem_type"))
 
     @cached_property
     def recipe(self) -> Recipe | None:
         """The run's recipe, validated by the recipe schema; None when the run has none."""
-        from sentiment_hf.config.recipe import read_recipe_file, recipe_from_dict
-
         path = self.path / RECIPE_FILE
         return recipe_from_dict(read_recipe_file(path)) if path.is_file() else None
 
@@ -171,21 +176,17 @@ class RunDir:
     @property
     def policy_config(self) -> PolicyConfig:
         """The recipe's ``policy:`` section (the schema's defaults for a run without a recipe)."""
-        from sentiment_hf.config.recipe import PolicyConfig
-
         return self.recipe.policy if self.recipe is not None else PolicyConfig()
 
     @cached_property
     def policy(self) -> DecisionPolicy:
         """The stored decision policy; the identity policy of the run's task when it has none
         (multi-label: per-label sigmoids, each label at 0.5)."""
-        from sentiment_hf.tasks.policy import DecisionPolicy
-
         path = self.path / POLICY_FILE
         if not path.is_file():
-            return DecisionPolicy(multi_label=self.multi_label)
+            return self.task.identity_policy()
         try:
-            return DecisionPolicy.from_dict(read_json(path), where=path)
+            return self.task.read_policy(read_json(path), where=path)
         except (json.JSONDecodeError, TypeError) as exc:
             raise SentimentError(
                 f"{path} is damaged ({exc}); re-create it with `sentiment calibrate {self.path}`"
@@ -202,8 +203,6 @@ class RunDir:
     def training_seed(self) -> int:
         """The seed the run trained with; it also cut single-file data into its splits, so every
         stage that reloads the run's data passes it to ``load_splits``."""
-        from sentiment_hf.config.recipe import TRAINING_DEFAULTS
-
         training = self.recipe.training if self.recipe is not None else TRAINING_DEFAULTS
         return int(training.get("seed", TRAINING_DEFAULTS["seed"]))
 
@@ -215,15 +214,11 @@ class RunDir:
         """
         if self.recipe is not None:
             return self.recipe.model.long_text
-        from sentiment_hf.longtext import LongTextConfig
-
         return LongTextConfig()
 
     def data_config(self, source: str | None = None, limits: bool = False) -> DataConfig:
         """The data config the run was trained on, ``source`` replacing its data; without the
         ``data.max_*_samples`` limits unless ``limits`` (the rows metrics.json describes)."""
-        from sentiment_hf.config.recipe import DataConfig
-
         if self.recipe is not None:
             cfg = self.recipe.data
         elif source is None:
@@ -239,6 +234,42 @@ class RunDir:
         if not limits:
             cfg.max_train_samples = cfg.max_eval_samples = cfg.max_test_samples = None
         return cfg
+
+    def load_splits(
+        self,
+        splits: tuple[str, ...],
+        source: str | None = None,
+        *,
+        limits: bool = False,
+        whole_file: bool = False,
+        carve: bool | None = None,
+        max_samples: dict[str, int | None] | None = None,
+    ) -> SentimentData:
+        """The ``splits`` of the run's data, read the one way every stage after training reads it.
+
+        The run's own data (``source`` None) is cut as training cut it (the run's seed), with the
+        recipe's ``data.max_*_samples`` when ``limits`` (the rows ``metrics.json`` describes), else
+        whole. Other data (``source``): a file is read whole as each split when ``whole_file``,
+        and a split it lacks is never cut out of its train unless ``carve`` says so.
+        ``max_samples`` (split -> rows, e.g. ``{"test": 48}``) caps splits after a seeded
+        shuffle. The label names are the run's, and data of the other task is refused.
+        """
+        from sentiment_hf.data.load import load_splits  # datasets only when data is read
+
+        cfg = self.data_config(source, limits=limits and source is None)
+        cfg.label_names = self.labels
+        for split, limit in (max_samples or {}).items():
+            key = {"validation": "max_eval_samples"}.get(split, f"max_{split}_samples")
+            setattr(cfg, key, limit)
+        loaded = load_splits(
+            cfg,
+            seed=self.training_seed,
+            splits=splits,
+            whole_file=whole_file and source is not None,
+            carve=source is None if carve is None else carve,
+        )
+        self.task.check_same(loaded.task, cfg.source)
+        return loaded
 
     @cached_property
     def weights_sha256(self) -> str:

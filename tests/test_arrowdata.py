@@ -14,9 +14,10 @@ import pytest
 from datasets import Dataset, DatasetDict, concatenate_datasets
 from sentiment_hf.config.recipe import DataConfig
 from sentiment_hf.data import arrow as arrowdata
-from sentiment_hf.data.load import load_splits, read_rt_polarity, tokenize_splits
+from sentiment_hf.data.load import load_splits, read_rt_polarity
 from sentiment_hf.data.readers import read_file
 from sentiment_hf.data.stratify import stratified_cut, stratum
+from sentiment_hf.data.tokenize import tokenize_splits
 from sentiment_hf.errors import SentimentError
 
 

@@ -17,7 +17,7 @@ from sentiment_hf.tasks.calibration import (
     risk_coverage,
     softmax,
 )
-from sentiment_hf.tasks.policy import DecisionPolicy, tune_threshold
+from sentiment_hf.tasks.policy import SingleLabelPolicy, tune_threshold
 
 
 def _sampled(true_t: float, n: int = 20_000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -69,8 +69,8 @@ def test_threshold_tuned_for_f1_moves_towards_a_rare_positive_class() -> None:
     probs = np.stack([1 - p1, p1], axis=1)
     t = tune_threshold(probs, labels, "f1")
     assert 0.15 <= t <= 0.3
-    tuned = DecisionPolicy(threshold=t).decide(probs)[0]
-    plain = DecisionPolicy().decide(probs)[0]
+    tuned = SingleLabelPolicy(threshold=t).decide(probs)[0]
+    plain = SingleLabelPolicy().decide(probs)[0]
     from sklearn.metrics import f1_score
 
     assert f1_score(labels, tuned) > f1_score(labels, plain) + 0.2
@@ -78,18 +78,18 @@ def test_threshold_tuned_for_f1_moves_towards_a_rare_positive_class() -> None:
 
 def test_policy_applies_temperature_and_abstains_below_min_confidence() -> None:
     logits = np.array([[2.0, 0.0], [0.2, 0.0], [0.0, 3.0]])
-    policy = DecisionPolicy(temperature=2.0, min_confidence=0.6)
+    policy = SingleLabelPolicy(temperature=2.0, min_confidence=0.6)
     probs = policy.probabilities(logits)
     assert probs[0, 0] == pytest.approx(1 / (1 + np.exp(-1.0)))
     preds, abstained = policy.decide(probs)
     assert preds.tolist() == [0, 0, 1]
     assert abstained.tolist() == [False, True, False]
-    back = DecisionPolicy.from_dict(policy.to_dict())
+    back = SingleLabelPolicy.from_dict(policy.to_dict())
     assert back == policy
     with pytest.raises(SentimentError, match="unknown key"):
-        DecisionPolicy.from_dict({"temperature": 1.0, "tmperature": 2.0})
+        SingleLabelPolicy.from_dict({"temperature": 1.0, "tmperature": 2.0})
     with pytest.raises(SentimentError, match="temperature must be > 0"):
-        DecisionPolicy(temperature=0.0)
+        SingleLabelPolicy(temperature=0.0)
 
 
 def test_tuned_threshold_refuses_more_than_two_labels() -> None:

@@ -354,7 +354,8 @@ def test_train_all_gives_every_window_of_a_long_text_its_label(
     from transformers import AutoTokenizer
 
     from sentiment_hf.config.recipe import DataConfig
-    from sentiment_hf.data.load import load_splits, tokenize_splits
+    from sentiment_hf.data.load import load_splits
+    from sentiment_hf.data.tokenize import tokenize_splits
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_backbone)
     data = load_splits(DataConfig(source=str(long_data)))

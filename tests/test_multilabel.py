@@ -21,14 +21,14 @@ from sentiment_hf import load_recipe, train
 from sentiment_hf.config.recipe import DataConfig
 from sentiment_hf.data.load import load_splits
 from sentiment_hf.errors import SentimentError
-from sentiment_hf.tasks.multilabel import (
+from sentiment_hf.tasks.label_sets import (
     MULTI_LABEL,
     fit_calibration,
     log_loss,
     multilabel_metrics,
     per_label_metrics,
-    tune_thresholds,
 )
+from sentiment_hf.tasks.policy import MultiLabelPolicy, tune_thresholds
 
 spec = importlib.util.spec_from_file_location(
     "multilabel_data", REPO / "scripts" / "multilabel_data.py"
@@ -58,7 +58,7 @@ def ml_jsonl(ml_splits, tmp_path_factory: pytest.TempPathFactory) -> Path:
 # ------------------------------------------------------------------ data
 def test_list_labels_and_01_columns_give_the_same_multi_hot(ml_splits, ml_jsonl, tmp_path) -> None:
     lists = load_splits(DataConfig(source=str(ml_jsonl), label_column="labels"))
-    assert lists.multi_label
+    assert lists.task.multi_label
     assert lists.label_names == sorted(mldata.LABELS)
     train_rows = ml_splits["train"]
     for row, hot in zip(train_rows, lists.splits["train"]["label"], strict=True):
@@ -67,7 +67,7 @@ def test_list_labels_and_01_columns_give_the_same_multi_hot(ml_splits, ml_jsonl,
 
     mldata.write(ml_splits, tmp_path / "cols", "columns")
     cols = load_splits(DataConfig(source=str(tmp_path / "cols"), label_columns=mldata.LABELS))
-    assert cols.multi_label and cols.label_names == mldata.LABELS
+    assert cols.task.multi_label and cols.label_names == mldata.LABELS
     by_name = {n: i for i, n in enumerate(cols.label_names)}
     for a, b in zip(lists.splits["test"]["label"], cols.splits["test"]["label"], strict=True):
         assert [a[lists.label_names.index(n)] for n in mldata.LABELS] == [
@@ -236,7 +236,6 @@ def test_training_uses_bce_and_records_the_problem_type(ml_run: Path) -> None:
 
 def test_policy_has_per_label_thresholds_tuned_on_validation(ml_run: Path, ml_jsonl: Path) -> None:
     from sentiment_hf.inference.predictor import Predictor
-    from sentiment_hf.tasks.policy import DecisionPolicy
 
     policy = json.loads((ml_run / "policy.json").read_text())
     assert policy["multi_label"] is True
@@ -247,7 +246,7 @@ def test_policy_has_per_label_thresholds_tuned_on_validation(ml_run: Path, ml_js
         DataConfig(source=str(ml_jsonl), label_column="labels"), splits=("validation",)
     )
     logits = Predictor(ml_run).predict_logits(val.splits["validation"]["text"])
-    probs = DecisionPolicy.from_dict(policy).probabilities(logits)
+    probs = MultiLabelPolicy.from_dict(policy).probabilities(logits)
     assert (
         tune_thresholds(probs, np.array(val.splits["validation"]["label"])) == policy["thresholds"]
     )
@@ -375,12 +374,12 @@ def test_a_multi_label_run_without_a_policy_answers_per_label(
     from cli_inprocess import run_main
 
     from sentiment_hf import Predictor
-    from sentiment_hf.tasks.multilabel import sigmoid
+    from sentiment_hf.tasks.label_sets import sigmoid
 
     run = Path(shutil.copytree(ml_run, tmp_path / "run", ignore=shutil.ignore_patterns("check*")))
     (run / "policy.json").unlink()  # what training with policy.calibrate=false leaves
     predictor = Predictor(run)
-    assert predictor.policy.multi_label
+    assert predictor.run.task.multi_label and isinstance(predictor.policy, MultiLabelPolicy)
     logits = predictor.predict_logits(TEXTS)
     np.testing.assert_allclose(predictor.predict_proba(TEXTS), sigmoid(logits), atol=1e-6)
     shown = run_main(["predict", str(run), "--json", *TEXTS], capsys, monkeypatch)

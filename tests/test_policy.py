@@ -15,7 +15,7 @@ from sentiment_hf.evaluation.calibrate import fit_policy
 from sentiment_hf.inference.predictor import Predictor
 from sentiment_hf.rundir import POLICY_FILE, RunDir
 from sentiment_hf.tasks.calibration import softmax
-from sentiment_hf.tasks.policy import ABSTAIN_LABEL, DecisionPolicy
+from sentiment_hf.tasks.policy import ABSTAIN_LABEL, SingleLabelPolicy
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def run(tiny_run: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(tiny_run, tmp_path / "run"))
 
 
-def _write_policy(run: Path, policy: DecisionPolicy) -> None:
+def _write_policy(run: Path, policy: SingleLabelPolicy) -> None:
     (run / POLICY_FILE).write_text(json.dumps(policy.to_dict()))
 
 
@@ -129,7 +129,7 @@ def test_calibrate_and_eval_never_cut_a_validation_split_out_of_other_data(
 def test_predictor_returns_probabilities_at_the_stored_temperature(run: Path) -> None:
     texts = ["a gorgeous, witty, seductive movie.", "dull and overlong", "it is a film"]
     raw = Predictor(run).predict_logits(texts)
-    _write_policy(run, DecisionPolicy(temperature=3.0))
+    _write_policy(run, SingleLabelPolicy(temperature=3.0))
     predictor = Predictor(run)
     np.testing.assert_allclose(predictor.predict_proba(texts), softmax(raw / 3.0), atol=1e-6)
     assert [p.score for p in predictor.predict(texts)] == pytest.approx(
@@ -139,10 +139,10 @@ def test_predictor_returns_probabilities_at_the_stored_temperature(run: Path) ->
 
 def test_abstain_band_answers_uncertain_and_threshold_moves_the_label(run: Path) -> None:
     texts = ["a gorgeous, witty, seductive movie.", "dull and overlong"]
-    _write_policy(run, DecisionPolicy(min_confidence=1.0))  # nothing is that sure
+    _write_policy(run, SingleLabelPolicy(min_confidence=1.0))  # nothing is that sure
     preds = Predictor(run).predict(texts)
     assert [p.label for p in preds] == [ABSTAIN_LABEL] * 2 and all(p.abstained for p in preds)
-    _write_policy(run, DecisionPolicy(threshold=0.0))  # every text is label 1
+    _write_policy(run, SingleLabelPolicy(threshold=0.0))  # every text is label 1
     assert [p.label for p in Predictor(run).predict(texts)] == [RunDir.open(run).labels[1]] * 2
 
 
@@ -151,7 +151,7 @@ def test_onnx_backends_give_the_same_calibrated_probabilities(run: Path) -> None
 
     # a set temperature (sharper than none), not a fitted one: the near-chance tiny run would be
     # fitted flat (T=20), and every backend would agree on ~0.5 whatever it computed
-    _write_policy(run, DecisionPolicy(temperature=0.5))
+    _write_policy(run, SingleLabelPolicy(temperature=0.5))
     export_onnx(run, quantize="int8", parity=False)
     texts = SPREAD_TEXTS[:15]
     torch_probs = Predictor(run).predict_proba(texts)

@@ -156,8 +156,8 @@ def _input_texts(
 ) -> list[str]:
     """The TEXT arguments, then the rows of --file; stdin's non-blank lines when both are
     absent and stdin is not a terminal."""
+    from sentiment_hf.data.streamio import BLANK_TEXT, is_blank
     from sentiment_hf.inference.batch import open_input
-    from sentiment_hf.inference.predictor import BLANK_TEXT, is_blank
     from sentiment_hf.rundir import open_run
 
     inputs = list(texts or [])
@@ -189,8 +189,8 @@ def _print_predictions(
         if as_json:
             typer.echo(json.dumps(pred.to_dict(), ensure_ascii=False))
         else:
-            # multi-label: every label given, comma-separated (empty when none)
-            label = ",".join(pred.labels) if predictor.policy.multi_label else pred.label
+            # every label given, comma-separated; an abstention prints its label, none: empty
+            label = ",".join(pred.labels) or pred.label
             typer.echo(f"{label}\t{pred.score:.4f}\t{pred.text}")
     _note_capped(model_dir, counts)
 

@@ -46,7 +46,7 @@ def encode_labels(values: pa.ChunkedArray, names: list[str]) -> pa.ChunkedArray:
     """Class indices (int64) of raw labels, null where a label is missing or not a class.
 
     A label is a class name (string column) or an index ``0..len(names)-1`` (integer column);
-    booleans, floats and anything else are never classes, as in :func:`data.encode_label`.
+    booleans, floats and anything else are never classes, as in :func:`encode_label`.
     """
     if is_text(values):
         return pc.cast(pc.index_in(values, value_set=pa.array(names, values.type)), pa.int64())
@@ -125,3 +125,12 @@ def fingerprint(dd: Any) -> str:
                 part.add(chunk)
             digest.update(name.encode() + part.digest())
     return digest.hexdigest()
+
+
+def encode_label(label: Any, index: dict[str, int]) -> int | None:
+    """The class index of one raw label (a name or an index), or None when it is not one."""
+    if isinstance(label, str) and label in index:
+        return index[label]
+    if isinstance(label, int) and not isinstance(label, bool) and 0 <= label < len(index):
+        return label
+    return None

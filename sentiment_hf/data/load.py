@@ -9,14 +9,13 @@ into ``model.config.id2label``.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import os
-from contextlib import nullcontext
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -30,11 +29,8 @@ from sentiment_hf.data.readers import FILE_FORMATS, read_file, require_one_type
 from sentiment_hf.data.stratify import stratified_cut
 from sentiment_hf.errors import SentimentError
 from sentiment_hf.fileio import looks_like_path
-from sentiment_hf.longtext import LongTextConfig, window_batch
-from sentiment_hf.tasks import multilabel
-
-if TYPE_CHECKING:
-    from sentiment_hf.rundir import RunDir
+from sentiment_hf.tasks import label_sets
+from sentiment_hf.tasks.task import MULTI_LABEL_TASK, SINGLE_LABEL, Task, task_of_data
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +47,8 @@ class SentimentData:
     label_names: list[str]
     fingerprint: str
     source: str
-    multi_label: bool = False  # `label` is a float multi-hot list (see multilabel.py)
+    #: the task the labels describe; multi-label: `label` is a float multi-hot list
+    task: Task = SINGLE_LABEL
 
 
 def read_rt_polarity(directory: str | Path) -> DatasetDict:
@@ -167,11 +164,13 @@ def _carve_missing_splits(
     out = dict(dd)
     train = out["train"]
     check_columns(train, "train", cfg)
-    multi = bool(cfg.label_columns) or multilabel.detect_multi_label(DatasetDict(out), cfg)
+    task = task_of_data(
+        bool(cfg.label_columns) or label_sets.detect_multi_label(DatasetDict(out), cfg)
+    )
 
     def strata(ds: Dataset) -> Any:
         # label sets are too many to stratify by: a multi-label source is cut at random (seeded)
-        if multi:
+        if not _CODECS[task.name].stratify:
             return pa.chunked_array([pa.array(np.zeros(len(ds), dtype=np.int64))])
         return arrowdata.column(ds, cfg.label_column)
 
@@ -208,15 +207,6 @@ def _label_names_of(ds: Dataset, label_column: str) -> list[str] | None:
     return list(feature.names) if isinstance(feature, ClassLabel) else None
 
 
-def encode_label(label: Any, index: dict[str, int]) -> int | None:
-    """The class index of one raw label (a name or an index), or None when it is not one."""
-    if isinstance(label, str) and label in index:
-        return index[label]
-    if isinstance(label, int) and not isinstance(label, bool) and 0 <= label < len(index):
-        return label
-    return None
-
-
 def _row_error(
     row: int, text: Any, label: Any, split: str, cfg: DataConfig, names: list[str]
 ) -> None:
@@ -234,7 +224,7 @@ def _row_error(
         raise SentimentError(
             f"{split} row {row}: the {cfg.label_column!r} cell is empty; label the row or drop it"
         )
-    if encode_label(label, {name: i for i, name in enumerate(names)}) is None:
+    if arrowdata.encode_label(label, {name: i for i, name in enumerate(names)}) is None:
         raise SentimentError(
             f"{split} row {row}: label {label!r} is outside the declared set {names}; "
             "fix the data or set data.label_names"
@@ -265,7 +255,7 @@ def _normalize(ds: Dataset, split: str, cfg: DataConfig, label_names: list[str])
 def check_columns(ds: Dataset, split: str, cfg: DataConfig) -> None:
     """Raise a clear error unless ``ds`` has the recipe's text and label column(s)."""
     if cfg.label_columns:
-        multilabel.check_label_columns(ds, split, cfg)
+        label_sets.check_label_columns(ds, split, cfg)
     wanted = [(cfg.text_column, "text_column")]
     if not cfg.label_columns:
         wanted.append((cfg.label_column, "label_column"))
@@ -360,8 +350,9 @@ def load_splits(
     for split in splits:
         if split in raw:
             check_columns(raw[split], split, cfg)
-    multi = multilabel.detect_multi_label(raw, cfg)
-    label_names = multilabel.infer_label_names(raw, cfg) if multi else infer_label_names(raw, cfg)
+    task = task_of_data(label_sets.detect_multi_label(raw, cfg))
+    codec = _CODECS[task.name]
+    label_names = codec.infer_label_names(raw, cfg)
     limits = {
         "train": cfg.max_train_samples,
         "validation": cfg.max_eval_samples,
@@ -371,8 +362,7 @@ def load_splits(
     for split in splits:
         if split not in raw:
             raise MissingSplit([split], f"data source {source!r} has no {split} split")
-        normalize = multilabel.normalize if multi else _normalize
-        ds = normalize(raw[split], split, cfg, label_names)
+        ds = codec.normalize(raw[split], split, cfg, label_names)
         limit = limits[split]
         if limit is not None:
             if limit < 1:
@@ -382,88 +372,21 @@ def load_splits(
                 ds = ds.shuffle(seed=seed).select(range(limit))
         out[split] = ds
     dd = DatasetDict(out)
-    return SentimentData(dd, label_names, fingerprint(dd), source, multi_label=multi)
+    return SentimentData(dd, label_names, fingerprint(dd), source, task=task)
 
 
-def tokenize_splits(
-    data: SentimentData,
-    tokenizer: Any,
-    max_length: int,
-    main_process_first: Any = None,
-    cache_dir: str | Path | None = None,
-    long_text: LongTextConfig | None = None,
-    num_proc: int | None = None,
-) -> DatasetDict:
-    """Tokenize every split with ``datasets.map`` (batched, cached by content), no padding.
+@dataclass(frozen=True)
+class _LabelCodec:
+    """How a task's labels are read: names, normalisation, stratified cuts or not."""
 
-    Padding happens per batch in the collator (dynamic padding). ``main_process_first`` is the
-    TrainingArguments context manager, so under torchrun rank 0 builds the cache first. With
-    ``long_text.train == "all"`` each long train text gives all its windows (at most
-    ``max_windows``) with its label; other splits, and ``first``, keep the first window.
-    ``num_proc`` is ``data.num_proc`` (None: one process).
-    """
-    long_text = long_text or LongTextConfig(train="first")
-
-    def encode(batch: dict[str, list]) -> dict[str, list]:
-        return tokenizer(batch["text"], truncation=True, max_length=max_length)
-
-    def encode_windows(batch: dict[str, list]) -> dict[str, list]:
-        return window_batch(tokenizer, batch, long_text, max_length)
-
-    key = hashlib.sha256(
-        f"{data.fingerprint}|{tokenizer.name_or_path}|{len(tokenizer)}|{max_length}"
-        f"|{long_text.cache_key()}".encode()
-    ).hexdigest()[:16]
-    root = cache_dir or Path(
-        os.environ.get("SENTIMENT_HF_CACHE", Path.home() / ".cache" / "sentiment_hf")
-    )
-    cache = Path(root) / "tokenized" / key
-    cache.mkdir(parents=True, exist_ok=True)
-    out = {}
-    with main_process_first or nullcontext():
-        for split, ds in data.splits.items():
-            windows = split == "train" and long_text.train == "all"
-            procs = arrowdata.resolve_num_proc(num_proc)
-            out[split] = ds.map(
-                encode_windows if windows else encode,
-                batched=True,
-                remove_columns=["text"],
-                cache_file_name=str(cache / f"{split}.arrow"),
-                desc=f"tokenize {split}",
-                num_proc=procs if procs > 1 else None,
-            )
-    return DatasetDict(out)
+    infer_label_names: Callable[[DatasetDict, DataConfig], list[str]]
+    normalize: Callable[[Dataset, str, DataConfig, list[str]], Dataset]
+    stratify: bool
 
 
-def load_run_data(
-    run: RunDir,
-    splits: tuple[str, ...],
-    source: str | None = None,
-    *,
-    limits: bool = False,
-    whole_file: bool = False,
-    carve: bool | None = None,
-    max_samples: dict[str, int | None] | None = None,
-) -> SentimentData:
-    """The ``splits`` of a run's data, read the one way every stage after training reads it.
-
-    The run's own data (``source`` None) is cut as training cut it (the run's seed), with the
-    recipe's ``data.max_*_samples`` when ``limits`` (the rows ``metrics.json`` describes), else
-    whole. Other data (``source``): a file is read whole as each split when ``whole_file``, and
-    a split it lacks is never cut out of its train unless ``carve`` says so. ``max_samples``
-    (split -> rows, e.g. ``{"test": 48}``) caps splits after a seeded shuffle. The label names
-    are the run's, and data of the other task (single- vs multi-label) is refused.
-    """
-    cfg = run.data_config(source, limits=limits and source is None)
-    cfg.label_names = run.labels
-    for split, limit in (max_samples or {}).items():
-        setattr(cfg, {"validation": "max_eval_samples"}.get(split, f"max_{split}_samples"), limit)
-    loaded = load_splits(
-        cfg,
-        seed=run.training_seed,
-        splits=splits,
-        whole_file=whole_file and source is not None,
-        carve=source is None if carve is None else carve,
-    )
-    multilabel.check_same_kind(run.multi_label, loaded.multi_label, cfg.source)
-    return loaded
+_CODECS = {
+    SINGLE_LABEL.name: _LabelCodec(infer_label_names, _normalize, stratify=True),
+    MULTI_LABEL_TASK.name: _LabelCodec(
+        label_sets.infer_label_names, label_sets.normalize, stratify=False
+    ),
+}

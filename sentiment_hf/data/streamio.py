@@ -14,18 +14,28 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from sentiment_hf.errors import SentimentError
-from sentiment_hf.inference.predictor import is_blank
 
 INPUT_SUFFIXES = (".txt", ".csv", ".tsv", ".jsonl", ".parquet")
 OUTPUT_SUFFIXES = (".jsonl", ".csv", ".parquet")
 #: Largest CSV cell accepted (bytes); longer texts are refused by the predictor's own cap.
 CSV_FIELD_LIMIT = 1 << 24
 _BLOCK = 1 << 20
+#: A text to classify holds a character outside ECMAScript's whitespace set. Written out, so
+#: the API's JSON-schema pattern, the server's check and the CLI's (Python ``re``) agree exactly.
+NON_BLANK = r"[^\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]"
+BLANK_TEXT = "empty or whitespace-only; send at least one non-space character"
+_NON_BLANK = re.compile(NON_BLANK)
+
+
+def is_blank(text: str) -> bool:
+    """True when ``text`` has nothing to classify (only whitespace, or nothing)."""
+    return _NON_BLANK.search(text) is None
 
 
 def _suffix(path: Path, allowed: Sequence[str], what: str) -> str:
@@ -216,15 +226,19 @@ class OutputFormat:
     """Result rows as ``.jsonl`` (nested probabilities, like ``predict --json``), ``.csv`` or
     ``.parquet`` (flat ``prob_<label>`` columns; multi-label ``labels`` as a list, in CSV a JSON
     list). Columns: index, text (unless left out), label, labels (multi-label runs), score,
-    abstained (single-label runs), probabilities."""
+    abstained (single-label runs), probabilities: ``results`` names the run's task's columns
+    (:attr:`~sentiment_hf.tasks.task.Task.output_columns`)."""
 
     def __init__(
-        self, path: Path, labels: Sequence[str], multi_label: bool, include_text: bool = True
+        self,
+        path: Path,
+        labels: Sequence[str],
+        results: Sequence[str],
+        include_text: bool = True,
     ) -> None:
         self.suffix = _suffix(Path(path), OUTPUT_SUFFIXES, "--output")
         self.labels = list(labels)
-        self.columns = ["index", *(["text"] if include_text else []), "label"]
-        self.columns += ["labels", "score"] if multi_label else ["score", "abstained"]
+        self.columns = ["index", *(["text"] if include_text else []), *results]
         self.prob_columns = [f"prob_{name}" for name in self.labels]
 
     def record(self, index: int, pred: Any) -> dict[str, Any]:

@@ -5,26 +5,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from sentiment_hf.data.load import load_run_data
 from sentiment_hf.fileio import write_json
 from sentiment_hf.inference.predictor import Predictor
 from sentiment_hf.rundir import METRICS_FILE, POLICY_FILE, RELIABILITY_FILE, open_run
-from sentiment_hf.tasks.calibration import (
-    check_objective,
-    fit_temperature,
-    plot_reliability,
-    softmax,
-)
-from sentiment_hf.tasks.policy import (
-    DecisionPolicy,
-    check_threshold_metric,
-    policy_metrics,
-    tune_threshold,
-)
+from sentiment_hf.tasks.base import POLICY_SPLITS
+from sentiment_hf.tasks.calibration import plot_reliability
+from sentiment_hf.tasks.policy import DecisionPolicy
+
+if TYPE_CHECKING:
+    from sentiment_hf.data.load import SentimentData
 
 
 @dataclass
@@ -54,8 +45,12 @@ def fit_policy(
     data: str | None = None,
     batch_size: int = 64,
     objective: str | None = None,
+    *,
+    model: Any = None,
+    loaded: SentimentData | None = None,
 ) -> PolicyReport:
-    """Fit the temperature (and a threshold) on the run's validation split and store the policy.
+    """Fit the run's decision policy (its task's: a temperature and a threshold, or per-label
+    calibration and thresholds) on its validation split and store it.
 
     ``threshold_metric``, ``min_confidence`` and ``objective`` left at None take the run's
     recipe (its ``policy:`` section; the schema's defaults for a run without one), so a refit
@@ -66,51 +61,35 @@ def fit_policy(
     measures are returned but kept out of ``metrics.json``, whose measures of the replaced
     policy are removed. Writes ``policy.json`` (``fitted_on`` names the source and rows) and
     ``reliability.png``. Predictions of every backend follow the stored policy from then on.
+
+    ``model`` and ``loaded`` (training passes what it holds: the torch model and the run's own
+    data, cut as :meth:`~sentiment_hf.rundir.RunDir.load_splits` cuts it) spare reloading them.
     """
     run = open_run(model_dir)
     recipe = run.policy_config
-    threshold_metric = threshold_metric if threshold_metric is not None else recipe.threshold_metric
-    min_confidence = min_confidence if min_confidence is not None else recipe.min_confidence
-    objective = objective if objective is not None else recipe.objective
-    if run.multi_label:
-        from sentiment_hf.evaluation.multilabel import fit_multilabel_policy
-
-        return fit_multilabel_policy(run, threshold_metric, min_confidence, data, batch_size)
-    check_objective(objective)
-    if threshold_metric is not None:
-        check_threshold_metric(threshold_metric)
     own = data is None
-    loaded = load_run_data(run, ("validation", "test"), data, limits=own)
+    if loaded is None:
+        loaded = run.load_splits(("validation", "test"), data, limits=own)
     splits = loaded.splits
-    predictor = Predictor(run, batch_size=batch_size, progress="calibrate")
-    logits = {name: predictor.predict_logits(splits[name]["text"], strict=False) for name in splits}
-    labels = {name: np.asarray(splits[name]["label"]) for name in splits}
-    temperature = fit_temperature(logits["validation"], labels["validation"], objective)
-    policy = DecisionPolicy(
-        temperature=temperature,
-        threshold_metric=threshold_metric,
-        min_confidence=min_confidence,
-        fitted_on={
-            "split": "validation",
-            "samples": len(labels["validation"]),
-            "source": loaded.source,
-            "objective": objective,
-        },
+    predictor = Predictor(run, batch_size=batch_size, progress="calibrate", model=model)
+    names = [name for name, _ in POLICY_SPLITS]
+    logits = {n: predictor.predict_logits(splits[n]["text"], strict=False) for n in names}
+    labels = {n: run.task.encode(splits[n]["label"]) for n in names}
+    fitted = run.task.fit_policy(
+        logits,
+        labels,
+        threshold_metric=threshold_metric
+        if threshold_metric is not None
+        else recipe.threshold_metric,
+        min_confidence=min_confidence if min_confidence is not None else recipe.min_confidence,
+        objective=objective if objective is not None else recipe.objective,
+        source=loaded.source,
     )
-    if threshold_metric is not None:
-        val_probs = policy.probabilities(logits["validation"])
-        policy.threshold = tune_threshold(val_probs, labels["validation"], threshold_metric)
-    metrics = {"calibration_temperature": temperature}
-    for name, prefix in (("validation", "eval"), ("test", "test")):
-        metrics.update(policy_metrics(logits[name], labels[name], policy, prefix))
-    policy_path = store_policy(run, policy, metrics, own)
+    policy_path = store_policy(run, fitted.policy, fitted.metrics, own)
     reliability_path = plot_reliability(
-        {
-            "test, uncalibrated": softmax(logits["test"]),
-            f"test, T={temperature:.2f}": policy.probabilities(logits["test"]),
-        },
-        labels["test"],
+        fitted.curves,
+        fitted.curve_labels,
         run.file(RELIABILITY_FILE),
-        f"{run.name}: reliability (T fitted on validation)",
+        f"{run.name}: {fitted.curve_title}",
     )
-    return PolicyReport(policy, metrics, policy_path, reliability_path)
+    return PolicyReport(fitted.policy, fitted.metrics, policy_path, reliability_path)

@@ -11,33 +11,23 @@ from typing import Any
 
 import numpy as np
 
-from sentiment_hf.data.load import load_run_data
 from sentiment_hf.errors import SentimentError
-from sentiment_hf.evaluation.plots import plot_accuracy_by_length, plot_confusion
+from sentiment_hf.evaluation.plots import plot_accuracy_by_length, plot_counts
 from sentiment_hf.evaluation.report import Mistake, render_eval_report
 from sentiment_hf.fileio import write_json, write_text_atomic
-from sentiment_hf.imbalance import balance_metrics, class_counts, order_metrics
 from sentiment_hf.inference.predictor import Predictor
 from sentiment_hf.longtext import LongTextCounts, describe_long_text
 from sentiment_hf.rundir import EVAL_METRICS_FILE, RunDir, open_run
+from sentiment_hf.tasks.base import Mistake as TaskMistake
+from sentiment_hf.tasks.base import Task
 from sentiment_hf.tasks.calibration import (
     BOOTSTRAP_METRICS,
-    COVERAGES,
-    accuracy_at_coverage,
     bootstrap_interval,
-    coverage_key,
     plot_reliability,
     plot_risk_coverage,
-    softmax,
 )
-from sentiment_hf.tasks.metrics import (
-    accuracy_by_length,
-    classification_metrics,
-    confusion,
-    fast_metric,
-    per_class_metrics,
-)
-from sentiment_hf.tasks.policy import DecisionPolicy, policy_metrics
+from sentiment_hf.tasks.metrics import accuracy_by_length
+from sentiment_hf.tasks.policy import DecisionPolicy
 
 log = logging.getLogger(__name__)
 
@@ -66,21 +56,23 @@ class EvalReport:
 
 
 def confident_mistakes(
-    texts: list[str],
-    labels: np.ndarray,
-    preds: np.ndarray,
-    probs: np.ndarray,
-    names: list[str],
-    k: int = REPORT_MISTAKES,
+    texts: list[str], wrong: list[TaskMistake], k: int = REPORT_MISTAKES
 ) -> list[Mistake]:
-    """The ``k`` misclassified inputs whose wrong label got the highest probability."""
-    wrong = np.flatnonzero(preds != labels)
-    chosen = probs[wrong, preds[wrong]]
-    order = wrong[np.argsort(-chosen, kind="stable")][:k]
-    return [
-        Mistake(int(i), texts[i], names[labels[i]], names[preds[i]], float(probs[i, preds[i]]))
-        for i in order
-    ]
+    """The ``k`` mistakes whose wrong decision was the most confident, as the report shows them."""
+    ranked = sorted(wrong, key=lambda m: -m.score)[:k]  # stable: ties keep row order
+    return [Mistake(m.index, texts[m.index], m.label, m.predicted, m.score) for m in ranked]
+
+
+def write_mistakes(path: Path, texts: list[str], wrong: list[TaskMistake], task: Task) -> Path:
+    """``{split}_misclassified.csv``: every wrongly decided row, in row order."""
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["index", "text", *task.mistake_columns])
+        for m in wrong:
+            writer.writerow(
+                [m.index, texts[m.index], m.label, m.predicted, f"{m.score:.4f}", *m.extra]
+            )
+    return path
 
 
 def _attributor(predictor: Predictor) -> WordAttributor | None:
@@ -109,94 +101,110 @@ def evaluate_model(
     ``data`` is a folder (only ``{split}`` file is needed) or one file, evaluated whole.
 
     Files go to ``output_dir`` (default ``MODEL_DIR/eval``): ``{split}_metrics.json``, the
-    confusion, reliability, risk-coverage and accuracy-by-length PNGs,
-    ``{split}_misclassified.csv`` and ``{split}_report.html`` (all of it on one page). With
-    ``explain``, the report highlights the words of its most confident mistakes: ``True``
-    explains them with integrated gradients on the model eval already loaded (torch backend;
-    skipped with a warning where that cannot work, e.g. no fast tokenizer), a callable is used
-    as the attributor.
+    confusion (per-label counts for a multi-label run), reliability, risk-coverage
+    (single-label) and accuracy-by-length PNGs, ``{split}_misclassified.csv`` and
+    ``{split}_report.html`` (all of it on one page). With ``explain``, the report highlights the
+    words of its most confident mistakes: ``True`` explains them with integrated gradients on
+    the model eval already loaded (torch backend, single-label; skipped with a warning where
+    that cannot work), a callable is used as the attributor.
     """
     run = open_run(model_dir)
     split = SPLIT_ALIASES.get(split, split)
     if split not in ("train", "validation", "test"):
         raise SentimentError(f"unknown split {split!r}; use train, validation or test")
-    if run.multi_label:  # per-label figures; mistakes are not explained
-        from sentiment_hf.evaluation.multilabel import evaluate_multilabel
-
-        return evaluate_multilabel(run, split, data, output_dir, batch_size, backend)
+    task = run.task
     predictor = Predictor(run, backend=backend, batch_size=batch_size, progress=f"eval {split}")
-    # ``--data FILE`` is one file evaluated whole; ``--data DIR`` needs the split's own file
-    loaded = load_run_data(run, (split,), data, whole_file=True)
-    dataset = loaded.splits[split]
-    texts, labels = dataset["text"], np.asarray(dataset["label"])
-    counts = LongTextCounts()
-    logits = predictor.predict_logits(texts, counts=counts, strict=False)
-    probs = predictor.policy.probabilities(logits)
-    preds, abstained = predictor.policy.decide(probs)
-    n = len(predictor.labels)
-    metrics: dict[str, Any] = {
-        f"{split}_{k}": v for k, v in classification_metrics(labels, preds, n).items()
-    }
-    metrics[f"{split}_samples"] = len(texts)
-    metrics.update(counts.to_metrics(split))
-    metrics.update(trust_metrics(split, logits, labels, preds, abstained, predictor.policy, n))
-    metrics[f"{split}_per_class"] = per_class_metrics(labels, preds, predictor.labels)
-    metrics.update(
-        balance_metrics(
-            split,
-            class_counts(labels, predictor.labels),
-            metrics[f"{split}_per_class"],
-            run.manifest.get("class_counts", {}).get("train"),
-        )
-    )
-    tokens = predictor.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
-    by_length = accuracy_by_length(np.array([len(t) for t in tokens]), preds == labels)
-    metrics[f"{split}_accuracy_by_length"] = by_length
-    metrics = order_metrics(metrics, split)  # macro F1 and per-class recall first if unbalanced
+    scored = score_split(run, predictor, split, data)
+    metrics = scored.metrics
     out = Path(output_dir) if output_dir else run.eval_dir
     out.mkdir(parents=True, exist_ok=True)
     metrics_path = write_json(
         out / EVAL_METRICS_FILE.format(split=split),
-        {**metrics, "data_source": loaded.source},
+        {**metrics, "data_source": scored.source, **task.report_fields()},
         sort_keys=False,  # the leading metrics first (imbalance.order_metrics)
     )
+    names, texts = predictor.labels, scored.texts
     title = f"{run.path.name}: {split}"
-    confusion_path = plot_confusion(
-        confusion(labels, preds, n),
-        predictor.labels,
-        out / f"{split}_confusion.png",
-        f"{title} (acc {metrics[f'{split}_accuracy']:.3f})",
+    images = eval_plots(out, split, title, task, scored, predictor.policy, names)
+    wrong = task.mistakes(scored.labels, scored.preds, scored.probs, names)
+    errors_path = write_mistakes(out / f"{split}_misclassified.csv", texts, wrong, task)
+    mistakes = confident_mistakes(texts, wrong)
+    page = render_eval_report(
+        split,
+        metrics,
+        names,
+        images,
+        mistakes,
+        scored.by_length,
+        _attributions(explain, predictor, mistakes),
+        title=run.path.name,
+        policy=predictor.policy.to_dict(),
+        details={
+            "data": scored.source,
+            "backend": backend,
+            "max_length": predictor.max_length,
+            "long_text": describe_long_text(predictor.long_text, scored.counts),
+        },
+        task=task,
     )
-    curves = {"uncalibrated": softmax(logits)}
-    if predictor.policy.temperature != 1.0:
-        curves[f"T={predictor.policy.temperature:.2f}"] = probs
-    reliability_path = plot_reliability(
-        curves, labels, out / f"{split}_reliability.png", f"{title}: reliability"
+    return EvalReport(
+        split=split,
+        metrics=metrics,
+        metrics_path=metrics_path,
+        confusion_path=images["confusion"],
+        errors_path=errors_path,
+        reliability_path=images["reliability"],
+        risk_coverage_path=images.get("risk_coverage"),
+        length_path=images["length"],
+        report_path=write_text_atomic(out / f"{split}_report.html", page),
     )
-    risk_path = plot_risk_coverage(
-        probs, labels, out / f"{split}_risk_coverage.png", f"{title}: risk-coverage"
-    )
-    length_path = plot_accuracy_by_length(
-        by_length,
-        metrics[f"{split}_accuracy"],
-        out / f"{split}_accuracy_by_length.png",
-        f"{title}: accuracy by length",
-    )
-    errors_path = out / f"{split}_misclassified.csv"
-    with open(errors_path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["index", "text", "label", "predicted", "score"])
-        for i in np.flatnonzero(preds != labels):
-            writer.writerow(
-                [
-                    int(i),
-                    texts[i],
-                    predictor.labels[labels[i]],
-                    predictor.labels[preds[i]],
-                    f"{probs[i, preds[i]]:.4f}",
-                ]
-            )
-    mistakes = confident_mistakes(texts, labels, preds, probs, predictor.labels)
+
+
+@dataclass
+class Scored:
+    """A split scored by a run's predictor under its policy: the rows, what was decided, and
+    every figure of ``{split}_metrics.json`` but the data source."""
+
+    texts: list[str]
+    labels: np.ndarray
+    logits: np.ndarray
+    probs: np.ndarray
+    preds: np.ndarray
+    metrics: dict[str, Any]
+    by_length: list[dict[str, Any]]
+    counts: LongTextCounts
+    source: str
+
+
+def score_split(run: RunDir, predictor: Predictor, split: str, data: str | None) -> Scored:
+    """Predict ``split`` of the run's data (or ``data``), decide under the run's policy and
+    measure: the task's figures, long-text counts, bootstrap intervals, accuracy by length."""
+    task, names, policy = run.task, predictor.labels, predictor.policy
+    # ``--data FILE`` is one file evaluated whole; ``--data DIR`` needs the split's own file
+    loaded = run.load_splits((split,), data, whole_file=True)
+    texts = list(loaded.splits[split]["text"])
+    labels = task.encode(loaded.splits[split]["label"])
+    counts = LongTextCounts()
+    logits = predictor.predict_logits(texts, counts=counts, strict=False)
+    probs = policy.probabilities(logits)
+    decided = task.decide(policy, probs)
+    preds = decided[0]
+    train_counts = run.manifest.get("class_counts", {}).get("train")
+    metrics = task.evaluation_metrics(split, logits, labels, decided, policy, names, train_counts)
+    metrics[f"{split}_samples"] = len(texts)
+    metrics.update(counts.to_metrics(split))
+    metrics.update(bootstrap_metrics(split, labels, preds, task, len(names)))
+    tokens = predictor.tokenizer(texts, add_special_tokens=False)["input_ids"]
+    correct = task.correct(labels, preds)
+    by_length = accuracy_by_length(np.array([len(t) for t in tokens]), correct)
+    metrics[f"{split}_accuracy_by_length"] = by_length
+    return Scored(texts, labels, logits, probs, preds, metrics, by_length, counts, loaded.source)
+
+
+def _attributions(
+    explain: WordAttributor | bool | None, predictor: Predictor, mistakes: list[Mistake]
+) -> list[list[tuple[str, float]]] | None:
+    """Word attributions of ``mistakes`` (None: not asked for, or nothing to explain)."""
     if explain is True:
         explain = _attributor(predictor)
     attributions = explain([m.text for m in mistakes]) if explain and mistakes else None
@@ -205,65 +213,51 @@ def evaluate_model(
             f"the explainer returned {len(attributions)} attribution lists for "
             f"{len(mistakes)} texts; it must return one per text"
         )
-    page = render_eval_report(
-        split,
-        metrics,
-        predictor.labels,
-        {
-            "confusion": confusion_path,
-            "reliability": reliability_path,
-            "risk_coverage": risk_path,
-            "length": length_path,
-        },
-        mistakes,
-        by_length,
-        attributions,
-        title=run.path.name,
-        policy=predictor.policy.to_dict(),
-        details={
-            "data": loaded.source,
-            "backend": backend,
-            "max_length": predictor.max_length,
-            "long_text": describe_long_text(predictor.long_text, counts),
-        },
-    )
-    report_path = write_text_atomic(out / f"{split}_report.html", page)
-    return EvalReport(
-        split=split,
-        metrics=metrics,
-        metrics_path=metrics_path,
-        confusion_path=confusion_path,
-        errors_path=errors_path,
-        reliability_path=reliability_path,
-        risk_coverage_path=risk_path,
-        length_path=length_path,
-        report_path=report_path,
-    )
+    return attributions
 
 
-def trust_metrics(
+def eval_plots(
+    out: Path,
     split: str,
-    logits: np.ndarray,
-    labels: np.ndarray,
-    preds: np.ndarray,
-    abstained: np.ndarray,
+    title: str,
+    task: Task,
+    scored: Scored,
     policy: DecisionPolicy,
-    num_labels: int,
-) -> dict[str, Any]:
-    """Calibration (before/after), selective accuracy, abstention and bootstrap intervals."""
-    out: dict[str, Any] = policy_metrics(logits, labels, policy, split)
-    probs = policy.probabilities(logits)
-    for coverage in COVERAGES:
-        key = f"{split}_{coverage_key(coverage)}"
-        out[key] = accuracy_at_coverage(probs, labels, coverage)
-    if policy.min_confidence is not None:
-        answered = ~abstained
-        out[f"{split}_coverage"] = float(answered.mean())
-        out[f"{split}_answered_accuracy"] = (
-            float((preds[answered] == labels[answered]).mean()) if answered.any() else None
+    names: list[str],
+) -> dict[str, Path]:
+    """The counts heat map, the reliability diagram, accuracy by length and (single-label)
+    the risk-coverage curve, keyed as the report places them."""
+    labels, preds = scored.labels, scored.preds
+    counts = task.counts(labels, preds, names)
+    curves, curve_labels, caption = task.reliability_curves(scored.logits, labels, policy)
+    images = {
+        "confusion": plot_counts(
+            counts, out / f"{split}_confusion.png", f"{title} ({counts.caption})"
+        ),
+        "reliability": plot_reliability(
+            curves, curve_labels, out / f"{split}_reliability.png", f"{title}: {caption}"
+        ),
+        "length": plot_accuracy_by_length(
+            scored.by_length,
+            scored.metrics[f"{split}_accuracy"],
+            out / f"{split}_accuracy_by_length.png",
+            f"{title}: {task.accuracy_name} by length",
+        ),
+    }
+    if task.selective:
+        images["risk_coverage"] = plot_risk_coverage(
+            scored.probs, labels, out / f"{split}_risk_coverage.png", f"{title}: risk-coverage"
         )
+    return images
+
+
+def bootstrap_metrics(
+    split: str, labels: np.ndarray, preds: np.ndarray, task: Task, num_labels: int
+) -> dict[str, list[float]]:
+    """95 % percentile-bootstrap intervals of :data:`BOOTSTRAP_METRICS` over the rows."""
+    out = {}
     for name in BOOTSTRAP_METRICS:
-        metric = fast_metric(name, num_labels)
+        metric = task.bootstrap_metric(name, num_labels)
         lo, hi = bootstrap_interval(labels, preds, metric, n_resamples=BOOTSTRAP_RESAMPLES)
         out[f"{split}_{name}_ci95"] = [lo, hi]
     return out

@@ -1,4 +1,4 @@
-"""Pictures of `sentiment eval` (calibration.py draws the others): confusion matrix, length."""
+"""Pictures of `sentiment eval` (calibration.py draws the others): counts heat map, length."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from sentiment_hf.tasks.base import Counts
 
 
 def save_counts_heatmap(fig: Any, ax: Any, matrix: np.ndarray, path: Path) -> Path:
@@ -23,21 +25,24 @@ def save_counts_heatmap(fig: Any, ax: Any, matrix: np.ndarray, path: Path) -> Pa
     return path
 
 
-def plot_confusion(matrix: np.ndarray, labels: list[str], path: Path, title: str) -> Path:
-    """Save a labelled confusion-matrix heat map as PNG."""
+def plot_counts(counts: Counts, path: Path, title: str) -> Path:
+    """Save a task's count table (:meth:`~sentiment_hf.tasks.base.Task.counts`: a confusion
+    matrix, or each label's 2x2 counts) as a labelled heat map PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(3.2 + 0.4 * len(labels), 3 + 0.4 * len(labels)), dpi=120)
-    ax.imshow(matrix, cmap="Blues")
-    ax.set_xticks(range(len(labels)), labels)
-    ax.set_yticks(range(len(labels)), labels)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title)
-    return save_counts_heatmap(fig, ax, matrix, path)
+    rows, columns = len(counts.rows), len(counts.columns)
+    size = (3.2 + 0.4 * max(columns, 4), 3 + 0.4 * rows)
+    fig, ax = plt.subplots(figsize=size, dpi=120)
+    ax.imshow(counts.matrix, cmap="Blues", aspect="auto")
+    ax.set_xticks(range(columns), counts.columns)
+    ax.set_yticks(range(rows), counts.rows)
+    ax.set_xlabel(counts.column_title)
+    ax.set_ylabel(counts.row_title)
+    ax.set_title(title, fontsize=9)
+    return save_counts_heatmap(fig, ax, counts.matrix, path)
 
 
 def plot_accuracy_by_length(

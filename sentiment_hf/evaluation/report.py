@@ -18,7 +18,9 @@ from typing import Any, NamedTuple
 
 from sentiment_hf.imbalance import UNBALANCED_RATIO
 from sentiment_hf.render import render
+from sentiment_hf.tasks.base import Task
 from sentiment_hf.tasks.calibration import COVERAGES, coverage_key
+from sentiment_hf.tasks.task import SINGLE_LABEL
 
 #: Image keys the report places, in page order: confusion matrix, reliability diagram,
 #: risk-coverage curve, accuracy-by-length bars.
@@ -96,14 +98,10 @@ def _split_metrics(metrics: dict[str, Any], split: str) -> dict[str, Any]:
     return m
 
 
-def _headline(m: dict[str, Any], labels: Sequence[str], multi_label: bool) -> list[Card]:
-    """The headline cards: accuracy and F1; macro F1 and each class's recall first when the
-    classes are unbalanced (sentiment_hf.imbalance)."""
-    headline = [("Accuracy", "accuracy"), ("Macro F1", "f1_macro")]
-    if multi_label:
-        headline = [("Subset accuracy", "accuracy"), ("Micro F1", "f1"), ("Macro F1", "f1_macro")]
-    elif len(labels) == 2:  # with more labels, F1 is the macro F1
-        headline.insert(1, (f"F1 (positive: {labels[1]})", "f1"))
+def _headline(m: dict[str, Any], labels: Sequence[str], task: Task) -> list[Card]:
+    """The headline cards: the task's (accuracy and F1); macro F1 and each class's recall first
+    when the classes are unbalanced (sentiment_hf.imbalance)."""
+    headline = task.headline(list(labels))
     if m.get("unbalanced"):
         recalls = m.get("recall_per_class") or {}
         headline = [
@@ -135,7 +133,7 @@ def render_eval_report(
     policy: dict[str, Any] | None = None,
     details: dict[str, Any] | None = None,
     length_unit: str = "tokens",
-    multi_label: bool = False,
+    task: Task = SINGLE_LABEL,
 ) -> str:
     """The evaluation report of ``split`` as one self-contained HTML page.
 
@@ -145,8 +143,8 @@ def render_eval_report(
     ``{"min", "max", "samples", "accuracy"}``. ``attributions[i]``, when given, is the
     ``(word, attribution)`` list of ``mistakes[i]``; positive pushes towards the predicted label.
     ``policy`` is the decision policy's dict; ``details`` are extra header facts.
-    ``multi_label``: headline subset accuracy and micro / macro F1, ``per_class`` holds labels,
-    calibration is per label, accuracy means subset (exact set) accuracy.
+    ``task`` picks the headline cards and the task's parts of the page (for multi-label:
+    per-label thresholds and calibration, subset accuracy, ``per_class`` holds labels).
     """
     if attributions is not None and len(attributions) != len(mistakes):
         raise ValueError(
@@ -166,11 +164,11 @@ def render_eval_report(
         title=title,
         split=split,
         labels=labels,
-        multi_label=multi_label,
+        multi_label=task.multi_label,
         m=m,
         policy=policy,
         facts={name: value for name, value in facts.items() if value is not None},
-        cards=_headline(m, labels, multi_label),
+        cards=_headline(m, labels, task),
         imbalance_ratios=_imbalance_ratios(m, split),
         unbalanced_ratio=UNBALANCED_RATIO,
         thresholds=list(zip(labels, thresholds, strict=False)),

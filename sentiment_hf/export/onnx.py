@@ -31,7 +31,6 @@ from sentiment_hf.rundir import (
     RunDir,
     open_run,
 )
-from sentiment_hf.tasks.multilabel import multi_hot, multilabel_metrics
 
 log = logging.getLogger(__name__)
 
@@ -134,10 +133,9 @@ def export_fp32(model_dir: Path, out: Path, opset: int = OPSET) -> list[str]:
 
 
 def _test_split(run: RunDir, data: str | None, max_samples: int | None) -> Any:
-    from sentiment_hf.data.load import load_run_data
 
     # a seeded shuffle before the cut to max_samples: the split is class-ordered
-    loaded = load_run_data(run, ("test",), data, whole_file=True, max_samples={"test": max_samples})
+    loaded = run.load_splits(("test",), data, whole_file=True, max_samples={"test": max_samples})
     return loaded.splits["test"], loaded.source
 
 
@@ -155,68 +153,31 @@ def parity_report(
         run, backend="torch", batch_size=batch_size, device="cpu", progress="parity: torch"
     )
     dataset, source = _test_split(run, data, max_samples)
-    texts, labels = dataset["text"], np.asarray(dataset["label"])
+    texts, labels = dataset["text"], run.task.encode(dataset["label"])
     reference = torch_pred.predict_logits(texts, strict=False)
-    if run.multi_label:
-        return _multi_label_parity(
-            run, backends, texts, multi_hot(labels), reference, batch_size, source
-        )
-    ref_pred = reference.argmax(-1)
-    report: dict[str, Any] = {
-        "split": "test",
-        "data_source": source,
-        "samples": len(texts),
-        "torch": {"accuracy": float((ref_pred == labels).mean())},
-    }
-    for name in backends:
-        predictor = Predictor(run, backend=name, batch_size=batch_size, progress=f"parity: {name}")
-        logits = predictor.predict_logits(texts, strict=False)
-        pred = logits.argmax(-1)
-        report[name] = {
-            "file": INT8_FILE if name == "onnx-int8" else ONNX_FILE,
-            "max_abs_logit_diff": float(np.abs(logits - reference).max()),
-            "mean_abs_logit_diff": float(np.abs(logits - reference).mean()),
-            "argmax_agreement_pct": float((pred == ref_pred).mean() * 100),
-            "accuracy": float((pred == labels).mean()),
-        }
-    return report
-
-
-def _multi_label_parity(
-    run: RunDir,
-    backends: list[str],
-    texts: list[str],
-    labels: np.ndarray,
-    reference: np.ndarray,
-    batch_size: int,
-    source: str,
-) -> dict[str, Any]:
-    """Parity of a multi-label run: the policy's sigmoid probabilities and label sets."""
-    policy = run.policy
+    task, policy = run.task, run.policy
     ref_probs = policy.probabilities(reference)
-    ref_sets = policy.decide_labels(ref_probs)
+    ref_decided = task.decide(policy, ref_probs)[0]
     report: dict[str, Any] = {
         "split": "test",
-        "problem_type": "multi_label_classification",
+        **task.report_fields(),
         "data_source": source,
         "samples": len(texts),
-        "torch": {"accuracy": multilabel_metrics(labels, ref_sets)["accuracy"]},
+        "torch": {"accuracy": float(task.correct(labels, ref_decided).mean())},
     }
     for name in backends:
         predictor = Predictor(run, backend=name, batch_size=batch_size, progress=f"parity: {name}")
         logits = predictor.predict_logits(texts, strict=False)
         probs = policy.probabilities(logits)
-        sets = policy.decide_labels(probs)
-        scores = multilabel_metrics(labels, sets)
+        decided = task.decide(policy, probs)[0]
         report[name] = {
             "file": INT8_FILE if name == "onnx-int8" else ONNX_FILE,
             "max_abs_logit_diff": float(np.abs(logits - reference).max()),
             "mean_abs_logit_diff": float(np.abs(logits - reference).mean()),
             "max_abs_prob_diff": float(np.abs(probs - ref_probs).max()),
-            # the same label set for a text (multi-label's counterpart of argmax agreement)
-            "argmax_agreement_pct": float((sets == ref_sets).all(axis=1).mean() * 100),
-            "accuracy": scores["accuracy"],
-            "f1_micro": scores["f1_micro"],
+            # the same answer (label, or whole label set) under the run's policy
+            "argmax_agreement_pct": float(task.correct(ref_decided, decided).mean() * 100),
+            "accuracy": float(task.correct(labels, decided).mean()),
         }
     return report
 

@@ -100,12 +100,12 @@ def quantize_int8(
 
 def _choice_texts(run: RunDir, data: str | None) -> tuple[list[str], str]:
     """Validation texts of the run's data (the test split only when there is no validation)."""
-    from sentiment_hf.data.load import MissingSplit, load_run_data
+    from sentiment_hf.data.load import MissingSplit
 
     for split in ("validation", "test"):
         try:
-            loaded = load_run_data(
-                run, (split,), data, whole_file=True, max_samples={split: CHOICE_MAX_TEXTS}
+            loaded = run.load_splits(
+                (split,), data, whole_file=True, max_samples={split: CHOICE_MAX_TEXTS}
             )
         except MissingSplit:
             continue

@@ -64,13 +64,6 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
-def classifier_kind(labels: Sequence[str], multi_label: bool = False) -> str:
-    """How the card names the task: binary for two labels, N-class otherwise (or multi-label)."""
-    if multi_label:
-        return f"multi-label ({len(labels)} labels)"
-    return "binary" if len(labels) == 2 else f"{len(labels)}-class"
-
-
 def _eval_results(metrics: dict[str, Any], dataset: str | None, source: str) -> list[Any]:
     from huggingface_hub import EvalResult
 
@@ -194,10 +187,11 @@ def _parity_table(parity: dict[str, Any]) -> str:
 def _calibration(run: RunDir) -> dict[str, str] | None:
     """The card's calibration line, from the stored policy and metrics (None: uncalibrated)."""
     before, after = run.metrics.get("test_ece_uncalibrated"), run.metrics.get("test_ece")
-    if run.policy.temperature == 1.0 or before is None or after is None:
+    method = run.policy.calibration_method()
+    if method is None or before is None or after is None:
         return None
     return {
-        "temperature": f"{run.policy.temperature:.2f}",
+        "method": method,
         "ece_before": f"{before:.3f}",
         "ece_after": f"{after:.3f}",
     }
@@ -219,23 +213,6 @@ def _long_text(run: RunDir) -> str:
         f"with the windows' logits {how}; the server refuses a text that needs more than "
         f"{cfg.max_windows} windows, and `transformers.pipeline` reads only the first {n} tokens"
     )
-
-
-def _answers(run: RunDir) -> str:
-    """What the run answers under its stored decision policy (``policy.json``)."""
-    policy, k = run.policy, len(run.labels)
-    if run.multi_label:
-        return (
-            "it gives every label whose calibrated probability reaches that label's threshold, "
-            "and may give none"
-        )
-    if policy.min_confidence is not None:
-        return (
-            f"`sentiment_hf` answers `uncertain` (abstains) when the chosen label's calibrated "
-            f"probability is below {policy.min_confidence:g}, and one of its {k} labels otherwise; "
-            "`transformers.pipeline` ignores that floor"
-        )
-    return f"it always answers with one of its {k} labels"
 
 
 def _trust(run: RunDir) -> dict[str, str] | None:
@@ -298,7 +275,7 @@ def build_model_card(
     context = dict(
         name=name,
         repo_id=repo_id,
-        kind=classifier_kind(run.labels, run.multi_label),
+        kind=run.task.kind(run.labels),
         labels=run.labels,
         base_model=base_model,
         data_line=(
@@ -319,8 +296,8 @@ def build_model_card(
         parity_split=parity.get("split"),
         max_length=run.max_length,
         long_text=_long_text(run),
-        answers=_answers(run),
-        abstains=run.policy.min_confidence is not None and not run.multi_label,
+        answers=run.policy.describe(len(run.labels)),
+        abstains=run.policy.min_confidence is not None,
         calibration=_calibration(run),
         trust=_trust(run),
     )

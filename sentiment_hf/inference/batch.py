@@ -253,7 +253,7 @@ def predict_file(
     shard = shard or Shard.from_env()
     reader = open_input(run, input_path, text_column, encoding)
     output = Path(output)
-    fmt = OutputFormat(output, run.labels, run.multi_label, include_text)
+    fmt = OutputFormat(output, run.labels, run.task.output_columns, include_text)
     reason = "asked for"
     if backend is None:
         backend, reason = default_backend(run)

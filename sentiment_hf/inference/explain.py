@@ -5,7 +5,7 @@ Integrated Gradients (captum) over the input word embeddings::
     attribution(token) = sum over dims of (x - x') * mean over the path of d p(label) / d x
 
 where ``p(label)`` is the calibrated probability of the predicted label (the run's
-:class:`~sentiment_hf.tasks.policy.DecisionPolicy` temperature) and ``x'`` the embeddings of the
+:class:`~sentiment_hf.tasks.policy.SingleLabelPolicy` temperature) and ``x'`` the embeddings of the
 baseline: ``"special"`` keeps [CLS] and [SEP] and puts [PAD] everywhere else, ``"pad"`` is [PAD]
 at every position. Token attributions are summed into the whitespace-separated words of the text
 (fast-tokenizer offsets), so the words' attributions add up to ``score - baseline_score`` up to
@@ -185,7 +185,7 @@ class Explainer:
             self.predictor = model
         else:
             self.predictor = Predictor(model, backend="torch", device=device)
-        if self.predictor.policy.multi_label:
+        if not self.predictor.run.task.explainable:
             raise SentimentError(
                 "explanations are for single-label runs; a multi-label run's labels are "
                 "independent sigmoids that the attribution target (softmax) does not describe"

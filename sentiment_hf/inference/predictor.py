@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,16 +27,6 @@ from sentiment_hf.tasks.policy import ABSTAIN_LABEL
 log = logging.getLogger(__name__)
 
 MAX_TEXT_CHARS = 100_000
-#: A text to classify holds a character outside ECMAScript's whitespace set. Written out, so
-#: the API's JSON-schema pattern, the server's check and the CLI's (Python ``re``) agree exactly.
-NON_BLANK = r"[^\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]"
-BLANK_TEXT = "empty or whitespace-only; send at least one non-space character"
-_NON_BLANK = re.compile(NON_BLANK)
-
-
-def is_blank(text: str) -> bool:
-    """True when ``text`` has nothing to classify (only whitespace, or nothing)."""
-    return _NON_BLANK.search(text) is None
 
 
 @dataclass
@@ -80,6 +69,7 @@ class TorchBackend:
         model_dir: Path | RunDir,
         device: str | None = None,
         intra_op_threads: int | None = None,
+        model: Any = None,
     ) -> None:
         import torch
 
@@ -88,8 +78,11 @@ class TorchBackend:
         model_dir = model_dir.path if isinstance(model_dir, RunDir) else model_dir
         self.intra_op_threads = intra_op_threads  # applied per call, then put back
         self.torch = torch
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.model = load_trained(model_dir).to(self.device)
+        if model is not None:  # the model the caller holds (training), on its device
+            self.device = device or str(next(model.parameters()).device)
+        else:
+            self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.model = (model if model is not None else load_trained(model_dir)).to(self.device)
         self.model.eval()
         self.input_names = ["input_ids", "attention_mask", "token_type_ids"]
 
@@ -130,6 +123,7 @@ class Predictor:
     call (None: the backend's default; torch sets it around each call and puts the process's
     count back, so nothing leaks into the caller's process). ``progress`` names a progress bar
     over the model's batches, shown on stderr when it is a terminal (eval, calibrate, export).
+    ``model``: a torch model already in memory (training's) instead of the run's weights.
     """
 
     def __init__(
@@ -142,6 +136,7 @@ class Predictor:
         intra_op_threads: int | None = None,
         long_text: LongTextConfig | None = None,
         progress: str | None = None,
+        model: Any = None,
     ) -> None:
         from transformers import AutoTokenizer
 
@@ -160,7 +155,12 @@ class Predictor:
         self.long_text = long_text or self.run.long_text
         check_long_text(self.long_text, self.max_length)
         self.batch_size = batch_size
-        self.backend = BACKENDS[backend](self.run, device=device, intra_op_threads=intra_op_threads)
+        if model is not None and backend != "torch":
+            raise SentimentError("a model in memory runs on the torch backend only")
+        opts = {"model": model} if model is not None else {}
+        self.backend = BACKENDS[backend](
+            self.run, device=device, intra_op_threads=intra_op_threads, **opts
+        )
         self._warned_truncation = False
         self.progress = progress
 
@@ -257,40 +257,23 @@ class Predictor:
         return self.decide(texts, self.policy.probabilities(logits))
 
     def decide(self, texts: Sequence[str], probs: np.ndarray) -> list[Prediction]:
-        """The run's decision policy applied to calibrated ``probs`` of ``texts``."""
-        if self.policy.multi_label:
-            return self._decide_multi_label(texts, probs)
-        preds, abstained = self.policy.decide(probs)
+        """The run's decision policy applied to calibrated ``probs`` of ``texts``: the labels it
+        gives (most probable first), ``label`` the first of them, or
+        :data:`~sentiment_hf.tasks.policy.ABSTAIN_LABEL` where it abstains."""
+        decided = self.policy.decisions(probs)
         out = []
-        for text, row, best, skip in zip(texts, probs, preds, abstained, strict=True):
-            label = ABSTAIN_LABEL if skip else self.labels[best]
+        for i, (text, row) in enumerate(zip(texts, probs, strict=True)):
+            names = [self.labels[j] for j in decided.given[i]]
+            skip = bool(decided.abstained[i])
             out.append(
                 Prediction(
                     text=text,
-                    label=label,
-                    score=float(row[best]),
+                    label=ABSTAIN_LABEL if skip else (names[0] if names else ""),
+                    score=float(row[decided.best[i]]),
                     probabilities={
                         name: float(p) for name, p in zip(self.labels, row, strict=True)
                     },
-                    abstained=bool(skip),
-                    labels=[] if skip else [label],
-                )
-            )
-        return out
-
-    def _decide_multi_label(self, texts: Sequence[str], probs: np.ndarray) -> list[Prediction]:
-        chosen = self.policy.decide_labels(probs)
-        out = []
-        for text, row, hot in zip(texts, probs, chosen, strict=True):
-            names = [self.labels[j] for j in np.argsort(-row, kind="stable") if hot[j]]
-            out.append(
-                Prediction(
-                    text=text,
-                    label=names[0] if names else "",
-                    score=float(row.max()),
-                    probabilities={
-                        name: float(p) for name, p in zip(self.labels, row, strict=True)
-                    },
+                    abstained=skip,
                     labels=names,
                 )
             )

@@ -79,11 +79,10 @@ def oov_counts(texts: list[str], vocab: set[str]) -> tuple[int, int]:
 
 def _reference_data(run: RunDir, data: str | None) -> tuple[list[str], list[str], list[str]]:
     """(train texts, validation texts, label names) of the data the run was trained on."""
-    from sentiment_hf.data.load import load_run_data
 
     # cut as training cut it (the run's seed), whatever seed drift samples with; other data
     # is cut the same way when it lacks a validation split
-    loaded = load_run_data(run, ("train", "validation"), data, carve=True)
+    loaded = run.load_splits(("train", "validation"), data, carve=True)
     return (
         list(loaded.splits["train"]["text"]),
         list(loaded.splits["validation"]["text"]),
@@ -313,13 +312,10 @@ def detect_drift(config: DriftConfig) -> DriftReport:
     ref_texts = [train_texts[i] for i in sorted(pick)]
     cur_texts = [row.text for row in rows]
     vocab = {w for text in train_texts for w in words(text)}
-    # multi-label: per-label sigmoids, so `confidence` is the highest label probability and
-    # `label_mix` the share of each top label
+    # the run's policy's probabilities; multi-label: per-label sigmoids, so `confidence` is
+    # the highest label probability and `label_mix` the share of each top label
     scorer = EmbeddingScorer(
-        model_dir,
-        max_length=run.max_length,
-        temperature=run.policy.temperature,
-        probabilities=run.policy.probabilities if run.multi_label else None,
+        model_dir, max_length=run.max_length, probabilities=run.policy.probabilities
     )
     checks, arrays = run_checks(
         ref_texts,

@@ -7,25 +7,25 @@ served the requests.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from sentiment_hf.modeling import load_trained
+from sentiment_hf.tasks.policy import SingleLabelPolicy
 
 
 class EmbeddingScorer:
-    """Calibrated probabilities (``temperature`` of the run's policy) and mean-pooled
-    last-layer embeddings from a run's torch model."""
+    """Calibrated probabilities (``probabilities``: the run's policy's, logits -> probabilities;
+    a plain softmax when None) and mean-pooled last-layer embeddings from a run's torch model."""
 
     def __init__(
         self,
         model_dir: Path,
         max_length: int = 128,
         batch_size: int = 64,
-        temperature: float = 1.0,
-        probabilities: Any = None,
+        probabilities: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> None:
         import torch
         from transformers import AutoTokenizer
@@ -37,8 +37,7 @@ class EmbeddingScorer:
         self.labels = [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
         self.max_length = max_length
         self.batch_size = batch_size
-        self.temperature = temperature
-        self.probabilities = probabilities  # logits -> probabilities (multi-label: sigmoids)
+        self.probabilities = probabilities or SingleLabelPolicy().probabilities
 
     def __call__(self, texts: list[str], desc: str = "scoring") -> tuple[np.ndarray, np.ndarray]:
         from tqdm.auto import tqdm
@@ -61,10 +60,7 @@ class EmbeddingScorer:
                 out = self.model(**enc, output_hidden_states=True)
             mask = enc["attention_mask"].unsqueeze(-1).float()
             pooled = (out.hidden_states[-1] * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-            if self.probabilities is not None:
-                probs.append(self.probabilities(out.logits.float().numpy()))
-            else:
-                probs.append(torch.softmax(out.logits.float() / self.temperature, -1).numpy())
+            probs.append(self.probabilities(out.logits.float().numpy()))
             embs.append(pooled.float().numpy())
         inverse = np.argsort(order)
         return np.concatenate(probs)[inverse], np.concatenate(embs)[inverse]

@@ -79,7 +79,7 @@ async def predict_texts(state: State, texts: list[str]) -> PredictResponse:
     return PredictResponse(
         model_version=state.model_version,
         backend=state.config.backend,
-        multi_label=state.predictor.policy.multi_label,
+        multi_label=state.predictor.run.task.multi_label,
         predictions=preds,
     )
 
@@ -98,8 +98,8 @@ def _label_scores(state: State, texts: list[str], probs: Any) -> list[LabelScore
                 abstained=p.abstained,
             )
         )
-        # multi-label: one count per label given, "(none)" when no label reaches its threshold
-        for name in (p.labels or ["(none)"]) if predictor.policy.multi_label else [p.label]:
+        # one count per label given; an abstention counts as its label, no label as "(none)"
+        for name in p.labels or [p.label or "(none)"]:
             metrics.predictions.labels(name).inc()
     return preds
 
@@ -154,7 +154,7 @@ async def ready(request: Request) -> dict[str, Any] | JSONResponse:
         "model_version": state.model_version,
         "backend": config.backend,
         "labels": predictor.labels,
-        "multi_label": predictor.policy.multi_label,
+        "multi_label": predictor.run.task.multi_label,
         "request_log": str(config.request_log) if config.request_log else None,
     }
 

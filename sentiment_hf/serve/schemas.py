@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
-from sentiment_hf.inference.predictor import BLANK_TEXT, NON_BLANK, is_blank
+from sentiment_hf.data.streamio import BLANK_TEXT, NON_BLANK, is_blank
 
 
 def _check_text(text: str) -> str:

@@ -79,22 +79,6 @@ def accuracy_by_length(
     return rows
 
 
-def make_compute_metrics(num_labels: int, multi_label: bool = False) -> Any:
-    """A ``compute_metrics`` callable for the HF Trainer (multi-label: see multilabel.py)."""
-    if multi_label:
-        from sentiment_hf.tasks.multilabel import make_compute_metrics as multi_label_metrics
-
-        return multi_label_metrics()
-
-    def compute_metrics(eval_pred: Any) -> dict[str, float]:
-        logits, labels = eval_pred.predictions, eval_pred.label_ids
-        if isinstance(logits, tuple):
-            logits = logits[0]
-        return classification_metrics(labels, np.argmax(logits, axis=-1), num_labels)
-
-    return compute_metrics
-
-
 def fast_metric(name: str, num_labels: int) -> Any:
     """``accuracy``, ``f1`` or ``f1_macro`` (as :func:`classification_metrics` defines them) in
     plain numpy, fast enough for a bootstrap's thousand resamples."""

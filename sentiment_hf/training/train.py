@@ -15,23 +15,25 @@ from pathlib import Path
 from typing import Any
 
 from sentiment_hf.config.recipe import PROJECT_TRAINING_KEYS, Recipe, save_recipe
-from sentiment_hf.data.load import SentimentData, load_splits, tokenize_splits
+from sentiment_hf.data.load import SentimentData, load_splits
+from sentiment_hf.data.tokenize import tokenize_splits
 from sentiment_hf.errors import SentimentError
-from sentiment_hf.fileio import share_as_umask_allows, write_json
+from sentiment_hf.fileio import write_json
 from sentiment_hf.hardware import cpu_has_native_bf16
 from sentiment_hf.imbalance import class_counts, resolve_class_weights
 from sentiment_hf.modeling import build_model, build_tokenizer, resolve_backbone
 from sentiment_hf.rundir import (
-    CONFIG_FILE,
-    DERIVED_FROM_WEIGHTS,
     MANIFEST_FILE,
     METRICS_FILE,
     RECIPE_FILE,
-    WEIGHTS_GLOB,
 )
-from sentiment_hf.tasks.metrics import make_compute_metrics
-from sentiment_hf.training.checkpoints import checkpoints, last_complete_checkpoint
 from sentiment_hf.training.manifest import build_manifest
+from sentiment_hf.training.outputs import (
+    check_run_dir,
+    remove_derived,
+    share_checkpoint_weights,
+    share_weights,
+)
 from sentiment_hf.training.sampling import with_seeded_sampling
 from sentiment_hf.training.tracking import configure_tracking
 
@@ -57,9 +59,7 @@ class Prepared:
     @property
     def model_overrides(self) -> dict[str, Any]:
         """Config fields the data decides: ``problem_type`` for multi-label data (BCE loss)."""
-        from sentiment_hf.tasks.multilabel import MULTI_LABEL
-
-        return {"problem_type": MULTI_LABEL} if self.data.multi_label else {}
+        return self.data.task.model_config()
 
     @property
     def train_class_counts(self) -> dict[str, int]:
@@ -199,32 +199,9 @@ def prepare(recipe: Recipe, args: Any) -> Prepared:
     )
     prepared = Prepared(recipe, data, tokenized, tokenizer, backbone)
     weights = recipe.training.get("class_weights")
-    if weights is not None and data.multi_label:
-        raise SentimentError(
-            "training.class_weights weighs a single-label cross-entropy; this data is multi-label "
-            "(one sigmoid per label): drop training.class_weights"
-        )
+    data.task.check_class_weights(weights)
     prepared.class_weights = resolve_class_weights(weights, prepared.train_class_counts)
     return prepared
-
-
-def share_weights(folder: Path) -> None:
-    """Weights readable as the umask allows, like the folder's other files (safetensors
-    writes them 0600: a run trained as root would not serve as the container's user)."""
-    share_as_umask_allows(folder.glob(WEIGHTS_GLOB))
-
-
-def _share_checkpoint_weights() -> Any:
-    """A Trainer callback applying :func:`share_weights` to each checkpoint as it is saved."""
-    from transformers import TrainerCallback
-
-    class ShareWeights(TrainerCallback):
-        def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-            if state.is_world_process_zero and folder.is_dir():
-                share_weights(folder)
-
-    return ShareWeights()
 
 
 def build_trainer(
@@ -243,7 +220,7 @@ def build_trainer(
     from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer
 
     recipe = prepared.recipe
-    callbacks = [*(callbacks or []), _share_checkpoint_weights()]
+    callbacks = [*(callbacks or []), share_checkpoint_weights()]
     patience = recipe.early_stopping.patience
     if patience and args.load_best_model_at_end and args.eval_strategy != "no":
         callbacks.append(
@@ -280,48 +257,11 @@ def build_trainer(
         data_collator=DataCollatorWithPadding(
             prepared.tokenizer, pad_to_multiple_of=recipe.data.pad_to_multiple_of
         ),
-        compute_metrics=make_compute_metrics(
-            len(prepared.label_names), multi_label=prepared.data.multi_label
-        ),
+        compute_metrics=prepared.data.task.compute_metrics(len(prepared.label_names)),
         callbacks=callbacks,
         **loss_kwargs,
         **model_kwargs,
     )
-
-
-def _check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> str | None:
-    """Return the checkpoint to resume from; refuse to clobber a finished or started run."""
-    if not run_dir.is_dir():
-        if resume:
-            log.warning("--resume: %s does not exist yet, starting a new run", run_dir)
-        return None
-    if resume:
-        last = last_complete_checkpoint(run_dir)
-        if last is None:
-            log.warning("--resume: no complete checkpoint in %s, starting from scratch", run_dir)
-        return None if last is None else str(last)
-    started = bool(checkpoints(run_dir)) or (run_dir / CONFIG_FILE).exists()
-    if started and not overwrite:
-        raise SentimentError(
-            f"run directory {str(run_dir)!r} already holds a run; pass --resume to continue it, "
-            "--overwrite to replace it, or set training.output_dir=NEW_DIR"
-        )
-    return None
-
-
-def remove_derived(run_dir: Path) -> None:
-    """Delete what export, calibrate and eval made from earlier weights of ``run_dir``
-    (:data:`~sentiment_hf.rundir.DERIVED_FROM_WEIGHTS`): after ``train --overwrite`` no ONNX
-    file, parity report, policy or eval report of the old model is left to be read."""
-    import shutil
-
-    for name in DERIVED_FROM_WEIGHTS:
-        path = run_dir / name
-        if path.is_dir():
-            shutil.rmtree(path)
-        elif path.exists():
-            log.info("removed %s: it was made from the replaced weights", path)
-            path.unlink()
 
 
 def finish_run(
@@ -381,7 +321,7 @@ def train(
 
     started = time.time()
     run_dir = recipe.output_dir
-    checkpoint = _check_run_dir(run_dir, resume, overwrite)
+    checkpoint = check_run_dir(run_dir, resume, overwrite)
     args, changes = resolve_training_args(recipe)
     set_seed(args.seed)
     prepared = prepare(recipe, args)
@@ -420,16 +360,20 @@ def train(
     if policy.calibrate and trainer.is_world_process_zero():
         from sentiment_hf.evaluation.calibrate import fit_policy
 
+        # the model and data training holds (a sharded model only predicts on every rank)
+        single = trainer.args.world_size == 1
         fitted = fit_policy(
             run_dir,
             threshold_metric=policy.threshold_metric,
             min_confidence=policy.min_confidence,
             objective=policy.objective,
+            model=trainer.model if single else None,
+            loaded=prepared.data,
         )
         result.metrics.update(fitted.metrics)
         log.info(
-            "calibrated: temperature %.3f, test ECE %.4f -> %.4f",
-            fitted.policy.temperature,
+            "calibrated the %s policy: test ECE %.4f -> %.4f",
+            prepared.data.task.name,
             fitted.metrics["test_ece_uncalibrated"],
             fitted.metrics["test_ece"],
         )

@@ -1,4 +1,5 @@
-"""Multi-label classification: every text carries any subset of the label names (possibly none).
+"""Label sets of multi-label data: detecting and parsing them, multi-hot arrays, sigmoids,
+per-label calibration and metrics.
 
 A data set is multi-label when ``data.label_columns`` names several 0/1 columns, or when its
 label column holds lists of names (a JSON list such as ``["acting", "plot"]`` in CSV, a list in
@@ -169,16 +170,6 @@ def multi_hot(labels: Any) -> np.ndarray:
     return (np.asarray(labels, dtype=np.float64) >= 0.5).astype(np.int64)
 
 
-def check_same_kind(multi_label_run: bool, multi_label_data: bool, source: str) -> None:
-    """A clear error when a multi-label run meets single-label data, or the other way round."""
-    if multi_label_run != multi_label_data:
-        run_kind, data_kind = ("multi-label", "single-label")[:: 1 if multi_label_run else -1]
-        raise SentimentError(
-            f"the run is {run_kind} but {source!r} holds {data_kind} data; evaluate it on data "
-            "laid out like the data it was trained on"
-        )
-
-
 # ---------------------------------------------------------------------- probabilities
 def sigmoid(x: np.ndarray) -> np.ndarray:
     """Element-wise logistic function, numerically stable."""
@@ -256,17 +247,6 @@ def fit_calibration(
             best = method
     scales, biases = fit_params(logits, labels, best)
     return best, scales, biases, scores
-
-
-def tune_thresholds(probs: np.ndarray, labels: np.ndarray, metric: str = "f1") -> list[float]:
-    """Per label, the threshold on its probability that maximises ``metric`` (ties: nearest 0.5)."""
-    from sentiment_hf.tasks.policy import tune_threshold
-
-    labels = multi_hot(labels)
-    return [
-        tune_threshold(np.stack([1 - probs[:, j], probs[:, j]], axis=1), labels[:, j], metric)
-        for j in range(probs.shape[1])
-    ]
 
 
 def as_binary(probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,166 @@
+"""Multi-label classification: any subset of the labels per text (one sigmoid each, binary
+cross-entropy), per-label calibration and thresholds; it never abstains."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sentiment_hf.errors import SentimentError
+from sentiment_hf.tasks import label_sets as ml
+from sentiment_hf.tasks.base import POLICY_SPLITS, Counts, FittedPolicy, Mistake, Task, fitted_on
+from sentiment_hf.tasks.calibration import calibration_metrics
+from sentiment_hf.tasks.policy import (
+    MULTI_LABEL_NO_ABSTAIN,
+    MultiLabelPolicy,
+    check_threshold_metric,
+    tune_thresholds,
+)
+
+
+class MultiLabel(Task):
+    """Any subset of the labels per text: one sigmoid per label, binary cross-entropy,
+    per-label calibration and thresholds; it never abstains."""
+
+    name = "multi-label"
+    problem_type = ml.MULTI_LABEL
+    multi_label = True
+    output_columns = ("label", "labels", "score")
+    accuracy_name = "subset accuracy"
+    explainable = False
+    selective = False
+    mistake_columns = ("labels", "predicted", "score", "probabilities")
+
+    def kind(self, labels):
+        return f"multi-label ({len(labels)} labels)"
+
+    def encode(self, labels: Any) -> np.ndarray:
+        return ml.multi_hot(labels)
+
+    def compute_metrics(self, num_labels: int) -> Callable[[Any], dict[str, float]]:
+        return ml.make_compute_metrics()
+
+    def check_class_weights(self, weights: Any) -> None:
+        if weights is not None:
+            raise SentimentError(
+                "training.class_weights weighs a single-label cross-entropy; this data is "
+                "multi-label (one sigmoid per label): drop training.class_weights"
+            )
+
+    def identity_policy(self) -> MultiLabelPolicy:
+        return MultiLabelPolicy()
+
+    def read_policy(self, raw: dict[str, Any], where: str | Path) -> MultiLabelPolicy:
+        return MultiLabelPolicy.from_dict(raw, where)
+
+    def fit_policy(self, logits, labels, *, threshold_metric, min_confidence, objective, source):
+        if min_confidence is not None:
+            raise SentimentError(MULTI_LABEL_NO_ABSTAIN)
+        metric = check_threshold_metric(threshold_metric or "f1")
+        val_logits, val_labels = logits["validation"], labels["validation"]
+        method, scales, biases, cv = ml.fit_calibration(val_logits, val_labels)
+        origin = fitted_on(val_labels, source, f"log loss, {ml.CV_FOLDS}-fold cross-validated")
+        policy = MultiLabelPolicy(
+            threshold_metric=metric,
+            calibration=method,
+            scales=scales,
+            biases=biases,
+            fitted_on={**origin, "cv_log_loss": cv},
+        )
+        policy.thresholds = tune_thresholds(policy.probabilities(val_logits), val_labels, metric)
+        metrics: dict[str, float] = {"calibration_temperature": 1.0}
+        for name, prefix in POLICY_SPLITS:
+            metrics.update(pair_calibration_metrics(logits[name], labels[name], policy, prefix))
+            decided = policy.decide_labels(policy.probabilities(logits[name]))
+            scores = ml.multilabel_metrics(labels[name], decided)
+            for key in ("accuracy", "f1_micro", "f1_macro"):
+                metrics[f"{prefix}_policy_{key}"] = scores[key]
+        test_logits, test_labels = logits["test"], labels["test"]
+        curves = {
+            "test, sigmoid": ml.as_binary(ml.sigmoid(test_logits), test_labels)[0],
+            f"test, {method}": ml.as_binary(policy.probabilities(test_logits), test_labels)[0],
+        }
+        return FittedPolicy(
+            policy,
+            metrics,
+            curves,
+            test_labels.reshape(-1),
+            "reliability of every (text, label) pair",
+        )
+
+    def decide(self, policy, probs):
+        return policy.decide_labels(probs).astype(np.int64), np.zeros(len(probs), dtype=bool)
+
+    def correct(self, labels, preds):
+        return (np.asarray(labels) == np.asarray(preds)).all(axis=1)
+
+    def headline(self, labels):
+        return [("Subset accuracy", "accuracy"), ("Micro F1", "f1"), ("Macro F1", "f1_macro")]
+
+    def bootstrap_metric(self, name, num_labels):
+        return ml.fast_metric(name)
+
+    def evaluation_metrics(self, split, logits, labels, decided, policy, names, train_counts):
+        preds = decided[0]
+        out: dict[str, Any] = {
+            f"{split}_{k}": v for k, v in ml.multilabel_metrics(labels, preds).items()
+        }
+        out.update(pair_calibration_metrics(logits, labels, policy, split))
+        out[f"{split}_per_class"] = ml.per_label_metrics(labels, preds, names)
+        return out
+
+    def counts(self, labels, preds, names):
+        per_label = ml.per_label_metrics(labels, preds, names)
+        columns = ("tp", "fn", "fp", "tn")
+        return Counts(
+            np.array([[per_label[n][c] for c in columns] for n in names]),
+            list(names),
+            ["true pos", "false neg", "false pos", "true neg"],
+            "label",
+            "",
+            "per-label counts",
+        )
+
+    def reliability_curves(self, logits, labels, policy):
+        pair_probs, pair_labels = ml.as_binary(policy.probabilities(logits), labels)
+        curves = {
+            "sigmoid": ml.as_binary(ml.sigmoid(logits), labels)[0],
+            str(policy.calibration or "policy"): pair_probs,
+        }
+        return curves, pair_labels, "reliability of (text, label) pairs"
+
+    def mistakes(self, labels, preds, probs, names):
+        # a mistake's weight: the probability behind its most confident wrong decision
+        wrong = np.where(preds != labels, np.where(preds == 1, probs, 1 - probs), 0.0).max(axis=1)
+        return [
+            Mistake(
+                int(i),
+                _names(labels[i], names),
+                _names(preds[i], names),
+                float(wrong[i]),
+                (json.dumps(dict(zip(names, np.round(probs[i], 4).tolist(), strict=True))),),
+            )
+            for i in np.flatnonzero(~self.correct(labels, preds))
+        ]
+
+
+def pair_calibration_metrics(
+    logits: np.ndarray, labels: np.ndarray, policy: MultiLabelPolicy, prefix: str
+) -> dict[str, float]:
+    """``{prefix}_{nll,brier,ece,mean_confidence}`` (calibrated) and ``..._uncalibrated``
+    (plain sigmoid) over every (text, label) pair."""
+    out = {}
+    pairs = (("_uncalibrated", ml.sigmoid(logits)), ("", policy.probabilities(logits)))
+    for suffix, probs in pairs:
+        for key, value in calibration_metrics(*ml.as_binary(probs, labels)).items():
+            if key != "accuracy":
+                out[f"{prefix}_{key}{suffix}"] = value
+    return out
+
+
+def _names(hot: np.ndarray, names: list[str]) -> str:
+    return ", ".join(n for n, h in zip(names, hot, strict=True) if h) or "(none)"
