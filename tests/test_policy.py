@@ -224,3 +224,47 @@ def test_cli_calibrate_and_its_bad_input(
     (run / POLICY_FILE).write_text('{"temperature": 1.0, "temprature": 2}')
     damaged = run_main(["predict", str(run), "fine"], capsys, monkeypatch)
     assert damaged.code == 2 and "unknown key(s) temprature" in damaged.stderr
+
+
+def test_training_fits_its_policy_on_the_model_and_rows_it_holds(
+    tiny_backbone: Path, rt_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`sentiment train` calibrates without reloading the weights or the data it just had in
+    memory, and what it stores is what a refit of the written run from disk stores."""
+    from conftest import REPO, tiny_recipe_overrides
+
+    import sentiment_hf.modeling as modeling
+    from sentiment_hf import load_recipe, train
+
+    out = tmp_path / "run"
+    overrides = [
+        *tiny_recipe_overrides(tiny_backbone, rt_dir, out),
+        "policy.calibrate=true",
+        "training.bf16=false",
+    ]
+    reloads: list[str] = []
+    real_load_trained, real_load_splits = modeling.load_trained, RunDir.load_splits
+
+    def counted_load_trained(*args, **kwargs):  # a spy: the real loader runs
+        reloads.append("weights")
+        return real_load_trained(*args, **kwargs)
+
+    def counted_load_splits(self, *args, **kwargs):
+        reloads.append("data")
+        return real_load_splits(self, *args, **kwargs)
+
+    monkeypatch.setattr(modeling, "load_trained", counted_load_trained)
+    monkeypatch.setattr(RunDir, "load_splits", counted_load_splits)
+    train(load_recipe(REPO / "recipes" / "base.yaml", overrides))
+    assert reloads == []
+    trained = json.loads((out / POLICY_FILE).read_text())
+    trained_metrics = json.loads((out / "metrics.json").read_text())
+
+    refit = fit_policy(out)  # the recipe's policy settings, the model and rows from disk
+    assert reloads == ["data", "weights"]
+    stored = json.loads((out / POLICY_FILE).read_text())
+    assert stored["fitted_on"] == trained["fitted_on"]
+    assert stored["temperature"] == pytest.approx(trained["temperature"], rel=1e-5)
+    assert stored["threshold"] == trained["threshold"]
+    for key, value in refit.metrics.items():
+        assert trained_metrics[key] == pytest.approx(value, rel=1e-5, abs=1e-7), key

@@ -120,7 +120,7 @@ def eval_(
         typer.Option(
             "--explain/--no-explain",
             help="Highlight the words of the report's most confident mistakes "
-            "(integrated gradients; a few seconds on a CPU).",
+            "(integrated gradients; a few seconds on a CPU; single-label runs).",
         ),
     ] = True,
     as_json: JsonFlag = False,
@@ -130,8 +130,9 @@ def eval_(
     Prints a short table (--json: every metric as JSON, as saved in {split}_metrics.json):
     accuracy/F1 with bootstrap 95 % intervals, calibration before/after, accuracy at 90 % and
     80 % coverage.
-    PNGs: confusion matrix, reliability diagram, risk-coverage curve, accuracy by length;
-    misclassified CSV; all of it on one self-contained page, {split}_report.html.
+    PNGs: confusion matrix (per-label counts for a multi-label run), reliability diagram,
+    risk-coverage curve (single-label), accuracy by length; misclassified CSV; all of it on one
+    self-contained page, {split}_report.html.
     """
     from sentiment_hf.cli.summary import eval_summary
     from sentiment_hf.evaluation.evaluate import evaluate_model
@@ -145,7 +146,7 @@ def eval_(
         data=data,
         output_dir=output,
         batch_size=batch_size,
-        explain=explain_mistakes,  # multi-label runs are not explained
+        explain=explain_mistakes,  # a multi-label run's mistakes are not explained
     )
     if as_json:
         typer.echo(json.dumps(report.metrics, indent=2))

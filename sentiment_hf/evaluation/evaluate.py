@@ -205,8 +205,8 @@ def _attributions(
     explain: WordAttributor | bool | None, predictor: Predictor, mistakes: list[Mistake]
 ) -> list[list[tuple[str, float]]] | None:
     """Word attributions of ``mistakes`` (None: not asked for, or nothing to explain)."""
-    if explain is True:
-        explain = _attributor(predictor)
+    if explain is True:  # integrated gradients, where the task's answers have one target
+        explain = _attributor(predictor) if predictor.run.task.explainable else None
     attributions = explain([m.text for m in mistakes]) if explain and mistakes else None
     if attributions is not None and len(attributions) != len(mistakes):
         raise SentimentError(
