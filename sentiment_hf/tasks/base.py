@@ -84,9 +84,8 @@ class Task(ABC):
     def kind(self, labels: list[str]) -> str:
         """How a model card names the classifier."""
 
-    def report_fields(self) -> dict[str, str]:
-        """What a report file records of the task: ``problem_type``, where not the default."""
-        return {"problem_type": self.problem_type} if self.problem_type else {}
+    #: what a report file records of the task: the same ``problem_type`` field, where set
+    report_fields = model_config
 
     def check_same(self, data: Task, source: str) -> None:
         """A clear error when ``source`` holds data of the other task."""
@@ -179,4 +178,5 @@ class Task(ABC):
 
 
 def fitted_on(labels: np.ndarray, source: str, objective: str) -> dict[str, Any]:
+    """``policy.json``'s record of what a policy was fitted on."""
     return {"split": "validation", "samples": len(labels), "source": source, "objective": objective}

@@ -4,7 +4,7 @@ cross-entropy), per-label calibration and thresholds; it never abstains."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ class MultiLabel(Task):
     selective = False
     mistake_columns = ("labels", "predicted", "score", "probabilities")
 
-    def kind(self, labels):
+    def kind(self, labels: list[str]) -> str:
         return f"multi-label ({len(labels)} labels)"
 
     def encode(self, labels: Any) -> np.ndarray:
@@ -57,7 +57,16 @@ class MultiLabel(Task):
     def read_policy(self, raw: dict[str, Any], where: str | Path) -> MultiLabelPolicy:
         return MultiLabelPolicy.from_dict(raw, where)
 
-    def fit_policy(self, logits, labels, *, threshold_metric, min_confidence, objective, source):
+    def fit_policy(
+        self,
+        logits: Mapping[str, np.ndarray],
+        labels: Mapping[str, np.ndarray],
+        *,
+        threshold_metric: str | None,
+        min_confidence: float | None,
+        objective: str,
+        source: str,
+    ) -> FittedPolicy:
         if min_confidence is not None:
             raise SentimentError(MULTI_LABEL_NO_ABSTAIN)
         metric = check_threshold_metric(threshold_metric or "f1")
@@ -92,19 +101,28 @@ class MultiLabel(Task):
             "reliability of every (text, label) pair",
         )
 
-    def decide(self, policy, probs):
+    def decide(self, policy: Any, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return policy.decide_labels(probs).astype(np.int64), np.zeros(len(probs), dtype=bool)
 
-    def correct(self, labels, preds):
+    def correct(self, labels: np.ndarray, preds: np.ndarray) -> np.ndarray:
         return (np.asarray(labels) == np.asarray(preds)).all(axis=1)
 
-    def headline(self, labels):
+    def headline(self, labels: list[str]) -> list[tuple[str, str]]:
         return [("Subset accuracy", "accuracy"), ("Micro F1", "f1"), ("Macro F1", "f1_macro")]
 
-    def bootstrap_metric(self, name, num_labels):
+    def bootstrap_metric(self, name: str, num_labels: int) -> Callable[[Any, Any], float]:
         return ml.fast_metric(name)
 
-    def evaluation_metrics(self, split, logits, labels, decided, policy, names, train_counts):
+    def evaluation_metrics(
+        self,
+        split: str,
+        logits: np.ndarray,
+        labels: np.ndarray,
+        decided: tuple[np.ndarray, np.ndarray],
+        policy: Any,
+        names: list[str],
+        train_counts: Mapping[str, int] | None,
+    ) -> dict[str, Any]:
         preds = decided[0]
         out: dict[str, Any] = {
             f"{split}_{k}": v for k, v in ml.multilabel_metrics(labels, preds).items()
@@ -113,7 +131,7 @@ class MultiLabel(Task):
         out[f"{split}_per_class"] = ml.per_label_metrics(labels, preds, names)
         return out
 
-    def counts(self, labels, preds, names):
+    def counts(self, labels: np.ndarray, preds: np.ndarray, names: list[str]) -> Counts:
         per_label = ml.per_label_metrics(labels, preds, names)
         columns = ("tp", "fn", "fp", "tn")
         return Counts(
@@ -125,7 +143,9 @@ class MultiLabel(Task):
             "per-label counts",
         )
 
-    def reliability_curves(self, logits, labels, policy):
+    def reliability_curves(
+        self, logits: np.ndarray, labels: np.ndarray, policy: Any
+    ) -> tuple[dict[str, np.ndarray], np.ndarray, str]:
         pair_probs, pair_labels = ml.as_binary(policy.probabilities(logits), labels)
         curves = {
             "sigmoid": ml.as_binary(ml.sigmoid(logits), labels)[0],
@@ -133,7 +153,9 @@ class MultiLabel(Task):
         }
         return curves, pair_labels, "reliability of (text, label) pairs"
 
-    def mistakes(self, labels, preds, probs, names):
+    def mistakes(
+        self, labels: np.ndarray, preds: np.ndarray, probs: np.ndarray, names: list[str]
+    ) -> list[Mistake]:
         # a mistake's weight: the probability behind its most confident wrong decision
         wrong = np.where(preds != labels, np.where(preds == 1, probs, 1 - probs), 0.0).max(axis=1)
         return [

@@ -3,7 +3,7 @@ scaling, an optional binary threshold and abstain band."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,7 @@ class SingleLabel(Task):
     selective = True
     mistake_columns = ("label", "predicted", "score")
 
-    def kind(self, labels):
+    def kind(self, labels: list[str]) -> str:
         return "binary" if len(labels) == 2 else f"{len(labels)}-class"
 
     def encode(self, labels: Any) -> np.ndarray:
@@ -70,7 +70,16 @@ class SingleLabel(Task):
     def read_policy(self, raw: dict[str, Any], where: str | Path) -> SingleLabelPolicy:
         return SingleLabelPolicy.from_dict(raw, where)
 
-    def fit_policy(self, logits, labels, *, threshold_metric, min_confidence, objective, source):
+    def fit_policy(
+        self,
+        logits: Mapping[str, np.ndarray],
+        labels: Mapping[str, np.ndarray],
+        *,
+        threshold_metric: str | None,
+        min_confidence: float | None,
+        objective: str,
+        source: str,
+    ) -> FittedPolicy:
         check_objective(objective)
         if threshold_metric is not None:
             check_threshold_metric(threshold_metric)
@@ -96,22 +105,31 @@ class SingleLabel(Task):
             policy, metrics, curves, labels["test"], "reliability (T fitted on validation)"
         )
 
-    def decide(self, policy, probs):
+    def decide(self, policy: Any, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return policy.decide(probs)
 
-    def correct(self, labels, preds):
+    def correct(self, labels: np.ndarray, preds: np.ndarray) -> np.ndarray:
         return np.asarray(preds) == np.asarray(labels)
 
-    def headline(self, labels):
+    def headline(self, labels: list[str]) -> list[tuple[str, str]]:
         cards = [("Accuracy", "accuracy"), ("Macro F1", "f1_macro")]
         if len(labels) == 2:  # with more labels, F1 is the macro F1
             cards.insert(1, (f"F1 (positive: {labels[1]})", "f1"))
         return cards
 
-    def bootstrap_metric(self, name, num_labels):
+    def bootstrap_metric(self, name: str, num_labels: int) -> Callable[[Any, Any], float]:
         return fast_metric(name, num_labels)
 
-    def evaluation_metrics(self, split, logits, labels, decided, policy, names, train_counts):
+    def evaluation_metrics(
+        self,
+        split: str,
+        logits: np.ndarray,
+        labels: np.ndarray,
+        decided: tuple[np.ndarray, np.ndarray],
+        policy: Any,
+        names: list[str],
+        train_counts: Mapping[str, int] | None,
+    ) -> dict[str, Any]:
         preds, abstained = decided
         n = len(names)
         out: dict[str, Any] = {
@@ -132,7 +150,7 @@ class SingleLabel(Task):
         out.update(balance_metrics(split, counts, out[f"{split}_per_class"], train_counts))
         return order_metrics(out, split)  # macro F1 and per-class recall first if unbalanced
 
-    def counts(self, labels, preds, names):
+    def counts(self, labels: np.ndarray, preds: np.ndarray, names: list[str]) -> Counts:
         accuracy = float(self.correct(labels, preds).mean()) if len(labels) else 0.0
         return Counts(
             confusion(labels, preds, len(names)),
@@ -143,13 +161,17 @@ class SingleLabel(Task):
             f"acc {accuracy:.3f}",
         )
 
-    def reliability_curves(self, logits, labels, policy):
+    def reliability_curves(
+        self, logits: np.ndarray, labels: np.ndarray, policy: Any
+    ) -> tuple[dict[str, np.ndarray], np.ndarray, str]:
         curves = {"uncalibrated": softmax(logits)}
         if policy.temperature != 1.0:
             curves[f"T={policy.temperature:.2f}"] = policy.probabilities(logits)
         return curves, labels, "reliability"
 
-    def mistakes(self, labels, preds, probs, names):
+    def mistakes(
+        self, labels: np.ndarray, preds: np.ndarray, probs: np.ndarray, names: list[str]
+    ) -> list[Mistake]:
         return [
             Mistake(int(i), names[labels[i]], names[preds[i]], float(probs[i, preds[i]]))
             for i in np.flatnonzero(preds != labels)
