@@ -116,6 +116,30 @@ def test_user_text_is_escaped() -> None:
         render_eval_report("test", {}, ["neg", "pos"], {}, [mistake], [], attributions=[])
 
 
+def test_each_task_writes_its_own_decision_and_calibration_notes() -> None:
+    """The task picks its parts of the page: a binary threshold and a temperature, or
+    per-label thresholds and a per-label calibration method; never the other task's."""
+    from sentiment_hf.tasks.task import MULTI_LABEL_TASK, SINGLE_LABEL
+
+    def page(task: Any, policy: dict[str, Any], labels: list[str]) -> str:
+        return render_eval_report("test", {}, labels, {}, [], [], policy=policy, task=task)
+
+    single = page(SINGLE_LABEL, {"temperature": 2.5, "threshold": 0.42}, ["neg", "pos"])
+    assert "Binary threshold on p(pos): 0.42" in single
+    assert "T = 2.50" in single and "Temperature scaling fitted" in single
+    assert "per label" not in single.lower() and "A label is given" not in single
+    unfitted = page(SINGLE_LABEL, {}, ["neg", "pos"])
+    assert "Binary threshold" not in unfitted and "stores no temperature" in unfitted
+
+    labels = ["acting", "plot"]
+    policy = {"multi_label": True, "thresholds": [0.3, 0.65], "calibration": "platt"}
+    multi = page(MULTI_LABEL_TASK, policy, labels)
+    assert "A label is given when its probability reaches its threshold" in multi
+    assert "acting 0.30, plot 0.65" in multi
+    assert "per label: platt" in multi and "Per-label calibration (platt)" in multi
+    assert "Binary threshold" not in multi and "T = " not in multi
+
+
 def look(browser: Any, url: str, width: int, height: int, shot: Path) -> dict[str, Any]:
     """Open ``url`` at ``width`` x ``height``: what a reader would notice, and a screenshot."""
     page = browser.new_page(viewport={"width": width, "height": height})

@@ -164,7 +164,7 @@ def render_eval_report(
         title=title,
         split=split,
         labels=labels,
-        multi_label=task.multi_label,
+        report_parts=task.report_parts,
         m=m,
         policy=policy,
         facts={name: value for name, value in facts.items() if value is not None},

@@ -69,6 +69,8 @@ class Task(ABC):
     output_columns: ClassVar[tuple[str, ...]]
     #: what "accuracy" measures, as a plot names it
     accuracy_name: ClassVar[str]
+    #: the template of its parts of the evaluation report (decision and calibration notes)
+    report_parts: ClassVar[str]
     #: integrated gradients towards the decided label describe its answers (softmax target)
     explainable: ClassVar[bool]
     #: one confidence per answer, so answers can be ranked (risk-coverage, abstaining)

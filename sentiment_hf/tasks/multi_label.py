@@ -31,6 +31,7 @@ class MultiLabel(Task):
     multi_label = True
     output_columns = ("label", "labels", "score")
     accuracy_name = "subset accuracy"
+    report_parts = "eval_multi_label.html.j2"
     explainable = False
     selective = False
     mistake_columns = ("labels", "predicted", "score", "probabilities")

@@ -42,6 +42,7 @@ class SingleLabel(Task):
     multi_label = False
     output_columns = ("label", "score", "abstained")
     accuracy_name = "accuracy"
+    report_parts = "eval_single_label.html.j2"
     explainable = True
     selective = True
     mistake_columns = ("label", "predicted", "score")
