@@ -235,6 +235,74 @@ def test_onnx_matches_torch_in_window_mode(exported_run: Path, long_texts: dict[
     assert np.abs(cut - torch_logits).max() > 20 * SAME  # windows and truncation differ
 
 
+def test_every_path_gives_a_long_text_the_same_document_answer(
+    exported_run: Path,
+    long_texts: dict[str, list],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One rule for long texts everywhere: predict (texts and files), the server, eval and the
+    ONNX backend give each windowed review the label and probabilities the library gives it."""
+    from cli_inprocess import run_main
+
+    from sentiment_hf.evaluation.evaluate import evaluate_model
+    from sentiment_hf.serve import create_app
+
+    texts, truth = long_texts["text"][:24], long_texts["label"][:24]
+    reference = Predictor(exported_run, device="cpu").predict(texts)
+    probs = np.array([list(p.probabilities.values()) for p in reference])
+    labels = [p.label for p in reference]
+    lengths = [len(ids) for ids in Predictor(exported_run).tokenizer(texts)["input_ids"]]
+    windowed = [i for i, n in enumerate(lengths) if n > 32]
+    assert len(windowed) >= 8 and len(set(labels)) == 2  # long inputs, both answers
+
+    def same(answers: list[dict], where: str, atol: float = 1e-6) -> None:
+        assert [a["label"] for a in answers] == labels, where
+        got = np.array([list(a["probabilities"].values()) for a in answers])
+        np.testing.assert_allclose(got, probs, atol=atol, err_msg=where)
+
+    shown = run_main(["predict", str(exported_run), "--json", *texts], capsys, monkeypatch)
+    assert shown.code == 0, shown.stderr
+    same([json.loads(line) for line in shown.stdout.splitlines()], "predict TEXT...")
+
+    data = tmp_path / "test.csv"
+    with open(data, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label"])
+        writer.writerows(zip(texts, truth, strict=True))
+    out = tmp_path / "scored.jsonl"
+    filed = run_main(
+        ["predict", str(exported_run), "--file", str(data), "--output", str(out)],
+        capsys,
+        monkeypatch,
+    )
+    assert filed.code == 0, filed.stderr
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [r["label"] for r in rows] == labels  # on the backend the run's stamp picks
+    np.testing.assert_allclose([r["score"] for r in rows], probs.max(1), atol=SAME)
+
+    with TestClient(create_app(exported_run, request_log=None)) as client:
+        resp = client.post("/predict", json={"texts": texts})
+        assert resp.status_code == 200, resp.text
+        same(resp.json()["predictions"], "POST /predict")
+
+    onnx = Predictor(exported_run, backend="onnx").predict(texts)
+    same([p.to_dict() for p in onnx], "onnx backend", atol=SAME)
+
+    report = evaluate_model(exported_run, data=str(data), output_dir=tmp_path / "eval")
+    wrong = [i for i, (got, want) in enumerate(zip(labels, truth, strict=True)) if got != want]
+    assert 0 < len(wrong) < len(texts)  # the mistakes file has rows to compare
+    assert report.metrics["test_accuracy"] == pytest.approx(1 - len(wrong) / len(texts))
+    with open(report.errors_path, encoding="utf-8") as handle:
+        mistakes = list(csv.DictReader(handle))
+    assert [int(m["index"]) for m in mistakes] == wrong
+    for m in mistakes:
+        i = int(m["index"])
+        assert m["predicted"] == labels[i]
+        assert float(m["score"]) == pytest.approx(probs[i].max(), abs=1e-4)
+
+
 def test_server_answers_413_past_the_cap(
     tiny_run: Path, tmp_path: Path, long_texts: dict[str, list]
 ) -> None:
