@@ -226,6 +226,29 @@ def test_predictor_aggregates_the_logits_of_every_window_before_calibration(
         assert counts.truncated == 0
 
 
+def test_window_logits_are_the_rows_predict_logits_combines(
+    exported_run: Path, long_texts: dict[str, list]
+) -> None:
+    """Every window's own logits, in reading order per text: what a rule of one's own reads."""
+    texts = long_texts["text"][:12]
+    predictor = Predictor(exported_run, batch_size=5)
+    logits, owner = predictor.window_logits(texts)
+    lengths = [len(ids) for ids in predictor.tokenizer(texts)["input_ids"]]
+    expected = [count_windows(n - 2, 30, 11) for n in lengths]
+    assert np.bincount(owner, minlength=len(texts)).tolist() == expected and max(expected) > 2
+    assert (np.diff(owner) >= 0).all()
+    np.testing.assert_allclose(
+        aggregate_logits(logits, owner, len(texts)), predictor.predict_logits(texts), atol=1e-6
+    )
+    longest = int(np.argmax(expected))
+    enc = predictor.tokenizer(texts[longest], return_special_tokens_mask=True)
+    row = {k: enc[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
+    cfg = predictor.long_text
+    windows = split_row(row, enc["special_tokens_mask"], cfg, predictor.max_length)
+    alone = [predictor.backend({k: np.array([w[k]]) for k in w})[0] for w in windows]
+    np.testing.assert_allclose(logits[owner == longest], np.array(alone), atol=SAME)
+
+
 def test_onnx_matches_torch_in_window_mode(exported_run: Path, long_texts: dict[str, list]) -> None:
     texts = long_texts["text"][:16]
     torch_logits = Predictor(exported_run, device="cpu").predict_logits(texts)

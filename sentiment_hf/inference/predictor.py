@@ -205,6 +205,23 @@ class Predictor:
         refuses a text over :data:`MAX_TEXT_CHARS`; otherwise (a data set: eval, calibration,
         files) such a text is read up to its first ``max_windows`` windows and counted as
         capped."""
+        long_text = long_text or self.long_text
+        logits, owner = self.window_logits(texts, counts, long_text, strict)
+        if len(logits) == len(texts):  # one row each: nothing to combine
+            return logits
+        return aggregate_logits(logits, owner, len(texts), long_text.aggregate)
+
+    def window_logits(
+        self,
+        texts: Sequence[str],
+        counts: LongTextCounts | None = None,
+        long_text: LongTextConfig | None = None,
+        strict: bool = True,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The raw logits of every window the long-text policy reads, shape (windows,
+        num_labels), and the index of each window's text (a text's windows in reading order),
+        before any aggregation: what :meth:`predict_logits` combines, for a rule of your own.
+        Arguments as in :meth:`predict_logits`."""
         texts = list(texts)
         if not texts:
             raise SentimentError("no input texts; give at least one text")
@@ -244,9 +261,7 @@ class Predictor:
                     arr[j, : len(rows[i][key])] = rows[i][key]
                 batch[key] = arr
             logits[idx] = self.backend(batch)
-        if len(rows) == len(texts):
-            return logits
-        return aggregate_logits(logits, owner, len(texts), long_text.aggregate)
+        return logits, owner
 
     def predict(
         self, texts: Sequence[str], counts: LongTextCounts | None = None, strict: bool = True
