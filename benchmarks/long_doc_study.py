@@ -3,6 +3,7 @@ it best, measured on a tuning half and reported on a test half that no choice lo
 
     flock /tmp/sentiment_cpu.lock uv run python benchmarks/long_doc_study.py RUN_DIR \\
         --data ../shared/data/imdb-reviews/reviews.csv --windows 64 128 256 --out study/
+    uv run python benchmarks/long_doc_study.py RUN_DIR --data ... --write-halves imdb-halves/
 
 The reviews are cut once into a tuning and a test half (seeded, stratified). For each window
 length the run's :class:`sentiment_hf.Predictor` reads every review in windows (its tokenizer,
@@ -30,6 +31,7 @@ from __future__ import annotations
 import argparse
 import csv
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +42,8 @@ from sentiment_hf.fileio import write_json
 from sentiment_hf.hardware import device_info
 from sentiment_hf.longtext import LongTextConfig
 
-#: Positive / negative label names of the data, as the run names them.
-LABEL_NAMES = {"positive": "pos", "negative": "neg"}
+#: Share of the tuning half that ``--write-halves`` keeps for validation.
+VALIDATION_SHARE = 0.2
 TRIM = 0.2
 
 
@@ -61,13 +63,35 @@ def halves(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return np.sort(tune), np.sort(test)
 
 
+def write_halves(
+    path: Path, out: Path, tune: np.ndarray, test: np.ndarray, labels: np.ndarray, seed: int
+) -> None:
+    """The tuning half as ``train.csv`` / ``validation.csv`` (stratified, seeded) and the test
+    half as ``test.csv``, rows as in ``path``: a data folder for ``sentiment train``."""
+    from sklearn.model_selection import train_test_split
+
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        header, rows = reader.fieldnames, list(reader)
+    train, validation = train_test_split(
+        tune, test_size=VALIDATION_SHARE, stratify=labels[tune], random_state=seed
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    for split, index in (("train", train), ("validation", validation), ("test", test)):
+        with open(out / f"{split}.csv", "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=header)
+            writer.writeheader()
+            writer.writerows(rows[i] for i in sorted(index))
+
+
 def window_margins(
     run: Path, texts: list[str], length: int, batch_size: int
 ) -> tuple[list[np.ndarray], float, float]:
     """Per text, the margin (positive minus negative logit) of each window in reading order;
     texts/s of reading them; the run's temperature."""
     predictor = Predictor(run, batch_size=batch_size, max_length=length)
-    pos, neg = predictor.labels.index(LABEL_NAMES["positive"]), predictor.labels.index("neg")
+    names = [name.lower() for name in predictor.labels]
+    pos, neg = (next(i for i, n in enumerate(names) if n.startswith(p)) for p in ("pos", "neg"))
     cfg = LongTextConfig(max_windows=10_000)
     started = time.perf_counter()
     logits, owner = predictor.window_logits(texts, long_text=cfg, strict=False)
@@ -147,9 +171,12 @@ def fitted(
     from sklearn.preprocessing import StandardScaler
 
     x = features(margins, t)
-    model = make_pipeline(StandardScaler(), LogisticRegressionCV(Cs=10, cv=5, max_iter=2000))
-    cv = float(cross_val_score(model, x[tune], labels[tune], cv=5).mean())
-    model.fit(x[tune], labels[tune])
+    search = LogisticRegressionCV(Cs=10, cv=5, max_iter=2000, scoring="accuracy")
+    model = make_pipeline(StandardScaler(), search)
+    with warnings.catch_warnings():  # scikit-learn's notices of coming default changes
+        warnings.simplefilter("ignore", FutureWarning)
+        cv = float(cross_val_score(model, x[tune], labels[tune], cv=5).mean())
+        model.fit(x[tune], labels[tune])
     return cv, float((model.predict(x[test]) == labels[test]).mean())
 
 
@@ -164,12 +191,22 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the tuning/test cut")
     parser.add_argument("--limit", type=int, default=None, help="first N reviews (a smoke run)")
     parser.add_argument("--out", type=Path, default=Path("long-doc-study"))
+    parser.add_argument(
+        "--write-halves",
+        type=Path,
+        metavar="DIR",
+        help="only write the halves as a data folder (train/validation from the tuning half, "
+        "test = the test half) for training on long documents, then stop",
+    )
     args = parser.parse_args()
 
     texts, labels = read_reviews(args.data, args.text_column, args.label_column)
     if args.limit:
         texts, labels = texts[: args.limit], labels[: args.limit]
     tune, test = halves(labels, args.seed)
+    if args.write_halves:
+        write_halves(args.data, args.write_halves, tune, test, labels, args.seed)
+        return
     args.out.mkdir(parents=True, exist_ok=True)
     table: list[dict[str, Any]] = []
     for length in args.windows:
