@@ -9,10 +9,12 @@ import sentiment_hf
 
 
 def test_cli_starts_without_the_heavy_libraries() -> None:
-    """`sentiment --help` and usage errors must not wait for torch/transformers/datasets."""
+    """`sentiment --help` and usage errors must not wait for torch/transformers/datasets, nor
+    for scikit-learn, SciPy or pandas (a second each on a slow CPU)."""
+    heavy = ("torch", "transformers", "datasets", "sklearn", "scipy", "pandas")
     code = (
         "import sys, sentiment_hf.cli, sentiment_hf.errors; "
-        "print(sorted(m for m in ('torch', 'transformers', 'datasets') if m in sys.modules))"
+        f"print(sorted(m for m in {heavy!r} if m in sys.modules))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

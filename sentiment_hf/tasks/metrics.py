@@ -1,17 +1,19 @@
-"""Classification metrics, computed locally (no ``evaluate.load`` over the network)."""
+"""Classification metrics, computed locally (no ``evaluate.load`` over the network); scikit-learn
+is imported when a metric is computed, not when the CLI starts."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
 
 def classification_metrics(
     labels: np.ndarray, preds: np.ndarray, num_labels: int = 2
 ) -> dict[str, float]:
     """Accuracy, precision, recall and F1 — binary (positive class 1) when two labels, and macro."""
+    from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+
     labels = np.asarray(labels)
     preds = np.asarray(preds)
     out = {"accuracy": float(accuracy_score(labels, preds))}
@@ -32,6 +34,8 @@ def classification_metrics(
 
 def confusion(labels: np.ndarray, preds: np.ndarray, num_labels: int) -> np.ndarray:
     """Confusion matrix, rows = true label, columns = predicted label."""
+    from sklearn.metrics import confusion_matrix
+
     return confusion_matrix(labels, preds, labels=list(range(num_labels)))
 
 
@@ -39,6 +43,8 @@ def per_class_metrics(
     labels: np.ndarray, preds: np.ndarray, names: list[str]
 ) -> dict[str, dict[str, float]]:
     """Precision, recall, F1 and support of every class, keyed by label name."""
+    from sklearn.metrics import precision_recall_fscore_support
+
     p, r, f, support = precision_recall_fscore_support(
         labels, preds, labels=list(range(len(names))), zero_division=0
     )
