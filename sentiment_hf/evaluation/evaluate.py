@@ -187,7 +187,7 @@ def score_split(run: RunDir, predictor: Predictor, split: str, data: str | None)
     counts = LongTextCounts()
     logits = predictor.predict_logits(texts, counts=counts, strict=False)
     probs = policy.probabilities(logits)
-    decided = task.decide(policy, probs)
+    decided = policy.decide(probs)
     preds = decided[0]
     train_counts = run.manifest.get("class_counts", {}).get("train")
     metrics = task.evaluation_metrics(split, logits, labels, decided, policy, names, train_counts)

@@ -157,7 +157,7 @@ def parity_report(
     reference = torch_pred.predict_logits(texts, strict=False)
     task, policy = run.task, run.policy
     ref_probs = policy.probabilities(reference)
-    ref_decided = task.decide(policy, ref_probs)[0]
+    ref_decided = policy.decide(ref_probs)[0]
     report: dict[str, Any] = {
         "split": "test",
         **task.report_fields(),
@@ -169,7 +169,7 @@ def parity_report(
         predictor = Predictor(run, backend=name, batch_size=batch_size, progress=f"parity: {name}")
         logits = predictor.predict_logits(texts, strict=False)
         probs = policy.probabilities(logits)
-        decided = task.decide(policy, probs)[0]
+        decided = policy.decide(probs)[0]
         report[name] = {
             "file": INT8_FILE if name == "onnx-int8" else ONNX_FILE,
             "max_abs_logit_diff": float(np.abs(logits - reference).max()),

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from sentiment_hf.errors import SentimentError
-from sentiment_hf.tasks.policy import DecisionPolicy
+from sentiment_hf.tasks.policy import DecisionPolicy, MultiLabelPolicy, SingleLabelPolicy
 
 #: The splits a policy is fitted on (the first) and measured on (both), with metric prefixes.
 POLICY_SPLITS = (("validation", "eval"), ("test", "test"))
@@ -65,6 +65,8 @@ class Task(ABC):
     problem_type: ClassVar[str | None]
     #: reported as is (``/ready``, ``eval_metrics.json``); never branched on outside this module
     multi_label: ClassVar[bool]
+    #: the kind of decision policy (:mod:`sentiment_hf.tasks.policy`) a run of this task holds
+    policy_class: ClassVar[type[SingleLabelPolicy] | type[MultiLabelPolicy]]
     #: result columns of a prediction file, after the text
     output_columns: ClassVar[tuple[str, ...]]
     #: what "accuracy" measures, as a plot names it
@@ -109,13 +111,13 @@ class Task(ABC):
     def check_class_weights(self, weights: Any) -> None:
         """Refuse ``training.class_weights`` where the task's loss cannot weigh classes."""
 
-    @abstractmethod
     def identity_policy(self) -> DecisionPolicy:
         """The policy of a run that has none stored."""
+        return self.policy_class()
 
-    @abstractmethod
     def read_policy(self, raw: dict[str, Any], where: str | Path) -> DecisionPolicy:
         """This task's policy from a ``policy.json`` dict."""
+        return self.policy_class.from_dict(raw, where)
 
     @abstractmethod
     def fit_policy(
@@ -130,10 +132,6 @@ class Task(ABC):
     ) -> FittedPolicy:
         """Fit the policy on ``logits["validation"]`` (encoded ``labels``) and measure it on
         every split of :data:`POLICY_SPLITS`."""
-
-    @abstractmethod
-    def decide(self, policy: Any, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(decisions shaped like :meth:`encode`'s labels, abstained per row)."""
 
     @abstractmethod
     def correct(self, labels: np.ndarray, preds: np.ndarray) -> np.ndarray:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,6 +28,7 @@ class MultiLabel(Task):
     name = "multi-label"
     problem_type = ml.MULTI_LABEL
     multi_label = True
+    policy_class = MultiLabelPolicy
     output_columns = ("label", "labels", "score")
     accuracy_name = "subset accuracy"
     report_parts = "eval_multi_label.html.j2"
@@ -51,12 +51,6 @@ class MultiLabel(Task):
                 "training.class_weights weighs a single-label cross-entropy; this data is "
                 "multi-label (one sigmoid per label): drop training.class_weights"
             )
-
-    def identity_policy(self) -> MultiLabelPolicy:
-        return MultiLabelPolicy()
-
-    def read_policy(self, raw: dict[str, Any], where: str | Path) -> MultiLabelPolicy:
-        return MultiLabelPolicy.from_dict(raw, where)
 
     def fit_policy(
         self,
@@ -101,9 +95,6 @@ class MultiLabel(Task):
             test_labels.reshape(-1),
             "reliability of every (text, label) pair",
         )
-
-    def decide(self, policy: Any, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return policy.decide_labels(probs).astype(np.int64), np.zeros(len(probs), dtype=bool)
 
     def correct(self, labels: np.ndarray, preds: np.ndarray) -> np.ndarray:
         return (np.asarray(labels) == np.asarray(preds)).all(axis=1)

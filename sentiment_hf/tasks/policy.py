@@ -164,6 +164,10 @@ class MultiLabelPolicy:
             )
         return probs >= thresholds
 
+    def decide(self, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(``(n, k)`` 0/1 per label at or above its threshold, abstained per row: never)."""
+        return self.decide_labels(probs).astype(np.int64), np.zeros(len(probs), dtype=bool)
+
     def decisions(self, probs: np.ndarray) -> Decisions:
         """Every label at or above its threshold, most probable first; the score is the
         highest probability of any label."""

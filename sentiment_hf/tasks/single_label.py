@@ -4,7 +4,6 @@ scaling, an optional binary threshold and abstain band."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,6 +39,7 @@ class SingleLabel(Task):
     name = "single-label"
     problem_type = None
     multi_label = False
+    policy_class = SingleLabelPolicy
     output_columns = ("label", "score", "abstained")
     accuracy_name = "accuracy"
     report_parts = "eval_single_label.html.j2"
@@ -64,12 +64,6 @@ class SingleLabel(Task):
 
     def check_class_weights(self, weights: Any) -> None:
         return None
-
-    def identity_policy(self) -> SingleLabelPolicy:
-        return SingleLabelPolicy()
-
-    def read_policy(self, raw: dict[str, Any], where: str | Path) -> SingleLabelPolicy:
-        return SingleLabelPolicy.from_dict(raw, where)
 
     def fit_policy(
         self,
@@ -105,9 +99,6 @@ class SingleLabel(Task):
         return FittedPolicy(
             policy, metrics, curves, labels["test"], "reliability (T fitted on validation)"
         )
-
-    def decide(self, policy: Any, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return policy.decide(probs)
 
     def correct(self, labels: np.ndarray, preds: np.ndarray) -> np.ndarray:
         return np.asarray(preds) == np.asarray(labels)
