@@ -103,9 +103,22 @@ class Task(ABC):
     def encode(self, labels: Any) -> np.ndarray:
         """A split's ``label`` column as an array: class indices, or ``(n, k)`` multi-hot."""
 
-    @abstractmethod
     def compute_metrics(self, num_labels: int) -> Callable[[Any], dict[str, float]]:
-        """The Trainer's ``compute_metrics`` for this task."""
+        """The Trainer's ``compute_metrics``: :meth:`score_logits` of its predictions."""
+
+        def compute_metrics(eval_pred: Any) -> dict[str, float]:
+            logits = eval_pred.predictions
+            if isinstance(logits, tuple):  # a model that returns more than its logits
+                logits = logits[0]
+            return self.score_logits(np.asarray(logits), eval_pred.label_ids, num_labels)
+
+        return compute_metrics
+
+    @abstractmethod
+    def score_logits(
+        self, logits: np.ndarray, labels: np.ndarray, num_labels: int
+    ) -> dict[str, float]:
+        """Metrics of raw logits during training (no decision policy yet)."""
 
     @abstractmethod
     def check_class_weights(self, weights: Any) -> None:

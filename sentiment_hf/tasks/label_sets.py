@@ -325,15 +325,3 @@ def fast_metric(name: str) -> Any:
         return float(np.mean(np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 0.0)))
 
     return {"accuracy": accuracy, "f1": f1, "f1_macro": f1_macro}[name]
-
-
-def make_compute_metrics() -> Any:
-    """A Trainer ``compute_metrics`` for multi-label logits (each label at sigmoid >= 0.5)."""
-
-    def compute_metrics(eval_pred: Any) -> dict[str, float]:
-        logits, labels = eval_pred.predictions, eval_pred.label_ids
-        if isinstance(logits, tuple):
-            logits = logits[0]
-        return multilabel_metrics(labels, np.asarray(logits) >= 0.0)
-
-    return compute_metrics

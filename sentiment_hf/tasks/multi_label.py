@@ -42,8 +42,10 @@ class MultiLabel(Task):
     def encode(self, labels: Any) -> np.ndarray:
         return ml.multi_hot(labels)
 
-    def compute_metrics(self, num_labels: int) -> Callable[[Any], dict[str, float]]:
-        return ml.make_compute_metrics()
+    def score_logits(
+        self, logits: np.ndarray, labels: np.ndarray, num_labels: int
+    ) -> dict[str, float]:
+        return ml.multilabel_metrics(labels, logits >= 0.0)  # each label at sigmoid >= 0.5
 
     def check_class_weights(self, weights: Any) -> None:
         if weights is not None:

@@ -53,14 +53,10 @@ class SingleLabel(Task):
     def encode(self, labels: Any) -> np.ndarray:
         return np.asarray(labels)
 
-    def compute_metrics(self, num_labels: int) -> Callable[[Any], dict[str, float]]:
-        def compute_metrics(eval_pred: Any) -> dict[str, float]:
-            logits, labels = eval_pred.predictions, eval_pred.label_ids
-            if isinstance(logits, tuple):
-                logits = logits[0]
-            return classification_metrics(labels, np.argmax(logits, axis=-1), num_labels)
-
-        return compute_metrics
+    def score_logits(
+        self, logits: np.ndarray, labels: np.ndarray, num_labels: int
+    ) -> dict[str, float]:
+        return classification_metrics(labels, np.argmax(logits, axis=-1), num_labels)
 
     def check_class_weights(self, weights: Any) -> None:
         return None
