@@ -1,4 +1,4 @@
-"""``sentiment predict RUN --file IN --output OUT``: streamed, resumable, sharded batch prediction.
+"""``sentiment predict RUN --file IN --output OUT``: streamed, resumable batch prediction.
 
 Real onnxruntime sessions on the tiny fixture run (exported to int8, the default backend here),
 real rt-polarity sentences, a real SIGKILL of a real process.
@@ -16,14 +16,14 @@ import time
 from pathlib import Path
 
 import pytest
+from batch_inputs import BLANK_AT, N_TEXTS, read_jsonl, write_inputs
 from cli_inprocess import run_main
 from conftest import REPO
 
 from sentiment_hf import Predictor
-from sentiment_hf.inference.batch import PAUSE_ENV, Shard, parts_dir, predict_file
+from sentiment_hf.inference import batch
+from sentiment_hf.inference.batch import PAUSE_ENV, parts_dir, predict_file
 
-N_TEXTS = 45
-BLANK_AT = 10  # a blank row: its index is kept, no output row
 #: How far int8 probabilities of one text may move when it is batched with other texts.
 INT8_BATCH = 0.05
 
@@ -42,35 +42,9 @@ def texts(rt_dir: Path) -> list[str]:
     return picked
 
 
-def _write_inputs(texts: list[str], folder: Path) -> dict[str, Path]:
-    """The same rows as .txt, .csv, .tsv, .jsonl and .parquet (row BLANK_AT blank)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    rows = [("" if i == BLANK_AT else t) for i, t in enumerate(texts)]
-    folder.mkdir(exist_ok=True)
-    paths = {s: folder / f"in{s}" for s in (".txt", ".csv", ".tsv", ".jsonl", ".parquet")}
-    flat = [r.replace("\n", " ") for r in rows]  # a .txt line cannot hold a newline
-    paths[".txt"].write_text("\n".join(flat) + "\n", encoding="utf-8")
-    for suffix, sep in ((".csv", ","), (".tsv", "\t")):
-        with open(paths[suffix], "w", encoding="utf-8", newline="") as handle:
-            writer = csv.writer(handle, delimiter=sep)
-            writer.writerow(["id", "review"])
-            writer.writerows([i, r] for i, r in enumerate(rows))  # row 3: a quoted newline
-    with open(paths[".jsonl"], "w", encoding="utf-8") as handle:
-        for i, r in enumerate(rows):
-            handle.write(json.dumps({"id": i, "review": r}) + "\n")
-    pq.write_table(pa.table({"review": rows}), paths[".parquet"])
-    return paths
-
-
-def _jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-
-
 @pytest.fixture(scope="module")
 def inputs(texts: list[str], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return _write_inputs(texts, tmp_path_factory.mktemp("inputs"))
+    return write_inputs(texts, tmp_path_factory.mktemp("inputs"))
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +59,7 @@ def reference(run: Path, inputs: dict[str, Path], tmp_path_factory: pytest.TempP
 
 
 def test_rows_match_the_predictor_in_input_order(run: Path, texts: list[str], reference: Path):
-    rows = _jsonl(reference)
+    rows = read_jsonl(reference)
     wanted = [i for i in range(N_TEXTS) if i != BLANK_AT]
     assert [r["index"] for r in rows] == wanted
     assert [r["text"] for r in rows] == [texts[i] for i in wanted]
@@ -109,7 +83,7 @@ def test_every_input_format_gives_the_same_rows(
     out = tmp_path / "out.jsonl"
     column = None if suffix == ".txt" else "review"
     predict_file(run, inputs[suffix], out, text_column=column, chunk_size=8)
-    got, want = _jsonl(out), _jsonl(reference)
+    got, want = read_jsonl(out), read_jsonl(reference)
     if suffix == ".txt":  # the newline of row 3 became a space there
         want[3]["text"] = want[3]["text"].replace("\n", " ")
         assert [(r["index"], r["text"]) for r in got] == [(r["index"], r["text"]) for r in want]
@@ -156,7 +130,7 @@ def test_a_cp1252_file_is_read_as_the_data_readers_read_it(
         ["predict", str(run), "--file", str(src), "--output", str(out)], capsys, monkeypatch
     )
     assert filed.code == 0, filed.stderr
-    assert [row["text"] for row in _jsonl(out)] == texts
+    assert [row["text"] for row in read_jsonl(out)] == texts
 
 
 @pytest.fixture(scope="module")
@@ -180,9 +154,9 @@ def test_chunk_boundaries_keep_every_row_once(
     same rows. int8's dynamic quantisation takes each activation's scale from the whole batch,
     so there a text's probabilities move a little with its neighbours (up to ~0.02 measured on
     the tiny run): same rows and order, probabilities within INT8_BATCH, labels not compared."""
-    want = _jsonl(reference)
+    want = read_jsonl(reference)
     for backend, expected, tolerance, same_labels in (
-        ("onnx", _jsonl(fp32_reference), 1e-5, True),
+        ("onnx", read_jsonl(fp32_reference), 1e-5, True),
         (None, want, INT8_BATCH, False),  # the default: onnx-int8
     ):
         out = tmp_path / f"{backend}.jsonl"
@@ -190,7 +164,7 @@ def test_chunk_boundaries_keep_every_row_once(
             run, inputs[".jsonl"], out, text_column="review", chunk_size=chunk_size, backend=backend
         )
         assert result.chunks == -(-N_TEXTS // chunk_size)
-        got = _jsonl(out)
+        got = read_jsonl(out)
         assert [(r["index"], r["text"]) for r in got] == [(r["index"], r["text"]) for r in want]
         if same_labels:
             assert [r["label"] for r in got] == [r["label"] for r in expected]
@@ -203,7 +177,7 @@ def test_csv_and_parquet_outputs_hold_the_jsonl_rows(
 ) -> None:
     import pyarrow.parquet as pq
 
-    want = _jsonl(reference)
+    want = read_jsonl(reference)
     args = {"text_column": "review", "chunk_size": 8}
     predict_file(run, inputs[".jsonl"], tmp_path / "o.csv", **args)
     predict_file(run, inputs[".jsonl"], tmp_path / "o.parquet", **args)
@@ -223,7 +197,7 @@ def test_csv_and_parquet_outputs_hold_the_jsonl_rows(
         assert (c["abstained"] == "True") == p["abstained"] == w["abstained"]
         for name, value in w["probabilities"].items():
             assert float(c[f"prob_{name}"]) == p[f"prob_{name}"] == value
-    bare = _jsonl(tmp_path / "bare.jsonl")
+    bare = read_jsonl(tmp_path / "bare.jsonl")
     assert [{k: v for k, v in r.items() if k != "text"} for r in want] == bare
 
 
@@ -256,7 +230,7 @@ def test_multi_label_runs_give_labels(
     result = predict_file(ml_run, inputs[".jsonl"], tmp_path / "o.jsonl", text_column="review")
     assert result.backend == "torch"  # no ONNX export: the fallback, said in the first line
     predict_file(ml_run, inputs[".jsonl"], tmp_path / "o.parquet", text_column="review")
-    rows = _jsonl(tmp_path / "o.jsonl")
+    rows = read_jsonl(tmp_path / "o.jsonl")
     direct = Predictor(ml_run).predict([t for i, t in enumerate(texts) if i != BLANK_AT])
     assert [r["labels"] for r in rows] == [p.labels for p in direct]
     assert {len(r["labels"]) for r in rows} != {3}  # the thresholds cut: not every label
@@ -270,38 +244,17 @@ def test_multi_label_runs_give_labels(
     ]
 
 
-def test_two_ranks_merge_to_the_single_process_file(
-    run: Path,
-    inputs: dict[str, Path],
-    reference: Path,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    out = tmp_path / "sharded.jsonl"
-    args = ["predict", str(run), "--file", str(inputs[".jsonl"]), "--output", str(out)]
-    args += ["--text-column", "review", "--chunk-size", "8"]
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    monkeypatch.setenv("RANK", "1")
-    one = run_main(args, capsys, monkeypatch)
-    assert one.code == 0, one.stderr
-    assert "rank 1/2" in one.stderr and not out.exists()
-    assert sorted(p.name for p in parts_dir(out).glob("part-*")) == [
-        "part-000001.jsonl", "part-000003.jsonl", "part-000005.jsonl"
-    ]  # fmt: skip
-    monkeypatch.setenv("RANK", "0")
-    zero = run_main(args, capsys, monkeypatch)
-    assert zero.code == 0, zero.stderr
-    assert out.read_bytes() == reference.read_bytes()
-
-
 def test_a_changed_option_or_input_is_refused_then_overwrite_starts_over(
     run: Path, texts: list[str], tmp_path: Path, capsys, monkeypatch
 ) -> None:
-    src = _write_inputs(texts, tmp_path / "in")[".jsonl"]
+    src = write_inputs(texts, tmp_path / "in")[".jsonl"]
     out = tmp_path / "out.jsonl"
-    predict_file(run, src, out, text_column="review", chunk_size=8, shard=Shard(1, 2))
+    with monkeypatch.context() as patch:  # a job stopped (Ctrl-C) after its chunks, before merging
+        patch.setattr(batch, "_merge_parts", _interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            predict_file(run, src, out, text_column="review", chunk_size=8)
     parts = sorted(parts_dir(out).iterdir())
+    assert len(parts) == 7  # state.json and 6 chunks
     base = ["predict", str(run), "--file", str(src), "--output", str(out), "--text-column"]
     changed = run_main([*base, "review", "--chunk-size", "9"], capsys, monkeypatch)
     assert changed.code == 2 and len(changed.error_lines) == 1, changed.stderr
@@ -313,7 +266,7 @@ def test_a_changed_option_or_input_is_refused_then_overwrite_starts_over(
     assert sorted(parts_dir(out).iterdir()) == parts  # nothing already written is lost
     fresh = run_main([*base, "review", "--chunk-size", "8", "--overwrite"], capsys, monkeypatch)
     assert fresh.code == 0, fresh.stderr
-    assert [r["text"] for r in _jsonl(out)][-1] == "one more"
+    assert [r["text"] for r in read_jsonl(out)][-1] == "one more"
     again = run_main([*base, "review", "--chunk-size", "8"], capsys, monkeypatch)
     assert again.code == 2 and "already exists" in again.error_lines[0]
 
@@ -388,6 +341,10 @@ def test_bad_input_is_one_line_and_exit_2(
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "o.jsonl").exists()
     assert not list(parts_dir(tmp_path / "o.jsonl").glob("part-*"))
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _put(path: Path, text: str) -> Path:

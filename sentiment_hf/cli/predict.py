@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -17,28 +17,69 @@ if TYPE_CHECKING:
     from sentiment_hf.inference.batch import BatchResult
     from sentiment_hf.longtext import LongTextCounts
 
+#: Where ``predict --file IN --output OUT`` runs.
+ENGINES = ("local", "ray")
+
 #: The options of ``sentiment predict``, declared once here so the command reads as its steps.
 Texts = Annotated[
     list[str] | None,
     typer.Argument(help="Texts to classify; none reads --file or stdin.", show_default=False),
 ]
 InputFile = Annotated[
-    Path | None,
+    str | None,
     typer.Option(
         "--file",
         "-f",
         help="Read the texts of this file: .txt (one per line), .csv, .tsv, .jsonl or "
-        ".parquet (the text in --text-column); blank rows are skipped.",
+        ".parquet (the text in --text-column); blank rows are skipped. With --engine ray "
+        "also an fsspec URL (gs://bucket/reviews.csv).",
+        show_default=False,
     ),
 ]
 OutputFile = Annotated[
-    Path | None,
+    str | None,
     typer.Option(
         "--output",
         "-o",
         help="Stream --file into this .jsonl, .csv or .parquet file in chunks: constant "
-        "memory, a progress bar, resumable by rerunning the same command, sharded under "
-        "torchrun / accelerate launch.",
+        "memory, a progress bar, resumable by rerunning the same command (--engine local), "
+        "or scored on Ray (--engine ray; a local path or an fsspec URL).",
+        show_default=False,
+    ),
+]
+Engine = Annotated[
+    str,
+    typer.Option(
+        help="--output: 'local' (this process, resumable) or 'ray' (Ray Data: a pool of "
+        "actors on this machine, or on the cluster at --address; needs sentiment-hf[ray]).",
+    ),
+]
+Address = Annotated[
+    str | None,
+    typer.Option(
+        help="--engine ray: the Ray cluster to join ('auto', HOST:PORT or ray://HOST:10001); "
+        "default: start one on this machine's cores for the job.",
+        show_default=False,
+    ),
+]
+Actors = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        help="--engine ray: model replicas (actors), each with --cpus-per-actor threads "
+        "(default: the cluster's CPUs / --cpus-per-actor).",
+        show_default=False,
+    ),
+]
+CpusPerActor = Annotated[
+    int, typer.Option(min=1, help="--engine ray: CPUs (threads) each actor reserves.")
+]
+StorageOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        help="--engine ray: KEY=VALUE passed to fsspec for URLs (repeatable), e.g. "
+        "token=anon or endpoint_url=http://127.0.0.1:9023.",
+        show_default=False,
     ),
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON lines.")]
@@ -100,6 +141,11 @@ def predict(
     encoding: Encoding = None,
     overwrite: Overwrite = False,
     progress: Progress = None,
+    engine: Engine = "local",
+    address: Address = None,
+    actors: Actors = None,
+    cpus_per_actor: CpusPerActor = 1,
+    storage_option: StorageOption = None,
 ) -> None:
     """Print the label and probability of each input text, or with --output score a big file.
 
@@ -108,38 +154,75 @@ def predict(
 
     --file IN --output OUT writes one row per text in input order: index, text, label (labels
     for multi-label runs), score, abstained and per-label probabilities. Finished chunks wait in
-    OUT.parts/; rerun the same command after an interruption to continue.
+    OUT.parts/; rerun the same command after an interruption to continue. --engine ray scores
+    the same rows on a Ray cluster (this machine's by default) into the same file.
     """
+    if engine not in ENGINES:
+        raise SentimentError(f"--engine {engine!r} is not one of {', '.join(ENGINES)}")
     if output is not None:
         if file is None or texts:
             raise SentimentError("--output needs --file IN (and no TEXT arguments)")
-        from sentiment_hf.inference.batch import predict_file
+        options = {
+            "text_column": text_column,
+            "chunk_size": chunk_size,
+            "backend": backend,
+            "batch_size": batch_size,
+            "include_text": include_text,
+            "encoding": encoding,
+            "overwrite": overwrite,
+            "progress": progress,
+            "announce": lambda line: typer.echo(line, err=True),
+        }
+        if engine == "ray":
+            predict_on_ray = _ray_files().predict_on_ray
+            result = predict_on_ray(
+                model_dir,
+                file,
+                output,
+                address=address,
+                actors=actors,
+                cpus_per_actor=cpus_per_actor,
+                storage_options=_storage_options(storage_option),
+                **options,
+            )
+        else:
+            from sentiment_hf.inference.batch import predict_file
 
-        result = predict_file(
-            model_dir,
-            file,
-            output,
-            text_column=text_column,
-            chunk_size=chunk_size,
-            backend=backend,
-            batch_size=batch_size,
-            include_text=include_text,
-            encoding=encoding,
-            overwrite=overwrite,
-            progress=progress,
-            announce=lambda line: typer.echo(line, err=True),
-        )
+            result = predict_file(model_dir, file, output, **options)
         _report_file(model_dir, result)
         return
+    if engine != "local":
+        raise SentimentError("--engine ray scores a file: give --file IN --output OUT")
     inputs = _input_texts(model_dir, texts, file, text_column, encoding)
     _print_predictions(model_dir, inputs, backend or "torch", batch_size, as_json)
 
 
+def _ray_files() -> Any:
+    """:mod:`sentiment_hf.inference.ray_files`, or one line saying how to install Ray."""
+    try:
+        from sentiment_hf.inference import ray_files
+    except ImportError as exc:
+        raise SentimentError(
+            f"--engine ray needs Ray ({exc}); install it with pip install 'sentiment-hf[ray]'"
+        ) from exc
+    return ray_files
+
+
+def _storage_options(pairs: list[str] | None) -> dict[str, str]:
+    """``KEY=VALUE`` pairs of --storage-option as a dict."""
+    options = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SentimentError(f"--storage-option {pair!r} is not KEY=VALUE, e.g. token=anon")
+        options[key] = value
+    return options
+
+
 def _report_file(model_dir: Path, result: BatchResult) -> None:
     """The stderr summary of ``predict --file IN --output OUT``."""
-    where = f"wrote {result.output}" if result.output else "parts written; rank 0 merges"
     typer.echo(
-        f"{where}: {result.rows} texts scored in {result.scored_chunks} chunk(s), "
+        f"wrote {result.output}: {result.rows} texts scored in {result.scored_chunks} chunk(s), "
         f"{result.reused_chunks} reused, {result.blank} blank row(s) skipped, "
         f"{result.seconds:.1f} s ({result.rows_per_s:.0f} texts/s after loading)",
         err=True,
@@ -150,7 +233,7 @@ def _report_file(model_dir: Path, result: BatchResult) -> None:
 def _input_texts(
     model_dir: Path,
     texts: list[str] | None,
-    file: Path | None,
+    file: str | None,
     text_column: str | None,
     encoding: str | None,
 ) -> list[str]:

@@ -12,8 +12,9 @@ import logging
 import re
 import stat
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -143,7 +144,7 @@ def _decode(raw: bytes, path: Path, encoding: str | None = None) -> str:
     raise AssertionError("latin-1 decodes every byte")  # pragma: no cover
 
 
-def _warn_fallback(path: Path, byte: int, offset: int, fallback: str) -> None:
+def _warn_fallback(path: Path | str, byte: int, offset: int, fallback: str) -> None:
     log.warning(
         "%s is not UTF-8 (byte 0x%02x at offset %d): read as %s; set the encoding to choose",
         path,
@@ -153,14 +154,17 @@ def _warn_fallback(path: Path, byte: int, offset: int, fallback: str) -> None:
     )
 
 
-def _first_undecodable(path: Path, encoding: str, block: int = 1 << 20) -> tuple[int, int] | None:
-    """(offset, byte) of the first byte of ``path`` that ``encoding`` cannot decode, read in
-    blocks (never the whole file in memory); None when all of it decodes."""
+def _first_undecodable(
+    open_binary: Callable[[], BinaryIO], encoding: str, block: int = 1 << 20
+) -> tuple[int, int] | None:
+    """(offset, byte) of the first byte of the file ``open_binary`` opens that ``encoding``
+    cannot decode, read in blocks (never the whole file in memory); None when all of it
+    decodes."""
     import codecs
 
     decoder = codecs.getincrementaldecoder(encoding)()
     offset = 0
-    with open(path, "rb") as handle:
+    with open_binary() as handle:
         while True:
             chunk = handle.read(block)
             try:
@@ -173,15 +177,17 @@ def _first_undecodable(path: Path, encoding: str, block: int = 1 << 20) -> tuple
             offset += len(chunk)
 
 
-def stream_encoding(path: Path) -> str:
+def stream_encoding(path: Path | str, open_binary: Callable[[], BinaryIO] | None = None) -> str:
     """The encoding :func:`decode`'s rule reads ``path`` with (UTF-8 with its BOM dropped, then
     :data:`FALLBACK_ENCODINGS`), found by streaming the file once: the same rule for a file
-    streamed (``predict --file``) as for one read whole (data for train and eval)."""
-    bad = _first_undecodable(path, "utf-8")
+    streamed (``predict --file``) as for one read whole (data for train and eval).
+    ``open_binary`` opens it (default: the local file ``path``; an fsspec opener for a URL)."""
+    open_binary = open_binary or (lambda: open(path, "rb"))  # noqa: SIM115 (opened by the caller's with)
+    bad = _first_undecodable(open_binary, "utf-8")
     if bad is None:
         return "utf-8-sig"
     for fallback in FALLBACK_ENCODINGS:
-        if fallback == FALLBACK_ENCODINGS[-1] or _first_undecodable(path, fallback) is None:
+        if fallback == FALLBACK_ENCODINGS[-1] or _first_undecodable(open_binary, fallback) is None:
             _warn_fallback(path, bad[1], bad[0], fallback)
             return fallback
     raise AssertionError("unreachable")  # pragma: no cover

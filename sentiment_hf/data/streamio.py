@@ -17,7 +17,7 @@ import json
 import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from sentiment_hf.errors import SentimentError
 
@@ -31,6 +31,11 @@ _BLOCK = 1 << 20
 NON_BLANK = r"[^\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]"
 BLANK_TEXT = "empty or whitespace-only; send at least one non-space character"
 _NON_BLANK = re.compile(NON_BLANK)
+
+
+def is_url(location: str | Path) -> bool:
+    """True for an fsspec URL such as ``gs://bucket/x.csv`` (not for a local path)."""
+    return "://" in str(location)
 
 
 def is_blank(text: str) -> bool:
@@ -67,11 +72,28 @@ class TextReader:
     model loads); iterating reads the file lazily and can start again from the top.
     """
 
-    def __init__(self, path: Path, text_column: str = "text", encoding: str | None = None):
-        self.path = Path(path)
+    def __init__(
+        self,
+        path: Path | str,
+        text_column: str = "text",
+        encoding: str | None = None,
+        storage_options: dict[str, Any] | None = None,
+    ):
+        #: a local file, or an fsspec URL (``gs://bucket/reviews.csv``; ``storage_options``
+        #: go to fsspec) read through its file system
+        self.location = str(path)
+        self.storage_options = dict(storage_options or {})
+        self._fs = None
+        if is_url(self.location):
+            import fsspec
+
+            self._fs, self._fs_path = fsspec.core.url_to_fs(self.location, **self.storage_options)
+        self.path = Path(path) if self._fs is None else Path(self._fs_path)
+        if self._fs is None:
+            self.location = str(self.path)
         self.suffix = _suffix(self.path, INPUT_SUFFIXES, "--file")
-        if not self.path.is_file():
-            raise SentimentError(f"--file {str(self.path)!r} not found")
+        if not self._is_file():
+            raise SentimentError(f"--file {self.location!r} not found")
         self.text_column = text_column
         try:
             "".encode(encoding or "utf-8")
@@ -79,15 +101,15 @@ class TextReader:
             raise SentimentError(
                 f"--encoding {encoding!r} is not a known codec; use e.g. utf-8, cp1252, latin-1"
             ) from exc
-        if self.path.stat().st_size == 0:
-            raise SentimentError(f"--file {str(self.path)!r} is empty; it needs one row per text")
+        if self.size() == 0:
+            raise SentimentError(f"--file {self.location!r} is empty; it needs one row per text")
         # not given: the data readers' rule (UTF-8, a BOM dropped, else cp1252 with a warning)
         if encoding is None and self.suffix != ".parquet":
             from sentiment_hf.data.readers import (
                 stream_encoding,  # imports datasets: not at CLI start
             )
 
-            encoding = stream_encoding(self.path)
+            encoding = stream_encoding(self.location, self._open_binary)
         self.encoding = encoding or "utf-8-sig"
         self.encoding_name = self.encoding.removesuffix("-sig")
         if self.suffix in (".csv", ".tsv"):
@@ -97,17 +119,27 @@ class TextReader:
             self._parquet()
 
     # ------------------------------------------------------------------ helpers
+    def _is_file(self) -> bool:
+        return self.path.is_file() if self._fs is None else bool(self._fs.isfile(self._fs_path))
+
+    def size(self) -> int:
+        """The file's size in bytes."""
+        return self.path.stat().st_size if self._fs is None else int(self._fs.size(self._fs_path))
+
+    def _open_binary(self) -> BinaryIO:
+        return open(self.path, "rb") if self._fs is None else self._fs.open(self._fs_path, "rb")
+
     def _decode(self, raw: bytes, line: int) -> str:
         try:
             return raw.decode(self.encoding)
         except UnicodeDecodeError as exc:
             raise SentimentError(
-                f"{str(self.path)!r} line {line} is not valid {self.encoding_name} (byte "
+                f"{self.location!r} line {line} is not valid {self.encoding_name} (byte "
                 f"0x{raw[exc.start]:02x}); pass --encoding with the file's encoding, e.g. cp1252"
             ) from exc
 
     def _open_text(self) -> Any:
-        return open(self.path, encoding=self.encoding, newline="")
+        return io.TextIOWrapper(self._open_binary(), encoding=self.encoding, newline="")
 
     def _csv(self, handle: Any) -> Iterator[list[str]]:
         csv.field_size_limit(CSV_FIELD_LIMIT)
@@ -116,12 +148,12 @@ class TextReader:
             yield from reader
         except csv.Error as exc:
             raise SentimentError(
-                f"could not parse {str(self.path)!r} line {reader.line_num}: {exc}; put fields "
+                f"could not parse {self.location!r} line {reader.line_num}: {exc}; put fields "
                 "that hold the separator or a newline in double quotes"
             ) from exc
         except UnicodeDecodeError as exc:
             raise SentimentError(
-                f"{str(self.path)!r} near line {reader.line_num + 1} is not valid "
+                f"{self.location!r} near line {reader.line_num + 1} is not valid "
                 f"{self.encoding_name}; pass --encoding with the file's encoding, e.g. cp1252"
             ) from exc
 
@@ -129,7 +161,7 @@ class TextReader:
         names = [name.strip() for name in header]
         if self.text_column not in names:
             raise SentimentError(
-                f"{str(self.path)!r} has no column {self.text_column!r} (columns: "
+                f"{self.location!r} has no column {self.text_column!r} (columns: "
                 f"{', '.join(names) or 'none'}); choose one with --text-column"
             )
         return names.index(self.text_column)
@@ -139,15 +171,15 @@ class TextReader:
         import pyarrow.parquet as pq
 
         try:
-            parquet = pq.ParquetFile(self.path)
+            parquet = pq.ParquetFile(self._open_binary())
         except (pa.ArrowException, OSError) as exc:
             raise SentimentError(
-                f"could not read {str(self.path)!r} as parquet: {exc}".splitlines()[0]
+                f"could not read {self.location!r} as parquet: {exc}".splitlines()[0]
             ) from exc
         names = parquet.schema_arrow.names
         if self.text_column not in names:
             raise SentimentError(
-                f"{str(self.path)!r} has no column {self.text_column!r} (columns: "
+                f"{self.location!r} has no column {self.text_column!r} (columns: "
                 f"{', '.join(names)}); choose one with --text-column"
             )
         return parquet
@@ -159,7 +191,7 @@ class TextReader:
         if self.suffix == ".parquet":
             return int(self._parquet().metadata.num_rows)
         lines, last = 0, b"\n"
-        with open(self.path, "rb") as handle:
+        with self._open_binary() as handle:
             while block := handle.read(_BLOCK):
                 lines += block.count(b"\n")
                 last = block[-1:]
@@ -176,7 +208,7 @@ class TextReader:
         return self._delimited()
 
     def _raw_lines(self) -> Iterator[tuple[int, str]]:
-        with open(self.path, "rb") as handle:  # split on "\n" only; a "\r" before it is dropped
+        with self._open_binary() as handle:  # split on "\n" only; a "\r" before it is dropped
             for number, raw in enumerate(handle, start=1):
                 yield number, self._decode(raw.rstrip(b"\n").rstrip(b"\r"), number)
 
@@ -191,7 +223,7 @@ class TextReader:
             if is_blank(line):
                 yield None
                 continue
-            where = f"{str(self.path)!r} line {number}"
+            where = f"{self.location!r} line {number}"
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
@@ -218,7 +250,7 @@ class TextReader:
         row = 0
         for batch in parquet.iter_batches(batch_size=4096, columns=[self.text_column]):
             for value in batch.column(0).to_pylist():
-                yield _text(value, f"{str(self.path)!r} row {row}", self.text_column)
+                yield _text(value, f"{self.location!r} row {row}", self.text_column)
                 row += 1
 
 

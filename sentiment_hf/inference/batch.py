@@ -1,4 +1,4 @@
-"""Batch prediction over big files: chunked, constant memory, resumable, shardable.
+"""Batch prediction over big files on one machine: chunked, constant memory, resumable.
 
 ``sentiment predict RUN --file IN --output OUT`` calls :func:`predict_file`. The input is read
 row by row (:mod:`sentiment_hf.data.streamio`) and cut into chunks of ``chunk_size`` rows; each
@@ -9,9 +9,7 @@ finished parts and scores the rest; a different key is refused unless ``overwrit
 part exists the parts are merged in chunk order into ``OUT`` (atomically) and the folder is
 removed, so an interrupted and resumed job writes the same bytes as an uninterrupted one.
 
-Sharding: with ``RANK`` / ``WORLD_SIZE`` in the environment (``torchrun``, ``accelerate
-launch``) rank ``r`` scores the chunks ``i`` with ``i % WORLD_SIZE == r``; rank 0 waits for all
-parts (a file-based wait, no process group) and merges them, the same file as one process.
+Past one process, :mod:`sentiment_hf.inference.ray_engine` scores the same rows on Ray Data.
 """
 
 from __future__ import annotations
@@ -29,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sentiment_hf.data.streamio import OutputFormat, TextReader
+from sentiment_hf.data.streamio import OutputFormat, TextReader, is_url
 from sentiment_hf.errors import SentimentError
 from sentiment_hf.fileio import read_json, write_atomic, write_json
 from sentiment_hf.longtext import LongTextCounts
@@ -47,40 +45,13 @@ PART_FILE = "part-{index:06d}{suffix}"
 #: Test hook, not a feature: after this process has written N finished chunk parts it blocks
 #: for good, so a test can kill the job at a known point (exactly N parts on disk).
 PAUSE_ENV = "SENTIMENT_HF_PAUSE_AFTER_CHUNKS"
-#: How long a rank waits for the others' parts (rank 0) or for rank 0's fresh state (others).
-WAIT_TIMEOUT_S = 24 * 3600.0
-
-
-@dataclass(frozen=True)
-class Shard:
-    """This process's share of a job: chunks ``i`` with ``i % world_size == rank``."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @classmethod
-    def from_env(cls) -> Shard:
-        """``RANK`` / ``WORLD_SIZE`` / ``LOCAL_RANK`` as ``torchrun`` and ``accelerate launch``
-        set them; one process when they are absent."""
-        try:
-            rank = int(os.environ.get("RANK", 0))
-            world = int(os.environ.get("WORLD_SIZE", 1))
-            local = int(os.environ.get("LOCAL_RANK", rank))
-        except ValueError as exc:
-            raise SentimentError(
-                f"RANK / WORLD_SIZE / LOCAL_RANK must be integers ({exc}); launch with torchrun"
-            ) from exc
-        if world < 1 or not 0 <= rank < world:
-            raise SentimentError(f"RANK={rank} is not in 0..WORLD_SIZE-1 (WORLD_SIZE={world})")
-        return cls(rank, world, local)
 
 
 @dataclass
 class BatchResult:
     """What one process did: chunks scored here, chunks reused from an earlier attempt."""
 
-    output: Path | None  # the merged file (rank 0), None on the other ranks
+    output: Path | str  # the merged file (a local path or an fsspec URL)
     backend: str
     rows: int = 0  # texts scored by this process
     blank: int = 0  # blank rows passed over (their index is kept, no output row)
@@ -161,33 +132,24 @@ def _key_difference(old: dict[str, Any], new: dict[str, Any]) -> str:
     return "options differ: " + ", ".join(diffs)
 
 
-def _prepare(output: Path, key: dict[str, Any], shard: Shard, overwrite: bool) -> Path:
-    """Validate or (re)create the sidecar folder for ``key``; only rank 0 deletes anything."""
+def _prepare(output: Path, key: dict[str, Any], overwrite: bool) -> Path:
+    """Validate or (re)create the sidecar folder for ``key``."""
     parts = parts_dir(output)
     state = parts / STATE_FILE
     if output.exists() and not parts.is_dir() and not overwrite:
         raise SentimentError(
             f"{output} already exists; pass --overwrite to replace it or choose another --output"
         )
-    deadline = time.monotonic() + WAIT_TIMEOUT_S
-    while True:
-        old = read_json(state) if state.is_file() else None
-        if old is None or old == key:
-            break
-        if not any(parts.glob("part-*")):  # nothing finished to lose: start over
-            write_json(state, key)
-            break
+    old = read_json(state) if state.is_file() else None
+    if old is not None and old != key and any(parts.glob("part-*")):
         if not overwrite:
             raise SentimentError(
                 f"{parts} holds parts of another job ({_key_difference(old, key)}); rerun the "
                 "same command to resume it, or pass --overwrite to start over"
             )
-        if shard.rank == 0:
-            shutil.rmtree(parts)
-            break
-        if time.monotonic() > deadline:  # the others wait for rank 0 to start over
-            raise SentimentError(f"rank {shard.rank}: rank 0 did not reset {parts}; rerun")
-        time.sleep(0.2)
+        shutil.rmtree(parts)
+    elif old is not None and old != key:  # nothing finished to lose: start over
+        write_json(state, key)
     parts.mkdir(parents=True, exist_ok=True)
     if not state.is_file():
         write_json(state, key)
@@ -200,7 +162,8 @@ def _chunks(reader: TextReader, size: int) -> Iterator[list[str | None]]:
         yield chunk
 
 
-def _progress(total: int, enabled: bool | None) -> Any:
+def progress_bar(total: int, enabled: bool | None) -> Any:
+    """A rows bar with rate and ETA on stderr (``enabled`` None: when stderr is a terminal)."""
     from tqdm.auto import tqdm
 
     return tqdm(
@@ -214,14 +177,19 @@ def _progress(total: int, enabled: bool | None) -> Any:
 
 
 def open_input(
-    run: RunDir, path: str | Path, text_column: str | None = None, encoding: str | None = None
+    run: RunDir,
+    path: str | Path,
+    text_column: str | None = None,
+    encoding: str | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> TextReader:
-    """A reader of the texts of ``path``, ``text_column`` defaulting to the run's
-    ``data.text_column``: how ``predict --file`` reads a file, with or without ``--output``."""
+    """A reader of the texts of ``path`` (a local file or an fsspec URL), ``text_column``
+    defaulting to the run's ``data.text_column``: how ``predict --file`` reads a file, with or
+    without ``--output``, on one machine or on Ray."""
     from sentiment_hf.config.recipe import DataConfig
 
     column = text_column or (run.recipe.data if run.recipe else DataConfig()).text_column
-    return TextReader(Path(path), column, encoding)
+    return TextReader(path, column, encoding, storage_options)
 
 
 def predict_file(
@@ -237,20 +205,23 @@ def predict_file(
     encoding: str | None = None,
     overwrite: bool = False,
     progress: bool | None = None,
-    shard: Shard | None = None,
     announce: Callable[[str], None] = log.info,
 ) -> BatchResult:
     """Score every text of ``input_path`` into ``output`` in input order (see the module doc).
 
     ``text_column`` defaults to the run's ``data.text_column``; ``backend`` to
-    :func:`default_backend`; ``shard`` to :meth:`Shard.from_env`. ``progress`` shows a bar with
+    :func:`default_backend`. ``progress`` shows a bar with
     rate and ETA (None: when stderr is a terminal). ``announce`` gets the plan line first.
     """
     started = time.perf_counter()
     run = open_run(model_dir)
     if chunk_size < 1:
         raise SentimentError(f"--chunk-size must be >= 1, got {chunk_size}")
-    shard = shard or Shard.from_env()
+    if is_url(input_path) or is_url(output):
+        raise SentimentError(
+            "the one-machine path reads and writes local files; score fsspec URLs "
+            "(gs://...) with --engine ray"
+        )
     reader = open_input(run, input_path, text_column, encoding)
     output = Path(output)
     fmt = OutputFormat(output, run.labels, run.task.output_columns, include_text)
@@ -260,24 +231,24 @@ def predict_file(
     options = {"text_column": reader.text_column, "chunk_size": chunk_size, "backend": backend}
     options |= {"batch_size": batch_size, "include_text": include_text, "encoding": encoding}
     options["format"] = fmt.suffix
-    predictor = _load_predictor(run, backend, batch_size, shard)
+    from sentiment_hf.inference.predictor import Predictor
+
+    predictor = Predictor(run, backend=backend, batch_size=batch_size)
     output.parent.mkdir(parents=True, exist_ok=True)
-    parts = _prepare(output, job_key(run, reader, options), shard, overwrite)
-    job = _Job(reader, fmt, output, parts, chunk_size, shard)
+    parts = _prepare(output, job_key(run, reader, options), overwrite)
+    job = _Job(reader, fmt, output, parts, chunk_size)
     done = list(parts.glob(f"part-*{fmt.suffix}"))
-    where = f"rank {shard.rank}/{shard.world_size}, " if shard.world_size > 1 else ""
     announce(
-        f"backend: {backend} ({reason}); {where}chunks of {chunk_size} rows; "
+        f"backend: {backend} ({reason}); chunks of {chunk_size} rows; "
         f"{len(done)} finished chunk(s) in {parts} reused"
     )
-    result = BatchResult(output=None, backend=backend)
+    result = BatchResult(output=output, backend=backend)
     pause_after = int(os.environ.get(PAUSE_ENV) or 0)  # test hook (PAUSE_ENV)
     loaded = time.perf_counter()
     _score_chunks(job, predictor, result, progress, pause_after)
     if result.chunks == 0:
         raise SentimentError(f"--file {str(reader.path)!r} has no rows; give one text per row")
-    if shard.rank == 0:
-        result.output = _merge_parts(job, result.chunks, announce)
+    _merge_parts(job, result.chunks)
     result.seconds = time.perf_counter() - started
     result.scoring_seconds = time.perf_counter() - loaded
     return result
@@ -292,45 +263,20 @@ class _Job:
     output: Path
     parts: Path  # the sidecar folder (:func:`parts_dir`)
     chunk_size: int
-    shard: Shard
 
     def part(self, index: int) -> Path:
         """The part file of chunk ``index``."""
         return self.parts / PART_FILE.format(index=index, suffix=self.fmt.suffix)
 
 
-def _load_predictor(run: RunDir, backend: str, batch_size: int, shard: Shard) -> Predictor:
-    """The run's model for this process: under a launcher of several ranks torch takes
-    ``cuda:LOCAL_RANK`` (when CUDA is there) and ONNX a fair share of the machine's cores."""
-    from sentiment_hf.inference.predictor import Predictor
-
-    device = None
-    if backend == "torch" and shard.world_size > 1:
-        import torch
-
-        device = f"cuda:{shard.local_rank}" if torch.cuda.is_available() else None
-    threads = None
-    if backend != "torch" and shard.world_size > 1:  # ranks on one machine share its cores
-        from sentiment_hf.hardware import physical_cores
-
-        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", shard.world_size))
-        threads = max(1, physical_cores() // local_world)
-    return Predictor(
-        run, backend=backend, batch_size=batch_size, device=device, intra_op_threads=threads
-    )
-
-
 def _score_chunks(
     job: _Job, predictor: Predictor, result: BatchResult, progress: bool | None, pause_after: int
 ) -> None:
-    """Stream the input in chunks; score this rank's chunks that have no part yet."""
-    shard = job.shard
-    total = job.reader.estimate_rows() // shard.world_size
-    with _progress(total, progress) as bar:
+    """Stream the input in chunks; score the chunks that have no part yet."""
+    total = job.reader.estimate_rows()
+    with progress_bar(total, progress) as bar:
         for index, chunk in enumerate(_chunks(job.reader, job.chunk_size)):
             result.chunks = index + 1
-            if index % shard.world_size != shard.rank:
-                continue
             part = job.part(index)
             if part.is_file():
                 result.reused_chunks += 1
@@ -362,23 +308,8 @@ def _score_chunk(
     result.scored_chunks += 1
 
 
-def _merge_parts(job: _Job, chunks: int, announce: Callable[[str], None]) -> Path:
-    """Rank 0: wait for every chunk's part, merge them in order into the output, drop the
-    sidecar folder."""
+def _merge_parts(job: _Job, chunks: int) -> None:
+    """Merge every chunk's part in order into the output; drop the sidecar folder."""
     all_parts = [job.part(i) for i in range(chunks)]
-    _wait_for(all_parts, announce)
     write_atomic(job.output, lambda tmp: job.fmt.merge(all_parts, tmp))
     shutil.rmtree(job.parts)
-    return job.output
-
-
-def _wait_for(paths: list[Path], announce: Callable[[str], None]) -> None:
-    """Block until every path exists (the other ranks' parts)."""
-    deadline, told = time.monotonic() + WAIT_TIMEOUT_S, False
-    while missing := [p for p in paths if not p.is_file()]:
-        if not told:
-            announce(f"waiting for {len(missing)} part(s) from the other ranks")
-            told = True
-        if time.monotonic() > deadline:
-            raise SentimentError(f"{len(missing)} part(s) never appeared, e.g. {missing[0]}")
-        time.sleep(0.5)
