@@ -230,11 +230,22 @@ def test_calibration_objective_in_docs_and_help_is_base_yaml_and_the_schema() ->
 
 
 def _resolve(dotted: str) -> Any:
+    """The object a dotted name in the docs names: an attribute, or a module of the package
+    imported by its path (so the answer does not depend on what other tests imported)."""
+    import importlib
+
     import sentiment_hf
 
     obj: Any = sentiment_hf
-    for part in dotted.split(".")[1:]:
-        obj = getattr(obj, part)
+    parts = dotted.split(".")
+    for i, part in enumerate(parts[1:], start=2):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            try:
+                obj = importlib.import_module(".".join(parts[:i]))
+            except ModuleNotFoundError as exc:
+                raise AttributeError(dotted) from exc
     return obj
 
 
