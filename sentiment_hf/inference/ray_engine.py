@@ -44,12 +44,6 @@ DEFAULT_ROWS_PER_CALL = 1024
 PAUSE_DIR_ENV = "SENTIMENT_HF_RAY_PAUSE_DIR"
 
 
-def prediction_columns(labels: list[str], output_columns: tuple[str, ...]) -> list[str]:
-    """The columns :func:`predict_dataset` adds: the task's result columns (``label``,
-    ``score``, ``abstained`` or ``labels``) and one ``prob_<label>`` per label."""
-    return [*output_columns, *(f"prob_{name}" for name in labels)]
-
-
 class Scorer:
     """One actor: the run's :class:`~sentiment_hf.inference.predictor.Predictor`, loaded once."""
 
@@ -67,7 +61,7 @@ class Scorer:
         self.predictor = Predictor(
             run_dir, backend=backend, batch_size=batch_size, intra_op_threads=threads
         )
-        self.run = open_run(run_dir)
+        self.run = self.predictor.run
         self.column = text_column
         self.pause_dir = pause_dir
 
@@ -126,7 +120,7 @@ def predict_dataset(
 ) -> ray.data.Dataset:
     """``dataset`` with the run's answer added to every row (lazy; nothing runs until read).
 
-    Added columns (:func:`prediction_columns`): ``label`` (the policy's decision,
+    Added columns: the run's task's result columns, ``label`` (the policy's decision,
     ``uncertain`` when it abstains), ``score``, ``abstained`` (single-label) or ``labels``
     (multi-label), ``prob_<label>``; all null on a row whose text is missing or blank. Every
     other column passes through. ``text_column`` defaults to the run's ``data.text_column``;

@@ -12,6 +12,7 @@ options. Input and output may be fsspec URLs (``gs://bucket/reviews.csv``).
 from __future__ import annotations
 
 import logging
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 
 #: Ray's block size while a file is scored: a block holds at most one chunk of the input
 #: (Ray's default, 128 MiB, would hold the actors back until that much of the file is read).
-BLOCK_BYTES = 64 << 10
+BLOCK_BYTES = 1 << 20
 
 
 class _ChunkScorer(Scorer):
@@ -149,7 +150,7 @@ def predict_on_ray(
     try:
         with (
             _in_order(),
-            tempfile.TemporaryDirectory(prefix="sentiment-ray-", dir=target.scratch) as tmp,
+            tempfile.TemporaryDirectory(prefix="sentiment-ray-") as tmp,
         ):
             cpus = ray.cluster_resources().get("CPU", 1)
             actors = actors or max(1, int(cpus // cpus_per_actor))
@@ -215,7 +216,8 @@ def _write_parts(
 ) -> list[Path]:
     """Stream the scored rows in order into one part file per chunk; count rows and blanks."""
     parts = []
-    with progress_bar(reader.estimate_rows(), progress) as bar:
+    shown = progress if progress is not None else sys.stderr.isatty()
+    with progress_bar(reader.estimate_rows() if shown else 0, shown) as bar:
         for batch in scored.iter_batches(batch_size=chunk_size, batch_format="pyarrow"):
             rows = batch.to_pylist()
             records = [
@@ -245,7 +247,6 @@ class _Target:
 
             self.fs, self.fs_path = fsspec.core.url_to_fs(location, **storage_options)
         self.name = Path(self.fs_path if self.fs else location).name
-        self.scratch = None if self.fs else str(Path(location).resolve().parent)
 
     def exists(self) -> bool:
         return bool(self.fs.exists(self.fs_path)) if self.fs else Path(self.location).exists()
