@@ -304,6 +304,10 @@ def test_usage_errors_of_the_ray_engine_are_one_line(
             "score fsspec URLs (gs://...) with --engine ray",
         ),
         (
+            [*base, "--output", str(tmp_path / "o.jsonl"), "--actors", "2"],
+            "--actors go with --engine ray",
+        ),
+        (
             [*base, *ray_out, "--storage-option", "x"],
             "--storage-option 'x' is not KEY=VALUE",
         ),

@@ -159,6 +159,9 @@ def predict(
     """
     if engine not in ENGINES:
         raise SentimentError(f"--engine {engine!r} is not one of {', '.join(ENGINES)}")
+    ray_only = {"--address": address, "--actors": actors, "--storage-option": storage_option}
+    if engine != "ray" and (given := [name for name, value in ray_only.items() if value]):
+        raise SentimentError(f"{', '.join(given)} go with --engine ray")
     if output is not None:
         if file is None or texts:
             raise SentimentError("--output needs --file IN (and no TEXT arguments)")
