@@ -11,9 +11,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,12 +67,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``ray start --head --block`` on loopback with 2 CPUs; yields its address."""
     temp = tmp_path_factory.mktemp("ray")
     log = temp / "head.log"
+    # Ray's sockets live under --temp-dir, and a socket path may hold at most 107 bytes
+    sessions = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
     exe = Path(sys.executable).with_name("ray")
 
     def start(port: int) -> tuple[subprocess.Popen, int]:
         args = [str(exe), "start", "--head", "--block", "--port", str(port), "--num-cpus", "2"]
         args += ["--node-ip-address", "127.0.0.1", "--include-dashboard", "false"]
-        args += ["--disable-usage-stats", "--temp-dir", str(temp / "t")]
+        args += ["--disable-usage-stats", "--temp-dir", str(sessions)]
         with open(log, "w") as handle:
             proc = subprocess.Popen(
                 args,
@@ -95,6 +99,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             proc.wait(timeout=5)
         os.killpg(proc.pid, signal.SIGKILL)  # the whole test cluster: its own session
         proc.wait(timeout=30)
+        shutil.rmtree(sessions, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
