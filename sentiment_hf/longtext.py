@@ -260,6 +260,49 @@ def aggregate_logits(
     return out.astype(np.float32)
 
 
+#: Per label, the statistics of a text's window logits a :class:`DocumentRule` reads (then one
+#: more feature: the log of the number of windows).
+DOCUMENT_STATS = ("mean", "max", "min", "first", "last")
+
+
+@dataclass
+class DocumentRule:
+    """A document decision fitted on labelled long texts (``sentiment document-rule``): a
+    logistic regression over :func:`document_features` of a text's window logits, applied to
+    every text the run reads in two or more windows (shorter texts keep the sentence model's
+    answer). Its logits come out multiplied by ``temperature``, the run's, so that the policy's
+    calibration (a division by it) leaves the regression's own probabilities."""
+
+    center: list[float]
+    scale: list[float]
+    coef: list[list[float]]  # (labels, features); one row for two labels
+    intercept: list[float]
+    temperature: float = 1.0
+    fitted_on: dict[str, Any] | None = None  # what it was fitted on, for the card and docs
+
+    def logits(self, features: np.ndarray) -> np.ndarray:
+        """Document logits, shape (texts, labels), from :func:`document_features`."""
+        x = (features - np.asarray(self.center)) / np.asarray(self.scale)
+        z = x @ np.asarray(self.coef).T + np.asarray(self.intercept)
+        if z.shape[1] == 1:  # binary: the regression's margin is the second label's logit
+            z = np.concatenate([np.zeros_like(z), z], axis=1)
+        return (z * self.temperature).astype(np.float32)
+
+
+def document_features(logits: np.ndarray, owner: np.ndarray, n_inputs: int) -> np.ndarray:
+    """Per input: :data:`DOCUMENT_STATS` of its rows' logits per label, and log(rows)."""
+    labels = logits.shape[1]
+    out = np.zeros((n_inputs, labels * len(DOCUMENT_STATS) + 1), dtype=np.float64)
+    order = np.argsort(owner, kind="stable")  # rows of one input stay in reading order
+    bounds = np.searchsorted(owner[order], np.arange(n_inputs + 1))
+    for i in range(n_inputs):
+        rows = logits[order[bounds[i] : bounds[i + 1]]]
+        stats = (rows.mean(0), rows.max(0), rows.min(0), rows[0], rows[-1])
+        out[i, :-1] = np.concatenate(stats)
+        out[i, -1] = np.log(len(rows))
+    return out
+
+
 def window_batch(
     tokenizer: Any, batch: dict[str, list], cfg: LongTextConfig, max_length: int
 ) -> dict[str, list]:

@@ -35,7 +35,7 @@ from sentiment_hf.config.recipe import (
 )
 from sentiment_hf.errors import SentimentError
 from sentiment_hf.fileio import read_json
-from sentiment_hf.longtext import LongTextConfig
+from sentiment_hf.longtext import DocumentRule, LongTextConfig
 from sentiment_hf.tasks.task import Task, task_for
 
 if TYPE_CHECKING:
@@ -52,6 +52,8 @@ PARITY_FILE = "export_parity.json"
 #: ONNX metadata key holding :attr:`RunDir.weights_sha256` of the weights a file was exported from.
 ONNX_WEIGHTS_KEY = "sentiment_hf.weights_sha256"
 POLICY_FILE = "policy.json"
+#: The document rule fitted on labelled long texts (``sentiment document-rule``), when there is one.
+DOCUMENT_RULE_FILE = "document_rule.json"
 RELIABILITY_FILE = "reliability.png"
 EVAL_DIR = "eval"
 #: ``sentiment eval``'s metrics of one split, in the report folder.
@@ -172,6 +174,12 @@ class RunDir:
     def parity(self) -> dict[str, Any]:
         """``export_parity.json`` (``{}`` when the run was not exported)."""
         return read_json(self.path / PARITY_FILE)
+
+    @cached_property
+    def document_rule(self) -> DocumentRule | None:
+        """The fitted rule for texts read in several windows (None: the ``aggregate`` rule)."""
+        path = self.path / DOCUMENT_RULE_FILE
+        return DocumentRule(**read_json(path)) if path.is_file() else None
 
     @property
     def policy_config(self) -> PolicyConfig:

@@ -490,3 +490,84 @@ def test_training_with_train_all_runs_on_the_windows(
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["train_global_step"] == math.ceil(rows / 8)
     assert RunDir.open(out).long_text.train == "all"
+
+
+@pytest.fixture(scope="module")
+def labelled_long(rt_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """120 long texts (2 to 8 rt-polarity sentences of one class), labels ``pos`` / ``neg``."""
+    from sentiment_hf.data.load import read_rt_polarity
+
+    train = read_rt_polarity(rt_dir)["train"]
+    by_label = {0: [], 1: []}
+    for text, label in zip(train["text"], train["label"], strict=True):
+        by_label[label].append(text)
+    out = tmp_path_factory.mktemp("rule") / "long.csv"
+    with open(out, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["review", "sentiment"])
+        for i in range(120):
+            k = (2, 4, 8)[i % 3]
+            pool = by_label[i % 2][1000 + i * 8 : 1000 + i * 8 + k]
+            writer.writerow([" ".join(pool), "positive" if i % 2 else "negative"])
+    return out
+
+
+def test_a_fitted_document_rule_decides_every_long_text_on_every_path(
+    exported_run: Path,
+    labelled_long: Path,
+    long_texts: dict[str, list],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``sentiment document-rule`` stores a rule that replaces the mean for texts read in
+    several windows (by the stored formula, before the run's calibration), leaves one-window
+    texts alone, and holds for torch, ONNX and the server alike."""
+    from cli_inprocess import run_main
+
+    from sentiment_hf.longtext import document_features
+    from sentiment_hf.serve import create_app
+
+    run = tmp_path / "run"
+    shutil.copytree(exported_run, run)
+    args = ["document-rule", str(run), str(labelled_long), "--text-column", "review"]
+    args += ["--label-column", "sentiment"]
+    unmapped = run_main(args, capsys, monkeypatch)
+    assert unmapped.code == 2 and "--label-map negative=LABEL" in unmapped.error_lines[0]
+    fitted = run_main(
+        [*args, "--label-map", "negative=neg", "--label-map", "positive=pos"], capsys, monkeypatch
+    )
+    assert fitted.code == 0, fitted.stderr
+    report = json.loads(fitted.stdout)
+    with open(labelled_long, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    windows, owners = Predictor(exported_run).window_logits([r["review"] for r in rows])
+    long = np.bincount(owners, minlength=len(rows)) > 1
+    truth = np.array([r["sentiment"] == "positive" for r in rows])
+    mean = aggregate_logits(windows, owners, len(rows)).argmax(1) == truth
+    assert (report["texts"], report["texts_in_several_windows"]) == (120, long.sum())
+    assert report["mean_accuracy"] == pytest.approx(mean[long].mean())
+    rule = RunDir(run).document_rule
+    assert rule is not None and rule.temperature == RunDir(run).policy.temperature
+
+    texts = long_texts["text"][:24]
+    with_rule = Predictor(run)
+    logits, owner = with_rule.window_logits(texts)
+    several = np.bincount(owner, minlength=len(texts)) > 1
+    assert 8 <= several.sum() < len(texts)  # long and short texts both
+    got = with_rule.predict_logits(texts)
+    want = rule.logits(document_features(logits, owner, len(texts)))
+    np.testing.assert_allclose(got[several], want[several], rtol=1e-5, atol=1e-5)
+    plain = Predictor(exported_run).predict_logits(texts)
+    np.testing.assert_array_equal(got[~several], plain[~several])  # one window: the model's
+    assert np.abs(got[several] - plain[several]).max() > 100 * SAME  # the rule changed them
+
+    reference = [p.to_dict() for p in with_rule.predict(texts)]
+    onnx = [p.to_dict() for p in Predictor(run, backend="onnx").predict(texts)]
+    with TestClient(create_app(run, request_log=None)) as client:
+        served = client.post("/predict", json={"texts": texts}).json()["predictions"]
+    for answers, atol in ((onnx, SAME), (served, 1e-6)):
+        assert [a["label"] for a in answers] == [r["label"] for r in reference]
+        np.testing.assert_allclose(
+            [a["score"] for a in answers], [r["score"] for r in reference], atol=atol
+        )

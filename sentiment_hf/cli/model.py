@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from sentiment_hf.cli.app import BatchSize, JsonFlag, Overrides, RunDirArg, app
+from sentiment_hf.errors import SentimentError
 from sentiment_hf.inference.explain import (
     BASELINES,
     DEFAULT_BASELINE,
@@ -220,6 +221,52 @@ def calibrate(
     else:
         typer.echo(calibrate_summary(report.policy.to_dict(), report.metrics))
     typer.echo(f"policy: {report.policy_path}  diagram: {report.reliability_path}", err=True)
+
+
+@app.command("document-rule")
+def document_rule(
+    model_dir: RunDirArg,
+    data: Annotated[
+        str, typer.Argument(help="Labelled long texts: a .csv, .tsv, .jsonl or .parquet file.")
+    ],
+    text_column: Annotated[str, typer.Option(help="The text column.")] = "text",
+    label_column: Annotated[str, typer.Option(help="The label column.")] = "label",
+    label_map: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="VALUE=LABEL for a label value that is not one of the run's labels "
+            "(repeatable), e.g. positive=pos.",
+            show_default=False,
+        ),
+    ] = None,
+    batch_size: BatchSize = 64,
+) -> None:
+    """Fit how the run decides on texts it reads in several windows, from labelled long texts.
+
+    A logistic regression over statistics of each text's window logits (per label: mean, max,
+    min, first, last; and the number of windows) replaces model.long_text.aggregate for every
+    text longer than one window, in eval, predict, the server and ONNX; shorter texts keep the
+    sentence model's answer. Stored in RUN/document_rule.json (delete it to go back). Prints
+    both rules' accuracy on these texts (the rule's by 5-fold cross-validation). Keep the texts
+    apart from those you report on.
+    """
+    from sentiment_hf.evaluation.document_rule import fit_document_rule
+
+    mapping = {}
+    for pair in label_map or []:
+        value, sep, label = pair.partition("=")
+        if not sep:
+            raise SentimentError(f"--label-map {pair!r} is not VALUE=LABEL, e.g. positive=pos")
+        mapping[value] = label
+    report = fit_document_rule(
+        model_dir,
+        data,
+        text_column=text_column,
+        label_column=label_column,
+        label_map=mapping,
+        batch_size=batch_size,
+    )
+    typer.echo(json.dumps(report, indent=2))
 
 
 @app.command()

@@ -3,8 +3,9 @@
 Inputs (:class:`TextReader`): ``.txt`` (one text per line), ``.csv`` / ``.tsv`` and ``.jsonl``
 (a named text column or field), ``.parquet`` (pyarrow ``iter_batches``); a local file or an
 fsspec URL (``gs://bucket/reviews.csv``). Nothing holds a whole file: rows are yielded one at a
-time and every row keeps its position, ``None`` standing for a blank text. Outputs (:class:`OutputFormat`): ``.jsonl``, ``.csv``, ``.parquet``, written as one
-part per chunk and merged into the final file by streaming the parts in chunk order.
+time and every row keeps its position, ``None`` standing for a blank text. Outputs
+(:class:`OutputFormat`): ``.jsonl``, ``.csv``, ``.parquet``, written as one part per chunk and
+merged into the final file by streaming the parts in chunk order.
 
 Every problem becomes one :class:`SentimentError` naming the file, the row and the fix.
 """

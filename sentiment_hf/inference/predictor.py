@@ -19,6 +19,7 @@ from sentiment_hf.longtext import (
     LongTextCounts,
     aggregate_logits,
     check_long_text,
+    document_features,
     split_rows,
 )
 from sentiment_hf.rundir import RunDir, open_run
@@ -198,7 +199,9 @@ class Predictor:
         strict: bool = True,
     ) -> np.ndarray:
         """Raw logits, shape (len(texts), num_labels), in input order: a long text's window
-        logits aggregated by the long-text policy (``long_text`` replaces it for this call).
+        logits aggregated by the long-text policy (``long_text`` replaces it for this call), or,
+        for a text read in several windows, by the run's fitted document rule when it has one
+        (:attr:`~sentiment_hf.rundir.RunDir.document_rule`, fitted on the run's own windows).
         ``counts`` is incremented with how many inputs were truncated, windowed or capped.
         ``strict`` (one request, the server's rule) raises
         :class:`~sentiment_hf.longtext.WindowCapExceeded` past ``long_text.max_windows`` and
@@ -209,7 +212,12 @@ class Predictor:
         logits, owner = self.window_logits(texts, counts, long_text, strict)
         if len(logits) == len(texts):  # one row each: nothing to combine
             return logits
-        return aggregate_logits(logits, owner, len(texts), long_text.aggregate)
+        out = aggregate_logits(logits, owner, len(texts), long_text.aggregate)
+        rule = self.run.document_rule
+        if rule is not None and long_text == self.run.long_text:  # fitted on these windows
+            several = np.bincount(owner, minlength=len(texts)) > 1
+            out[several] = rule.logits(document_features(logits, owner, len(texts))[several])
+        return out
 
     def window_logits(
         self,
