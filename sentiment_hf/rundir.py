@@ -179,7 +179,15 @@ class RunDir:
     def document_rule(self) -> DocumentRule | None:
         """The fitted rule for texts read in several windows (None: the ``aggregate`` rule)."""
         path = self.path / DOCUMENT_RULE_FILE
-        return DocumentRule(**read_json(path)) if path.is_file() else None
+        if not path.is_file():
+            return None
+        try:
+            return DocumentRule(**read_json(path))
+        except (TypeError, json.JSONDecodeError) as exc:
+            raise SentimentError(
+                f"{path} is damaged ({exc}); fit it again with sentiment document-rule, or "
+                "delete it to decide long texts by model.long_text.aggregate"
+            ) from exc
 
     @property
     def policy_config(self) -> PolicyConfig:

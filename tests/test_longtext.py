@@ -566,6 +566,10 @@ def test_a_fitted_document_rule_decides_every_long_text_on_every_path(
     onnx = [p.to_dict() for p in Predictor(run, backend="onnx").predict(texts)]
     with TestClient(create_app(run, request_log=None)) as client:
         served = client.post("/predict", json={"texts": texts}).json()["predictions"]
+    (run / "document_rule.json").write_text('{"center": [0.0]}', encoding="utf-8")
+    long_one = texts[int(np.argmax(several))]  # the rule is read for a text of several windows
+    damaged = run_main(["predict", str(run), long_one], capsys, monkeypatch)
+    assert damaged.code == 2 and "document_rule.json is damaged" in damaged.error_lines[0]
     for answers, atol in ((onnx, SAME), (served, 1e-6)):
         assert [a["label"] for a in answers] == [r["label"] for r in reference]
         np.testing.assert_allclose(
