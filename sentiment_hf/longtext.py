@@ -40,17 +40,19 @@ class LongTextConfig:
     before calibration. A text needing more than ``max_windows`` windows is refused where one
     request must not hold the server (it answers 413); eval, calibration and ``predict --file``
     read its first ``max_windows`` windows instead and count it as capped. ``train``: each long
-    training text gives its ``first`` window or ``all``.
+    training text gives its ``first`` window, ``all`` of them, or ``spread``: at most
+    ``train_windows`` of them, evenly spaced from the first to the last (a cheaper ``all``).
     """
 
     mode: typing.Literal["truncate", "window"] = "window"
     stride: int | None = None
     aggregate: typing.Literal["mean", "max"] = "mean"
     max_windows: int = 64
-    train: typing.Literal["first", "all"] = "first"
+    train: typing.Literal["first", "all", "spread"] = "first"
+    train_windows: int = 3
 
     def __post_init__(self) -> None:
-        for key in ("stride", "max_windows"):
+        for key in ("stride", "max_windows", "train_windows"):
             value = getattr(self, key)
             if value is not None and (isinstance(value, bool) or value < 1):
                 raise SentimentError(
@@ -61,7 +63,8 @@ class LongTextConfig:
         """What of these settings changes tokenized training data (for the tokenize cache)."""
         if self.train == "first":
             return "first"
-        return f"all-stride{self.stride}-cap{self.max_windows}"
+        kept = f"spread{self.train_windows}" if self.train == "spread" else "all"
+        return f"{kept}-stride{self.stride}-cap{self.max_windows}"
 
 
 def check_long_text(cfg: LongTextConfig, max_length: int) -> None:
@@ -307,12 +310,21 @@ def window_batch(
     tokenizer: Any, batch: dict[str, list], cfg: LongTextConfig, max_length: int
 ) -> dict[str, list]:
     """A ``datasets.map`` batch of ``text``/``label`` as model rows: every window of each text
-    (at most ``cfg.max_windows``, never an error) with the text's label (``train: all``)."""
+    (at most ``cfg.max_windows``, never an error) with the text's label (``train: all``), or
+    ``cfg.train_windows`` of them evenly spaced, the first and the last among them
+    (``train: spread``)."""
     enc = tokenizer(batch["text"], truncation=False, return_special_tokens_mask=True)
     keys = [k for k in enc if k != "special_tokens_mask"]
     rows = [{k: enc[k][i] for k in keys} for i in range(len(batch["text"]))]
     window = LongTextConfig(mode="window", stride=cfg.stride, max_windows=cfg.max_windows)
     pieces, owner = split_rows(rows, enc["special_tokens_mask"], window, max_length, strict=False)
+    if cfg.train == "spread":
+        kept = []
+        for i in range(len(rows)):
+            mine = np.flatnonzero(owner == i)
+            picks = np.linspace(0, len(mine) - 1, min(len(mine), cfg.train_windows))
+            kept += mine[np.unique(picks.round().astype(int))].tolist()
+        pieces, owner = [pieces[j] for j in kept], owner[kept]
     out: dict[str, list] = {k: [p[k] for p in pieces] for k in keys}
     out["label"] = [batch["label"][i] for i in owner]
     return out

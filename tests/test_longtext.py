@@ -466,6 +466,39 @@ def test_train_all_gives_every_window_of_a_long_text_its_label(
     assert len(every["validation"]) == len(first["validation"])  # validation: first window
 
 
+def test_train_spread_keeps_evenly_spaced_windows_first_and_last_among_them(
+    tiny_backbone: Path, long_data: Path, tmp_path: Path
+) -> None:
+    from transformers import AutoTokenizer
+
+    from sentiment_hf.config.recipe import DataConfig
+    from sentiment_hf.data.load import load_splits
+    from sentiment_hf.data.tokenize import tokenize_splits
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_backbone)
+    data = load_splits(DataConfig(source=str(long_data)))
+    every = tokenize_splits(
+        data, tokenizer, 32, cache_dir=tmp_path, long_text=LongTextConfig(train="all")
+    )
+    spread = tokenize_splits(
+        data,
+        tokenizer,
+        32,
+        cache_dir=tmp_path,
+        long_text=LongTextConfig(train="spread", train_windows=2),
+    )
+    lengths = [len(ids) - 2 for ids in tokenizer(list(data.splits["train"]["text"]))["input_ids"]]
+    per_text = [count_windows(n, 30, 22) for n in lengths]
+    assert max(per_text) > 2  # some texts lose windows
+    assert len(spread["train"]) == sum(min(k, 2) for k in per_text) < len(every["train"])
+    rows, start = [], 0
+    for k in per_text:  # each text's first and last window of train: all, in that order
+        rows += [start] if k == 1 else [start, start + k - 1]
+        start += k
+    assert list(spread["train"]["input_ids"]) == [every["train"]["input_ids"][i] for i in rows]
+    assert list(spread["train"]["label"]) == [every["train"]["label"][i] for i in rows]
+
+
 def test_training_with_train_all_runs_on_the_windows(
     tiny_backbone: Path, long_data: Path, tmp_path: Path
 ) -> None:

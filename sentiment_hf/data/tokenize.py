@@ -27,8 +27,9 @@ def tokenize_splits(
 
     Padding happens per batch in the collator (dynamic padding). ``main_process_first`` is the
     TrainingArguments context manager, so under torchrun rank 0 builds the cache first. With
-    ``long_text.train == "all"`` each long train text gives all its windows (at most
-    ``max_windows``) with its label; other splits, and ``first``, keep the first window.
+    ``long_text.train`` ``all`` (or ``spread``) each long train text gives all its windows (at
+    most ``max_windows``; or ``train_windows`` of them) with its label; other splits, and
+    ``first``, keep the first window.
     ``num_proc`` is ``data.num_proc`` (None: one process).
     """
     long_text = long_text or LongTextConfig(train="first")
@@ -51,7 +52,7 @@ def tokenize_splits(
     out = {}
     with main_process_first or nullcontext():
         for split, ds in data.splits.items():
-            windows = split == "train" and long_text.train == "all"
+            windows = split == "train" and long_text.train != "first"
             procs = arrowdata.resolve_num_proc(num_proc)
             out[split] = ds.map(
                 encode_windows if windows else encode,
