@@ -97,7 +97,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         os.killpg(proc.pid, signal.SIGTERM)  # --block stops the processes it started, slowly
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=5)
-        os.killpg(proc.pid, signal.SIGKILL)  # the whole test cluster: its own session
+        with contextlib.suppress(ProcessLookupError):  # the group may all be gone already
+            os.killpg(proc.pid, signal.SIGKILL)  # the whole test cluster: its own session
         proc.wait(timeout=30)
         shutil.rmtree(sessions, ignore_errors=True)
 
