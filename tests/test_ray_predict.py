@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from batch_inputs import BLANK_AT, N_TEXTS, read_jsonl, write_inputs
 from cli_inprocess import run_main
-from servers import gcs_emulator, start_on_some_port, wait_until_up
+from servers import POLL_S, gcs_emulator, start_on_some_port, wait_until_up
 
 from sentiment_hf.inference.batch import predict_file
 from sentiment_hf.inference.ray_engine import PAUSE_DIR_ENV
@@ -191,7 +191,7 @@ def test_an_actor_killed_mid_job_and_every_row_answered_once(
         while not (paused.is_file() and paused.read_text()):  # an actor holds a chunk
             assert job.poll() is None, job.communicate()[1]
             assert time.monotonic() < deadline, "no actor reached the pause"
-            time.sleep(0.1)
+            time.sleep(POLL_S)  # a poll under a deadline, not a wait for time to pass
         victim = int(paused.read_text())
         assert "MapWorker" in Path(f"/proc/{victim}/cmdline").read_text(errors="replace")
         os.kill(victim, signal.SIGKILL)

@@ -34,6 +34,11 @@ BLANK_TEXT = "empty or whitespace-only; send at least one non-space character"
 _NON_BLANK = re.compile(NON_BLANK)
 
 
+def prob_column(label: str) -> str:
+    """The flat column holding ``label``'s probability (CSV, parquet, Ray Datasets)."""
+    return f"prob_{label}"
+
+
 def is_url(location: str | Path) -> bool:
     """True for an fsspec URL such as ``gs://bucket/x.csv`` (not for a local path)."""
     return "://" in str(location)
@@ -82,16 +87,15 @@ class TextReader:
     ):
         #: a local file, or an fsspec URL (``gs://bucket/reviews.csv``; ``storage_options``
         #: go to fsspec) read through its file system
-        self.location = str(path)
         self.storage_options = dict(storage_options or {})
         self._fs = None
-        if is_url(self.location):
+        self.path = Path(path)
+        if is_url(path):
             import fsspec
 
-            self._fs, self._fs_path = fsspec.core.url_to_fs(self.location, **self.storage_options)
-        self.path = Path(path) if self._fs is None else Path(self._fs_path)
-        if self._fs is None:
-            self.location = str(self.path)
+            self._fs, self._fs_path = fsspec.core.url_to_fs(str(path), **self.storage_options)
+            self.path = Path(self._fs_path)
+        self.location = str(path) if self._fs else str(self.path)
         self.suffix = _suffix(self.path, INPUT_SUFFIXES, "--file")
         if not self._is_file():
             raise SentimentError(f"--file {self.location!r} not found")
@@ -272,7 +276,7 @@ class OutputFormat:
         self.suffix = _suffix(Path(path), OUTPUT_SUFFIXES, "--output")
         self.labels = list(labels)
         self.columns = ["index", *(["text"] if include_text else []), *results]
-        self.prob_columns = [f"prob_{name}" for name in self.labels]
+        self.prob_columns = [prob_column(name) for name in self.labels]
 
     def record(self, index: int, pred: Any) -> dict[str, Any]:
         """One row: the columns of this format from a

@@ -25,7 +25,7 @@ import pyarrow as pa
 import ray
 import ray.data
 
-from sentiment_hf.data.streamio import is_blank
+from sentiment_hf.data.streamio import is_blank, prob_column
 from sentiment_hf.errors import SentimentError
 from sentiment_hf.hardware import physical_cores
 from sentiment_hf.inference.batch import (
@@ -103,8 +103,28 @@ def _columns(run: RunDir, preds: list[Prediction], keep: list[int], n: int) -> d
         out[name] = pa.array(values, types[name])
     for label in run.labels:
         values = [at[i].probabilities[label] if i in at else None for i in range(n)]
-        out[f"prob_{label}"] = pa.array(values, pa.float64())
+        out[prob_column(label)] = pa.array(values, pa.float64())
     return out
+
+
+def prediction_from_row(row: dict[str, Any], labels: list[str]) -> Prediction:
+    """A :class:`Prediction` back from one row of the columns :func:`_columns` wrote."""
+    given = row.get("labels")
+    return Prediction(
+        text=row["text"],
+        label=row["label"],
+        score=row["score"],
+        probabilities={name: row[prob_column(name)] for name in labels},
+        abstained=bool(row.get("abstained", False)),
+        labels=list(given) if given is not None else [row["label"]],
+    )
+
+
+def pool_size(actors: int | None, cpus_per_actor: float) -> int:
+    """``actors``, or as many as the cluster's CPUs hold at ``cpus_per_actor`` each."""
+    if actors is None:
+        actors = max(1, int(ray.cluster_resources().get("CPU", 1) // cpus_per_actor))
+    return actors
 
 
 def predict_dataset(
@@ -151,8 +171,7 @@ def scorer_pool(
     ``actors`` of ``cpus_per_actor`` CPUs (and threads) each, ``rows_per_call`` rows a call."""
     if backend is None:
         backend, _ = default_backend(run)
-    if actors is None:
-        actors = max(1, int(ray.cluster_resources().get("CPU", 1) // cpus_per_actor))
+    actors = pool_size(actors, cpus_per_actor)
     if actors < 1 or cpus_per_actor <= 0 or rows_per_call < 1:
         raise SentimentError("--actors, CPUs per actor and rows per call must be positive")
     return dataset.map_batches(

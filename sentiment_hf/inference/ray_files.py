@@ -36,8 +36,14 @@ from sentiment_hf.inference.batch import (
     open_input,
     progress_bar,
 )
-from sentiment_hf.inference.predictor import Prediction
-from sentiment_hf.inference.ray_engine import Scorer, connect, scorer_pool, unwrap_error
+from sentiment_hf.inference.ray_engine import (
+    Scorer,
+    connect,
+    pool_size,
+    prediction_from_row,
+    scorer_pool,
+    unwrap_error,
+)
 from sentiment_hf.rundir import RunDir, open_run
 
 log = logging.getLogger(__name__)
@@ -153,7 +159,7 @@ def predict_on_ray(
             tempfile.TemporaryDirectory(prefix="sentiment-ray-") as tmp,
         ):
             cpus = ray.cluster_resources().get("CPU", 1)
-            actors = actors or max(1, int(cpus // cpus_per_actor))
+            actors = pool_size(actors, cpus_per_actor)
             announce(
                 f"backend: {backend} ({reason}); Ray: {actors} actor(s) x {cpus_per_actor:g} "
                 f"CPU on {cpus:g} CPU(s); blocks of {chunk_size} rows"
@@ -221,7 +227,7 @@ def _write_parts(
         for batch in scored.iter_batches(batch_size=chunk_size, batch_format="pyarrow"):
             rows = batch.to_pylist()
             records = [
-                fmt.record(row["index"], _prediction(row, labels, row["text"]))
+                fmt.record(row["index"], prediction_from_row(row, labels))
                 for row in rows
                 if row["text"] is not None
             ]
@@ -260,17 +266,3 @@ class _Target:
             local = Path(tmp) / self.name
             fill(local)
             self.fs.put_file(str(local), self.fs_path)
-
-
-def _prediction(row: dict[str, Any], labels: list[str], text: str) -> Prediction:
-    """A :class:`Prediction` back from the columns :func:`predict_dataset` wrote."""
-    given = row.get("labels")
-    label = row["label"]
-    return Prediction(
-        text=text,
-        label=label,
-        score=row["score"],
-        probabilities={name: row[f"prob_{name}"] for name in labels},
-        abstained=bool(row.get("abstained", False)),
-        labels=list(given) if given is not None else [label],
-    )
