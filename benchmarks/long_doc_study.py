@@ -8,9 +8,10 @@ it best, measured on a tuning half and reported on a test half that no choice lo
 The reviews are cut once into a tuning and a test half (seeded, stratified). For each window
 length the run's :class:`sentiment_hf.Predictor` reads every review in windows (its tokenizer,
 windows and length-sorted batches; ``max_windows`` raised so nothing is capped) and returns the
-logits of every window (:meth:`~sentiment_hf.Predictor.window_logits`), timed as texts/s. The
-window logits are kept (``OUT/windows-L.npz``), so every rule below is applied to the same
-numbers afterwards:
+logits of every window (:meth:`~sentiment_hf.Predictor.window_logits`), timed as texts/s, for
+each ``model.long_text.cut`` of ``--cuts`` (windows of tokens, or of whole sentences). The
+window logits are kept (``OUT/windows-LENGTH-CUT.npz``), so every rule below is applied to the
+same numbers afterwards:
 
 - ``first`` / ``last``: one window (``first`` is what truncation reads);
 - ``mean-logits`` (the shipped rule), ``median-logits``, ``trimmed-logits`` (a fifth cut from
@@ -85,14 +86,14 @@ def write_halves(
 
 
 def window_margins(
-    run: Path, texts: list[str], length: int, batch_size: int
+    run: Path, texts: list[str], length: int, cut: str, batch_size: int
 ) -> tuple[list[np.ndarray], float, float]:
     """Per text, the margin (positive minus negative logit) of each window in reading order;
     texts/s of reading them; the run's temperature."""
     predictor = Predictor(run, batch_size=batch_size, max_length=length)
     names = [name.lower() for name in predictor.labels]
     pos, neg = (next(i for i, n in enumerate(names) if n.startswith(p)) for p in ("pos", "neg"))
-    cfg = LongTextConfig(max_windows=10_000)
+    cfg = LongTextConfig(cut=cut, max_windows=10_000)
     started = time.perf_counter()
     logits, owner = predictor.window_logits(texts, long_text=cfg, strict=False)
     rate = len(texts) / (time.perf_counter() - started)
@@ -187,6 +188,13 @@ def main() -> None:
     parser.add_argument("--text-column", default="review")
     parser.add_argument("--label-column", default="sentiment")
     parser.add_argument("--windows", type=int, nargs="+", default=[64, 128, 256])
+    parser.add_argument(
+        "--cuts",
+        nargs="+",
+        default=["sentences", "tokens"],
+        choices=["sentences", "tokens"],
+        help="model.long_text.cut values to compare",
+    )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0, help="seed of the tuning/test cut")
     parser.add_argument("--limit", type=int, default=None, help="first N reviews (a smoke run)")
@@ -209,10 +217,10 @@ def main() -> None:
         return
     args.out.mkdir(parents=True, exist_ok=True)
     table: list[dict[str, Any]] = []
-    for length in args.windows:
-        margins, rate, temperature = window_margins(args.run, texts, length, args.batch_size)
+    for length, cut in ((w, c) for w in args.windows for c in args.cuts):
+        margins, rate, temperature = window_margins(args.run, texts, length, cut, args.batch_size)
         np.savez(
-            args.out / f"windows-{length}.npz",
+            args.out / f"windows-{length}-{cut}.npz",
             margins=np.concatenate(margins),
             counts=np.array([len(m) for m in margins]),
             labels=labels,
@@ -222,6 +230,7 @@ def main() -> None:
             table.append(
                 {
                     "window": length,
+                    "cut": cut,
                     "rule": name,
                     "tune": float(right[tune].mean()),
                     "test": float(right[test].mean()),
@@ -230,22 +239,30 @@ def main() -> None:
             )
         cv, held = fitted(margins, labels, tune, test, temperature)
         table.append(
-            {"window": length, "rule": "fitted-lr", "tune": cv, "test": held, "texts_per_s": rate}
+            {
+                "window": length,
+                "cut": cut,
+                "rule": "fitted-lr",
+                "tune": cv,
+                "test": held,
+                "texts_per_s": rate,
+            }
         )
         windows = np.array([len(m) for m in margins])
         print(
-            f"window {length}: {rate:.1f} texts/s, windows per review median {np.median(windows):g}"
+            f"window {length}, cut {cut}: {rate:.1f} texts/s, "
+            f"windows per review median {np.median(windows):g}"
         )
     print(f"device: {device_info()}")
-    print("| window | rule | tuning half | test half | texts/s |\n|---|---|---|---|---|")
+    print("| window | cut | rule | tuning half | test half | texts/s |\n|---|---|---|---|---|---|")
     for row in table:
         print(
-            f"| {row['window']} | {row['rule']} | {row['tune'] * 100:.2f} % "
+            f"| {row['window']} | {row['cut']} | {row['rule']} | {row['tune'] * 100:.2f} % "
             f"| {row['test'] * 100:.2f} % | {row['texts_per_s']:.1f} |"
         )
     best = max(table, key=lambda r: r["tune"])
     print(
-        f"chosen on the tuning half: window {best['window']}, {best['rule']}: "
+        f"chosen on the tuning half: window {best['window']}, cut {best['cut']}, {best['rule']}: "
         f"test {best['test'] * 100:.2f} %"
     )
     write_json(

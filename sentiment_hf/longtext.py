@@ -5,7 +5,10 @@ A model reads ``max_length`` tokens, so a window holds ``W = max_length - specia
 tokens. In ``window`` mode a text whose content is longer than ``W`` becomes the windows that
 start at ``0, stride, 2·stride, …`` plus one that ends at the last token, each wrapped in the
 text's own special tokens: every token is read, consecutive windows overlap by ``W - stride``
-tokens (the last pair by more, so the last window is full). The logits of a text's windows are
+tokens (the last pair by more, so the last window is full). With ``cut: sentences`` the windows
+are whole sentences instead, packed in reading order up to ``W`` tokens each, without overlap (a
+sentence longer than ``W`` is cut at ``W``): a model trained on sentences then reads sentences,
+not halves of them. The logits of a text's windows are
 aggregated (:func:`aggregate_logits`) *before* the run's calibration, so every backend and every
 consumer (:class:`~sentiment_hf.inference.predictor.Predictor`, eval, predict, the server, training
 with
@@ -22,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from sentiment_hf.errors import SentimentError
+from sentiment_hf.sentences import sentence_starts, sentence_windows
 
 #: When ``stride`` is null: this share of a window's content tokens between window starts.
 DEFAULT_STRIDE_SHARE = 0.75
@@ -42,9 +46,12 @@ class LongTextConfig:
     read its first ``max_windows`` windows instead and count it as capped. ``train``: each long
     training text gives its ``first`` window, ``all`` of them, or ``spread``: at most
     ``train_windows`` of them, evenly spaced from the first to the last (a cheaper ``all``).
+    ``cut``: windows of ``tokens`` (overlapping by ``stride``) or of whole ``sentences`` packed
+    up to a window's length (no overlap, ``stride`` unused; needs a fast tokenizer).
     """
 
     mode: typing.Literal["truncate", "window"] = "window"
+    cut: typing.Literal["tokens", "sentences"] = "sentences"
     stride: int | None = None
     aggregate: typing.Literal["mean", "max"] = "mean"
     max_windows: int = 64
@@ -64,7 +71,8 @@ class LongTextConfig:
         if self.train == "first":
             return "first"
         kept = f"spread{self.train_windows}" if self.train == "spread" else "all"
-        return f"{kept}-stride{self.stride}-cap{self.max_windows}"
+        cut = f"stride{self.stride}" if self.cut == "tokens" else "sentences"
+        return f"{kept}-{cut}-cap{self.max_windows}"
 
 
 def check_long_text(cfg: LongTextConfig, max_length: int) -> None:
@@ -184,10 +192,12 @@ def split_row(
     max_length: int,
     index: int = 0,
     strict: bool = True,
+    sentences: list[int] | None = None,
 ) -> list[dict[str, list[int]]]:
     """The model rows of one encoded input: itself when it fits, else its windows (or its first
     window in ``truncate`` mode). Past ``cfg.max_windows`` windows, raises
-    :class:`WindowCapExceeded` (``strict``) or keeps the first ``max_windows``."""
+    :class:`WindowCapExceeded` (``strict``) or keeps the first ``max_windows``. ``sentences``
+    (:func:`sentence_starts`) is needed for ``cut: sentences``."""
     total = len(row["input_ids"])
     if total <= max_length:
         return [row]
@@ -195,17 +205,63 @@ def split_row(
         return [{k: truncate_tokens(v, max_length) for k, v in row.items()}]
     front, back = _specials(special_mask)
     content = max_length - front - back
-    stride = window_stride(cfg, content)
     length = total - front - back
-    n = count_windows(length, content, stride)
-    if n > cfg.max_windows and strict:
-        raise WindowCapExceeded(index, n, cfg.max_windows, total)
-    starts = window_starts(length, content, stride)[: cfg.max_windows]
+    if cfg.cut == "sentences":
+        if sentences is None:
+            raise ValueError("cut: sentences needs each input's sentence starts")
+        window_stride(cfg, content)  # the same check of room between the special tokens
+        spans = sentence_windows(length, content, sentences)
+    else:
+        stride = window_stride(cfg, content)
+        spans = [(s, s + content) for s in window_starts(length, content, stride)]
+    if len(spans) > cfg.max_windows and strict:
+        raise WindowCapExceeded(index, len(spans), cfg.max_windows, total)
     end = total - back
     return [
-        {k: v[:front] + v[front + s : front + s + content] + v[end:] for k, v in row.items()}
-        for s in starts
+        {k: v[:front] + v[front + s : front + e] + v[end:] for k, v in row.items()}
+        for s, e in spans[: cfg.max_windows]
     ]
+
+
+def check_tokenizer(cfg: LongTextConfig, tokenizer: Any) -> None:
+    """Raise :class:`SentimentError` if ``tokenizer`` cannot cut ``cfg``'s windows (sentence
+    windows need a fast tokenizer's character offsets)."""
+    if cfg.mode == "window" and cfg.cut == "sentences" and not getattr(tokenizer, "is_fast", 0):
+        raise SentimentError(
+            "model.long_text.cut: sentences needs a fast tokenizer (one with a tokenizer.json); "
+            "set model.long_text.cut: tokens"
+        )
+
+
+def encode(
+    tokenizer: Any, texts: list[str], cfg: LongTextConfig, max_length: int
+) -> tuple[dict[str, list], list[list[int]] | None, list[list[int]] | None]:
+    """Tokenize ``texts`` whole for :func:`split_rows`: the encoding (model inputs only), the
+    special-token masks (``window`` mode) and each text's :func:`sentence_starts`
+    (``cut: sentences``; empty for a text that fits in ``max_length`` tokens)."""
+    window = cfg.mode == "window"
+    sentences = window and cfg.cut == "sentences"
+    check_tokenizer(cfg, tokenizer)
+    enc = dict(
+        tokenizer(
+            texts,
+            truncation=False,
+            add_special_tokens=True,
+            return_special_tokens_mask=window,
+            return_offsets_mapping=sentences,
+        )
+    )
+    masks = enc.pop("special_tokens_mask", None)
+    offsets = enc.pop("offset_mapping", None)
+    starts = None
+    if sentences:
+        starts = [
+            sentence_starts(text, offsets[i], *_specials(masks[i]))
+            if len(offsets[i]) > max_length
+            else []
+            for i, text in enumerate(texts)
+        ]
+    return enc, masks, starts
 
 
 def split_rows(
@@ -215,12 +271,14 @@ def split_rows(
     max_length: int,
     counts: LongTextCounts | None = None,
     strict: bool = True,
+    sentences: list[list[int]] | None = None,
 ) -> tuple[list[dict[str, list[int]]], np.ndarray]:
     """Every input's model rows, and the input index each row belongs to.
 
-    ``special_masks`` (the tokenizer's ``special_tokens_mask``) is needed in ``window`` mode.
-    ``counts``, when given, is incremented with what happened to these inputs; ``strict``: see
-    :func:`split_row`.
+    ``special_masks`` (the tokenizer's ``special_tokens_mask``) is needed in ``window`` mode,
+    ``sentences`` (each input's :func:`sentence_starts`) with ``cut: sentences``: both from
+    :func:`encode`. ``counts``, when given, is incremented with what happened to these inputs;
+    ``strict``: see :func:`split_row`.
     """
     out: list[dict[str, list[int]]] = []
     owner: list[int] = []
@@ -228,13 +286,15 @@ def split_rows(
         mask = special_masks[i] if special_masks is not None else []
         if cfg.mode == "window" and special_masks is None:
             raise ValueError("window mode needs the tokenizer's special_tokens_mask")
+        starts = sentences[i] if sentences is not None else None
         capped = False
         try:
-            pieces = split_row(row, mask, cfg, max_length, index=i)
+            pieces = split_row(row, mask, cfg, max_length, index=i, sentences=starts)
         except WindowCapExceeded:
             if strict:
                 raise
-            pieces, capped = split_row(row, mask, cfg, max_length, index=i, strict=False), True
+            pieces = split_row(row, mask, cfg, max_length, i, strict=False, sentences=starts)
+            capped = True
         if counts is not None:
             long = len(row["input_ids"]) > max_length
             counts.inputs += 1
@@ -282,6 +342,7 @@ class DocumentRule:
     intercept: list[float]
     temperature: float = 1.0
     fitted_on: dict[str, Any] | None = None  # what it was fitted on, for the card and docs
+    cut: str = "tokens"  # the windows it was fitted on (model.long_text.cut); older files: tokens
 
     def logits(self, features: np.ndarray) -> np.ndarray:
         """Document logits, shape (texts, labels), from :func:`document_features`."""
@@ -313,11 +374,13 @@ def window_batch(
     (at most ``cfg.max_windows``, never an error) with the text's label (``train: all``), or
     ``cfg.train_windows`` of them evenly spaced, the first and the last among them
     (``train: spread``)."""
-    enc = tokenizer(batch["text"], truncation=False, return_special_tokens_mask=True)
-    keys = [k for k in enc if k != "special_tokens_mask"]
+    window = LongTextConfig(
+        mode="window", cut=cfg.cut, stride=cfg.stride, max_windows=cfg.max_windows
+    )
+    enc, masks, starts = encode(tokenizer, batch["text"], window, max_length)
+    keys = list(enc)
     rows = [{k: enc[k][i] for k in keys} for i in range(len(batch["text"]))]
-    window = LongTextConfig(mode="window", stride=cfg.stride, max_windows=cfg.max_windows)
-    pieces, owner = split_rows(rows, enc["special_tokens_mask"], window, max_length, strict=False)
+    pieces, owner = split_rows(rows, masks, window, max_length, strict=False, sentences=starts)
     if cfg.train == "spread":
         kept = []
         for i in range(len(rows)):

@@ -182,12 +182,19 @@ class RunDir:
         if not path.is_file():
             return None
         try:
-            return DocumentRule(**read_json(path))
+            rule = DocumentRule(**read_json(path))
         except (TypeError, json.JSONDecodeError) as exc:
             raise SentimentError(
                 f"{path} is damaged ({exc}); fit it again with sentiment document-rule, or "
                 "delete it to decide long texts by model.long_text.aggregate"
             ) from exc
+        if rule.cut != self.long_text.cut:
+            raise SentimentError(
+                f"{path} was fitted on windows cut at {rule.cut}, but the run cuts them at "
+                f"{self.long_text.cut} (model.long_text.cut): fit it again with sentiment "
+                "document-rule, or delete it"
+            )
+        return rule
 
     @property
     def policy_config(self) -> PolicyConfig:

@@ -121,7 +121,7 @@ def test_backbone_runs_every_stage(
     from transformers import AutoConfig, AutoTokenizer
 
     from sentiment_hf import Predictor, evaluate_model, export_onnx, load_recipe, train
-    from sentiment_hf.longtext import LongTextCounts, split_rows
+    from sentiment_hf.longtext import LongTextCounts, encode, split_rows
     from sentiment_hf.modeling import dropout_names
 
     row = RESULTS.setdefault(arch, {})
@@ -173,13 +173,16 @@ def test_backbone_runs_every_stage(
             tokenizer = AutoTokenizer.from_pretrained(run)
             specials = tokenizer(SHORT)["input_ids"]
             first, last = specials[0], specials[-1]
-            enc = tokenizer([long_text], return_special_tokens_mask=True)
+            cfg = predictor.long_text
+            enc, masks, starts = encode(tokenizer, [long_text], cfg, predictor.max_length)
             rows, _ = split_rows(
                 [{"input_ids": enc["input_ids"][0]}],
-                enc["special_tokens_mask"],
-                predictor.long_text,
+                masks,
+                cfg,
                 predictor.max_length,
+                sentences=starts,
             )
+            assert starts and len(starts[0]) > 3  # the sentences were found in its tokens
             assert len(rows) == counts.windows
             assert all(r["input_ids"][0] == first and r["input_ids"][-1] == last for r in rows)
             assert all(len(r["input_ids"]) <= predictor.max_length for r in rows)

@@ -140,8 +140,28 @@ def test_card_states_what_the_run_does_with_long_text_and_low_confidence(
     shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("checkpoint-*"))
     (run / "policy.json").write_text(json.dumps({"temperature": 1.0, "min_confidence": 0.6}))
     text = ModelCard(build_model_card(run, REPO_ID)).text
-    assert "in windows of 32 tokens, each overlapping the next by a quarter" in text
+    assert "in windows of whole sentences of up to 32 tokens" in text
     assert "averaged" in text and "more than 64 windows" in text
+    (run / "document_rule.json").write_text(  # a fitted rule (sentiment document-rule) says so
+        json.dumps(
+            {
+                "center": [0.0],
+                "scale": [1.0],
+                "coef": [[1.0]],
+                "intercept": [0.0],
+                "fitted_on": {"texts": 120},
+                "cut": "sentences",
+            }
+        )
+    )
+    text = ModelCard(build_model_card(run, REPO_ID)).text
+    assert "decided by a rule fitted on 120 labelled long texts" in text and "averaged" not in text
+    (run / "document_rule.json").unlink()
+    recipe = yaml.safe_load((run / "recipe.yaml").read_text())
+    recipe["model"]["long_text"] = {"cut": "tokens"}
+    (run / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    text = ModelCard(build_model_card(run, REPO_ID)).text
+    assert "in windows of 32 tokens, each overlapping the next by a quarter" in text
     assert "truncated to" not in text
     assert "answers `uncertain` (abstains)" in text and "below 0.6" in text
     assert "always answers" not in text

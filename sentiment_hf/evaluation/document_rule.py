@@ -111,6 +111,7 @@ def fit_document_rule(
         intercept=model.intercept_.tolist(),
         temperature=float(run.policy.temperature),
         fitted_on=report,
+        cut=run.long_text.cut,
     )
     write_json(run.path / DOCUMENT_RULE_FILE, dataclasses.asdict(rule))
     return report

@@ -202,16 +202,27 @@ def _long_text(run: RunDir) -> str:
     cfg, n = run.long_text, run.max_length
     if cfg.mode == "truncate":
         return f"an input longer than {n} tokens is truncated to its first {n} tokens"
-    step = (
-        f"starting every {cfg.stride} tokens"
-        if cfg.stride
-        else "each overlapping the next by a quarter"
-    )
-    how = "averaged" if cfg.aggregate == "mean" else "their per-label maximum taken"
+    if cfg.cut == "sentences":
+        windows = f"windows of whole sentences of up to {n} tokens (a longer sentence is cut)"
+    else:
+        step = (
+            f"starting every {cfg.stride} tokens"
+            if cfg.stride
+            else "each overlapping the next by a quarter"
+        )
+        windows = f"windows of {n} tokens, {step}"
+    rule = run.document_rule
+    if rule is not None:
+        fitted = (rule.fitted_on or {}).get("texts", "some")
+        how = (
+            f"decided by a rule fitted on {fitted} labelled long texts (`sentiment document-rule`)"
+        )
+    else:
+        how = "averaged" if cfg.aggregate == "mean" else "their per-label maximum taken"
     return (
-        f"`sentiment_hf` reads an input longer than {n} tokens in windows of {n} tokens, {step}, "
-        f"with the windows' logits {how}; the server refuses a text that needs more than "
-        f"{cfg.max_windows} windows, and `transformers.pipeline` reads only the first {n} tokens"
+        f"`sentiment_hf` reads an input longer than {n} tokens in {windows}, with the windows' "
+        f"logits {how}; the server refuses a text that needs more than {cfg.max_windows} "
+        f"windows, and `transformers.pipeline` reads only the first {n} tokens"
     )
 
 

@@ -19,7 +19,9 @@ from sentiment_hf.longtext import (
     LongTextCounts,
     aggregate_logits,
     check_long_text,
+    check_tokenizer,
     document_features,
+    encode,
     split_rows,
 )
 from sentiment_hf.rundir import RunDir, open_run
@@ -155,6 +157,7 @@ class Predictor:
         self.max_length = max_length or self.run.max_length
         self.long_text = long_text or self.run.long_text
         check_long_text(self.long_text, self.max_length)
+        check_tokenizer(self.long_text, self.tokenizer)
         self.batch_size = batch_size
         if model is not None and backend != "torch":
             raise SentimentError("a model in memory runs on the torch backend only")
@@ -168,15 +171,13 @@ class Predictor:
     def _encode(
         self, texts: list[str], long_text: LongTextConfig, counts: LongTextCounts, strict: bool
     ) -> tuple[list[dict[str, list[int]]], np.ndarray]:
-        window = long_text.mode == "window"
-        enc = self.tokenizer(
-            texts, truncation=False, add_special_tokens=True, return_special_tokens_mask=window
-        )
+        enc, masks, starts = encode(self.tokenizer, texts, long_text, self.max_length)
         keys = [k for k in enc if k in self.backend.input_names]
         rows = [{k: enc[k][i] for k in keys} for i in range(len(texts))]
         seen = LongTextCounts()
-        masks = enc["special_tokens_mask"] if window else None
-        rows, owner = split_rows(rows, masks, long_text, self.max_length, seen, strict=strict)
+        rows, owner = split_rows(
+            rows, masks, long_text, self.max_length, seen, strict=strict, sentences=starts
+        )
         if seen.truncated and not self._warned_truncation:
             log.warning(
                 "%d input(s) longer than max_length=%d tokens were truncated",

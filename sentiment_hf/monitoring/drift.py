@@ -312,11 +312,10 @@ def detect_drift(config: DriftConfig) -> DriftReport:
     ref_texts = [train_texts[i] for i in sorted(pick)]
     cur_texts = [row.text for row in rows]
     vocab = {w for text in train_texts for w in words(text)}
-    # the run's policy's probabilities; multi-label: per-label sigmoids, so `confidence` is
-    # the highest label probability and `label_mix` the share of each top label
-    scorer = EmbeddingScorer(
-        model_dir, max_length=run.max_length, probabilities=run.policy.probabilities
-    )
+    # the probabilities the run answers (its policy's, long texts read as it reads them);
+    # multi-label: per-label sigmoids, so `confidence` is the highest label probability and
+    # `label_mix` the share of each top label
+    scorer = EmbeddingScorer(model_dir)
     checks, arrays = run_checks(
         ref_texts,
         cur_texts,

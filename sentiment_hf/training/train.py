@@ -360,14 +360,17 @@ def train(
     if policy.calibrate and trainer.is_world_process_zero():
         from sentiment_hf.evaluation.calibrate import fit_policy
 
-        # the model and data training holds (a sharded model only predicts on every rank)
+        # the model and data training holds (a sharded model only predicts on every rank),
+        # without the mixed-precision wrapper accelerate puts around its forward: the policy is
+        # fitted on the fp32 logits every backend serves, not on bf16 ones
         single = trainer.args.world_size == 1
+        held = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
         fitted = fit_policy(
             run_dir,
             threshold_metric=policy.threshold_metric,
             min_confidence=policy.min_confidence,
             objective=policy.objective,
-            model=trainer.model if single else None,
+            model=held if single else None,
             loaded=prepared.data,
         )
         result.metrics.update(fitted.metrics)
