@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from sentiment_hf.errors import SentimentError
-from sentiment_hf.sentences import sentence_starts, sentence_windows
+from sentiment_hf.sentences import markup_tokens, sentence_starts, sentence_windows
 
 #: When ``stride`` is null: this share of a window's content tokens between window starts.
 DEFAULT_STRIDE_SHARE = 0.75
@@ -238,7 +238,9 @@ def encode(
 ) -> tuple[dict[str, list], list[list[int]] | None, list[list[int]] | None]:
     """Tokenize ``texts`` whole for :func:`split_rows`: the encoding (model inputs only), the
     special-token masks (``window`` mode) and each text's :func:`sentence_starts`
-    (``cut: sentences``; empty for a text that fits in ``max_length`` tokens)."""
+    (``cut: sentences``; empty for a text that fits in ``max_length`` tokens). With
+    ``cut: sentences`` a text longer than ``max_length`` tokens loses the tokens of its
+    line-break tags (:data:`~sentiment_hf.sentences.MARKUP`), which end sentences instead."""
     window = cfg.mode == "window"
     sentences = window and cfg.cut == "sentences"
     check_tokenizer(cfg, tokenizer)
@@ -253,14 +255,18 @@ def encode(
     )
     masks = enc.pop("special_tokens_mask", None)
     offsets = enc.pop("offset_mapping", None)
-    starts = None
-    if sentences:
-        starts = [
-            sentence_starts(text, offsets[i], *_specials(masks[i]))
-            if len(offsets[i]) > max_length
-            else []
-            for i, text in enumerate(texts)
-        ]
+    if not sentences:
+        return enc, masks, None
+    starts: list[list[int]] = []
+    for i, text in enumerate(texts):
+        if len(offsets[i]) <= max_length:
+            starts.append([])
+            continue
+        drop = set(markup_tokens(text, offsets[i]))
+        if drop:
+            for values in (*(enc[k] for k in enc), masks, offsets):
+                values[i] = [v for j, v in enumerate(values[i]) if j not in drop]
+        starts.append(sentence_starts(text, offsets[i], *_specials(masks[i])))
     return enc, masks, starts
 
 

@@ -6,9 +6,29 @@ from __future__ import annotations
 import bisect
 import re
 
+#: HTML line-break and paragraph tags (``<br />``, ``<p>``, ``</p>``), common in scraped
+#: reviews: in sentence windows they end a sentence and are not read as words.
+MARKUP = re.compile(r"<\s*/?\s*(?:br|p)\b[^<>]*>", re.IGNORECASE)
 #: Where a sentence ends, in raw text: after ``.``/``!``/``?``/``…`` (and closing quotes or
-#: brackets) before white space, at a line break, at an HTML ``<br>`` tag (scraped reviews).
-SENTENCE_END = re.compile(r"[.!?\u2026]+[\"'\u201d\u2019)\]]*(?=\s)|\n|<br\s*/?>", re.IGNORECASE)
+#: brackets) before white space, at a line break, at a :data:`MARKUP` tag.
+SENTENCE_END = re.compile(
+    r"[.!?\u2026]+[\"'\u201d\u2019)\]]*(?=\s)|\n|" + MARKUP.pattern, re.IGNORECASE
+)
+
+
+def markup_tokens(text: str, offsets: list[tuple[int, int]]) -> list[int]:
+    """Positions of the tokens (by their character ``offsets``) that lie inside a
+    :data:`MARKUP` tag of ``text``."""
+    tags = [(m.start(), m.end()) for m in MARKUP.finditer(text)]
+    if not tags:
+        return []
+    firsts = [start for start, _ in tags]
+    inside = []
+    for j, (start, end) in enumerate(offsets):
+        k = bisect.bisect_right(firsts, start) - 1
+        if end > start and k >= 0 and end <= tags[k][1]:
+            inside.append(j)
+    return inside
 
 
 def sentence_starts(text: str, offsets: list[tuple[int, int]], front: int, back: int) -> list[int]:

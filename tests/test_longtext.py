@@ -113,20 +113,20 @@ def test_sentence_windows_pack_whole_sentences_and_read_every_token_once(
     tiny_run: Path,
 ) -> None:
     """``cut: sentences``: each window ends where a sentence does (``.``/``!``/``?`` with closing
-    quotes, a line break, a ``<br />``) and holds as many whole sentences as fit; a sentence
-    longer than a window is cut at the window's length; windows never overlap."""
+    quotes, a line break, a ``<br />`` whose tokens are dropped) and holds as many whole
+    sentences as fit; a sentence longer than a window is cut at the window's length; windows
+    never overlap and read every other token once."""
     from transformers import AutoTokenizer
 
     from sentiment_hf.longtext import encode, split_rows
-    from sentiment_hf.sentences import sentence_windows
+    from sentiment_hf.sentences import MARKUP, sentence_windows
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_run)
     sentences = [  # as the rule cuts them, each with what follows it
         "The plot drags. ",
         'Still, the lead is "superb!" ',
         "Would I see it again? ",
-        "Yes<br />",
-        "<br />",
+        "Yes<br /><BR>",
         "twice, and the score stays with you\n",
         "long after. ",
         " ".join(["an endless sentence that keeps going without a stop"] * 4) + " ",
@@ -142,13 +142,18 @@ def test_sentence_windows_pack_whole_sentences_and_read_every_token_once(
     bodies = [w["input_ids"][1:-1] for w in windows[:-1]]
     assert all(w["input_ids"][0] == CLS and w["input_ids"][-1] == SEP for w in windows)
     assert [t for b in bodies for t in b] == enc["input_ids"][0][1:-1]  # each token once, in order
+    plain = tokenizer(MARKUP.sub(" ", text))["input_ids"][1:-1]  # the text without its tags
+    assert enc["input_ids"][0][1:-1] == plain and "<" not in tokenizer.decode(plain)
+    assert len(tokenizer(text)["input_ids"]) - len(plain) - 2 == 4 + 3  # "< br / >", "< br >"
     assert all(len(b) <= 30 for b in bodies)
     pieces = [tokenizer.decode(b) for b in bodies]
-    sizes = [len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in sentences]
+    sizes = [
+        len(tokenizer(MARKUP.sub(" ", p), add_special_tokens=False)["input_ids"]) for p in sentences
+    ]
     edges = [0, *np.cumsum(sizes).tolist()]
     assert edges[-1] == len(enc["input_ids"][0]) - 2
     starts_at = [0, *np.cumsum([len(b) for b in bodies]).tolist()]
-    long_start, long_end = edges[7], edges[8]
+    long_start, long_end = edges[6], edges[7]
     assert long_end - long_start > 30  # the long sentence needs cutting
     for begin, end in itertools.pairwise(starts_at[:-1]):
         if end in edges:  # greedy: the sentence after this window would not have fitted in it
