@@ -5,7 +5,9 @@
 
 Every policy goes through the same :class:`sentiment_hf.Predictor` (tokenization, windows,
 length-sorted batches, aggregation, the run's calibration and decision policy), so the figures
-are end to end. A policy is written ``truncate`` or ``window:AGGREGATE[:sSTRIDE]`` (e.g.
+are end to end. A policy is written ``truncate``, ``window:AGGREGATE`` (windows of whole
+sentences, the default ``cut``), ``window:AGGREGATE:tokens`` (overlapping token windows at the
+default stride) or ``window:AGGREGATE:sSTRIDE`` (token windows at that stride, e.g.
 ``window:mean:s31``). Policies are timed interleaved, in a rotating order, over ``--repeats``
 repetitions; the median and the range of texts/s are printed and saved as JSON. The run
 directory is only read (its ONNX files are needed for ``--backend onnx|onnx-int8``).
@@ -27,18 +29,27 @@ from sentiment_hf import Predictor, SentimentError
 from sentiment_hf.fileio import write_json
 from sentiment_hf.longtext import LongTextConfig, LongTextCounts
 
-DEFAULT_POLICIES = ("truncate", "window:mean", "window:max", "window:mean:s31", "window:mean:s62")
+DEFAULT_POLICIES = (
+    "truncate",
+    "window:mean",
+    "window:max",
+    "window:mean:tokens",
+    "window:mean:s31",
+    "window:mean:s62",
+)
 
 
 def parse_policy(spec: str) -> LongTextConfig:
-    """``truncate`` or ``window:AGGREGATE[:sSTRIDE]`` as a :class:`LongTextConfig`."""
+    """``truncate`` or ``window:AGGREGATE[:tokens|:sSTRIDE]`` as a :class:`LongTextConfig`."""
     parts = spec.split(":")
     if parts == ["truncate"]:
         return LongTextConfig(mode="truncate")
     if parts[0] != "window" or len(parts) not in (2, 3):
-        raise SentimentError(f"policy {spec!r}: write truncate or window:mean[:s48]")
-    stride = int(parts[2].removeprefix("s")) if len(parts) == 3 else None
-    return LongTextConfig(mode="window", aggregate=parts[1], stride=stride)  # type: ignore[arg-type]
+        raise SentimentError(f"policy {spec!r}: write truncate or window:mean[:tokens|:s48]")
+    if len(parts) == 2:
+        return LongTextConfig(mode="window", aggregate=parts[1])  # type: ignore[arg-type]
+    stride = None if parts[2] == "tokens" else int(parts[2].removeprefix("s"))
+    return LongTextConfig(mode="window", cut="tokens", aggregate=parts[1], stride=stride)  # type: ignore[arg-type]
 
 
 def read_reviews(path: Path, labels: list[str], mapping: dict[str, str]) -> tuple[list[str], Any]:
