@@ -131,13 +131,14 @@ def describe_capped(cfg: LongTextConfig, capped: int) -> str:
     )
 
 
-def describe_long_text(cfg: LongTextConfig, counts: LongTextCounts) -> str:
-    """One line for a report: the policy and what it did, e.g. ``window/mean: 1,960 of 2,000
-    inputs windowed (9,812 windows)``."""
+def describe_long_text(cfg: LongTextConfig, counts: LongTextCounts, rule: bool = False) -> str:
+    """One line for a report: the policy and what it did, e.g. ``window (sentences), mean: 1,960
+    of 2,000 inputs windowed (9,812 windows)``; ``rule``: a fitted document rule decides."""
     if cfg.mode == "truncate":
         return f"truncate: {counts.truncated:,} of {counts.inputs:,} inputs truncated"
+    how = "document rule" if rule else cfg.aggregate
     line = (
-        f"window/{cfg.aggregate}: {counts.windowed:,} of {counts.inputs:,} inputs windowed "
+        f"window ({cfg.cut}), {how}: {counts.windowed:,} of {counts.inputs:,} inputs windowed "
         f"({counts.windows:,} windows)"
     )
     if counts.capped:

@@ -458,7 +458,9 @@ def test_eval_reports_windowed_and_truncated_inputs(
     assert window.metrics["test_windows"] == len(_windows(tokenizer, texts, LongTextConfig())[0])
     saved = json.loads(window.metrics_path.read_text())
     assert saved["test_inputs_windowed"] == long
-    assert f"{long} of {len(texts)} inputs windowed" in window.report_path.read_text()
+    assert f"window (sentences), mean: {long} of {len(texts)} inputs windowed" in (
+        window.report_path.read_text()
+    )
     run = _with_long_text(tiny_run, tmp_path / "trunc", mode="truncate")
     cut = evaluate_model(run, data=str(long_data), output_dir=tmp_path / "t")
     assert cut.metrics["test_inputs_truncated"] == long

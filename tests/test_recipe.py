@@ -40,6 +40,7 @@ DIFFERS_FROM_TRAINING_DEFAULTS = {
         "learning_rate",
         "dataloader_num_workers",
     },
+    "long_reviews.yaml": {"output_dir", "num_train_epochs"},
     "pipeline.yaml": {"output_dir", "save_total_limit", "num_train_epochs", "learning_rate"},
     "study.yaml": {"output_dir", "save_total_limit"},
     "sweep.yaml": {"output_dir", "save_total_limit", "num_train_epochs", "learning_rate"},

@@ -143,7 +143,9 @@ def evaluate_model(
             "data": scored.source,
             "backend": backend,
             "max_length": predictor.max_length,
-            "long_text": describe_long_text(predictor.long_text, scored.counts),
+            "long_text": describe_long_text(
+                predictor.long_text, scored.counts, rule=run.document_rule is not None
+            ),
         },
         task=task,
     )
