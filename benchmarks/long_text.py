@@ -27,6 +27,7 @@ import numpy as np
 
 from sentiment_hf import Predictor, SentimentError
 from sentiment_hf.fileio import write_json
+from sentiment_hf.hardware import device_info
 from sentiment_hf.longtext import LongTextConfig, LongTextCounts
 
 DEFAULT_POLICIES = (
@@ -104,6 +105,7 @@ def measure(
         "model_dir": str(model_dir),
         "data": str(data),
         "backend": backend,
+        "device": device_info(),
         "max_length": first.max_length,
         "repeats": repeats,
         "policies": results,
