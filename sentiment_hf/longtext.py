@@ -1,4 +1,4 @@
-"""Inputs longer than ``max_length`` tokens: truncation or overlapping windows, one rule for all.
+"""Inputs longer than ``max_length`` tokens: truncation or windows, one rule for all.
 
 A tokenized input is ``[front specials] content [back specials]`` (``[CLS] … [SEP]`` for BERT).
 A model reads ``max_length`` tokens, so a window holds ``W = max_length - specials`` content
@@ -158,13 +158,18 @@ def _specials(mask: list[int]) -> tuple[int, int]:
     return front, back if front < len(mask) else 0
 
 
-def window_stride(cfg: LongTextConfig, content: int) -> int:
-    """Content tokens between window starts for windows of ``content`` content tokens."""
+def _check_room(content: int) -> None:
+    """A window must hold at least one content token."""
     if content < 1:
         raise SentimentError(
             f"model.max_length leaves no room for text between the special tokens ({content}); "
             "raise model.max_length"
         )
+
+
+def window_stride(cfg: LongTextConfig, content: int) -> int:
+    """Content tokens between window starts for windows of ``content`` content tokens."""
+    _check_room(content)
     stride = cfg.stride or max(1, math.floor(content * DEFAULT_STRIDE_SHARE))
     if stride > content:
         raise SentimentError(
@@ -210,7 +215,7 @@ def split_row(
     if cfg.cut == "sentences":
         if sentences is None:
             raise ValueError("cut: sentences needs each input's sentence starts")
-        window_stride(cfg, content)  # the same check of room between the special tokens
+        _check_room(content)
         spans = sentence_windows(length, content, sentences)
     else:
         stride = window_stride(cfg, content)
