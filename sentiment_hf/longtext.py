@@ -1,18 +1,15 @@
 """Inputs longer than ``max_length`` tokens: truncation or windows, one rule for all.
 
-A tokenized input is ``[front specials] content [back specials]`` (``[CLS] … [SEP]`` for BERT).
-A model reads ``max_length`` tokens, so a window holds ``W = max_length - specials`` content
-tokens. In ``window`` mode a text whose content is longer than ``W`` becomes the windows that
-start at ``0, stride, 2·stride, …`` plus one that ends at the last token, each wrapped in the
-text's own special tokens: every token is read, consecutive windows overlap by ``W - stride``
-tokens (the last pair by more, so the last window is full). With ``cut: sentences`` the windows
-are whole sentences instead, packed in reading order up to ``W`` tokens each, without overlap (a
-sentence longer than ``W`` is cut at ``W``): a model trained on sentences then reads sentences,
-not halves of them. The logits of a text's windows are
-aggregated (:func:`aggregate_logits`) *before* the run's calibration, so every backend and every
-consumer (:class:`~sentiment_hf.inference.predictor.Predictor`, eval, predict, the server, training
-with
-``train: all``) applies the same rule. ``truncate`` mode reads the first window only.
+A tokenized input is ``[front specials] content [back specials]`` (``[CLS] … [SEP]`` for BERT);
+a window holds ``W = max_length - specials`` content tokens and gets the text's own special
+tokens. In ``window`` mode a longer text is cut into windows of whole sentences packed up to
+``W`` tokens (``cut: sentences``, no overlap; :mod:`sentiment_hf.sentences`: a model trained on
+sentences reads sentences, not halves of them), or into windows starting at ``0, stride,
+2·stride, …`` plus one ending at the last token (``cut: tokens``: neighbours overlap by
+``W - stride``). Every token is read. A text's window logits are aggregated
+(:func:`aggregate_logits`) *before* the run's calibration, so every backend and consumer
+(``Predictor``, eval, predict, the server, training with ``train: all``) applies the same rule.
+``truncate`` mode reads the first window only.
 """
 
 from __future__ import annotations
@@ -38,16 +35,14 @@ class LongTextConfig:
     """How inputs longer than ``max_length`` tokens are read (docs/long_text.md).
 
     ``truncate`` reads the first ``max_length`` tokens; ``window`` reads every token in windows
-    of ``max_length`` (special tokens re-added to each), ``stride`` content tokens between window
-    starts (null: three quarters of a window, so neighbours overlap by a quarter), and combines
-    each text's window logits by ``aggregate`` (``mean``, or ``max``: the per-label maximum)
-    before calibration. A text needing more than ``max_windows`` windows is refused where one
-    request must not hold the server (it answers 413); eval, calibration and ``predict --file``
-    read its first ``max_windows`` windows instead and count it as capped. ``train``: each long
-    training text gives its ``first`` window, ``all`` of them, or ``spread``: at most
-    ``train_windows`` of them, evenly spaced from the first to the last (a cheaper ``all``).
-    ``cut``: windows of ``tokens`` (overlapping by ``stride``) or of whole ``sentences`` packed
-    up to a window's length (no overlap, ``stride`` unused; needs a fast tokenizer).
+    of up to ``max_length`` (special tokens re-added to each): whole ``sentences`` packed (``cut``;
+    needs a fast tokenizer) or ``tokens``, ``stride`` content tokens between window starts (null:
+    three quarters of a window), and combines each text's window logits by ``aggregate``
+    (``mean``, or ``max``: the per-label maximum) before calibration. A text needing more than
+    ``max_windows`` windows is refused where one request must not hold the server (413); eval,
+    calibration and ``predict --file`` read its first ``max_windows`` windows and count it as
+    capped. ``train``: each long training text gives its ``first`` window, ``all`` of them, or
+    ``spread``: at most ``train_windows`` of them, evenly spaced from the first to the last.
     """
 
     mode: typing.Literal["truncate", "window"] = "window"
