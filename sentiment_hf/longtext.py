@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -381,9 +381,7 @@ def window_batch(
     (at most ``cfg.max_windows``, never an error) with the text's label (``train: all``), or
     ``cfg.train_windows`` of them evenly spaced, the first and the last among them
     (``train: spread``)."""
-    window = LongTextConfig(
-        mode="window", cut=cfg.cut, stride=cfg.stride, max_windows=cfg.max_windows
-    )
+    window = replace(cfg, mode="window")
     enc, masks, starts = encode(tokenizer, batch["text"], window, max_length)
     keys = list(enc)
     rows = [{k: enc[k][i] for k in keys} for i in range(len(batch["text"]))]

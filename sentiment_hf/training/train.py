@@ -364,13 +364,13 @@ def train(
         # without the mixed-precision wrapper accelerate puts around its forward: the policy is
         # fitted on the fp32 logits every backend serves, not on bf16 ones
         single = trainer.args.world_size == 1
-        held = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
+        unwrap = trainer.accelerator.unwrap_model
         fitted = fit_policy(
             run_dir,
             threshold_metric=policy.threshold_metric,
             min_confidence=policy.min_confidence,
             objective=policy.objective,
-            model=held if single else None,
+            model=unwrap(trainer.model, keep_fp32_wrapper=False) if single else None,
             loaded=prepared.data,
         )
         result.metrics.update(fitted.metrics)
